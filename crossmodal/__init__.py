@@ -1,0 +1,9 @@
+"""crossmodal: learn to classify paired images and sounds.
+
+The public API is importable from here; TensorFlow is imported only when a function that
+needs it is first used, so `import crossmodal` stays cheap.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

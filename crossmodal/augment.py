@@ -1,0 +1,120 @@
+"""Training-only augmentation layers. At inference (and in the SavedModel) they pass through."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from crossmodal.config import AugmentConfig
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class WaveformAugment(keras.layers.Layer):
+    """Random gain, time shift and additive white noise at a random SNR, per sample."""
+
+    def __init__(
+        self,
+        gain_db: float = 6.0,
+        max_shift: int = 0,
+        snr_db: tuple[float, float] = (5.0, 30.0),
+        noise_prob: float = 0.5,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.gain_db = gain_db
+        self.max_shift = max_shift
+        self.snr_db = tuple(snr_db)
+        self.noise_prob = noise_prob
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, audio, training=None):
+        if not training:
+            return audio
+        n, t = tf.shape(audio)[0], tf.shape(audio)[1]
+        gain_db = keras.random.uniform(
+            [n, 1], -self.gain_db, self.gain_db, seed=self.seed_generator
+        )
+        audio = audio * tf.pow(10.0, gain_db / 20.0)  # [N, T]
+        if self.max_shift > 0:
+            shift = tf.cast(
+                keras.random.uniform([n, 1], 0, self.max_shift + 1, seed=self.seed_generator),
+                tf.int32,
+            )  # [N, 1]: delay each clip by 0..max_shift samples
+            idx = tf.range(t)[tf.newaxis, :] - shift  # [N, T]
+            shifted = tf.gather(audio, tf.maximum(idx, 0), batch_dims=1)  # [N, T]
+            audio = tf.where(idx >= 0, shifted, 0.0)
+        power = tf.reduce_mean(tf.square(audio), axis=-1, keepdims=True)  # [N, 1]
+        snr = keras.random.uniform([n, 1], self.snr_db[0], self.snr_db[1], seed=self.seed_generator)
+        noise_std = tf.sqrt(power / tf.pow(10.0, snr / 10.0))  # [N, 1]
+        use = tf.cast(
+            keras.random.uniform([n, 1], seed=self.seed_generator) < self.noise_prob, tf.float32
+        )
+        noise = keras.random.normal([n, t], seed=self.seed_generator)  # [N, T]
+        return audio + use * noise_std * noise
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "gain_db": self.gain_db,
+            "max_shift": self.max_shift,
+            "snr_db": list(self.snr_db),
+            "noise_prob": self.noise_prob,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class SpecAugment(keras.layers.Layer):
+    """One time mask and one frequency mask per sample on a normalized log-mel [N, F, M, 1].
+
+    Masked cells are set to 0, the normalized mean, so a mask looks like "average", not silence.
+    """
+
+    def __init__(self, time_mask: int = 10, freq_mask: int = 8, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_mask = time_mask
+        self.freq_mask = freq_mask
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _mask(self, n, size, width):
+        w = tf.cast(keras.random.uniform([n, 1], 0, width + 1, seed=self.seed_generator), tf.int32)
+        start = tf.cast(
+            keras.random.uniform([n, 1], 0, 1, seed=self.seed_generator)
+            * tf.cast(tf.maximum(size - w, 1), tf.float32),
+            tf.int32,
+        )  # [N, 1]
+        pos = tf.range(size)[tf.newaxis, :]  # [1, size]
+        return tf.logical_and(pos >= start, pos < start + w)  # [N, size]
+
+    def call(self, spec, training=None):
+        if not training:
+            return spec
+        n, frames, mels = tf.shape(spec)[0], tf.shape(spec)[1], tf.shape(spec)[2]
+        time = self._mask(n, frames, self.time_mask)[:, :, tf.newaxis, tf.newaxis]  # [N, F, 1, 1]
+        freq = self._mask(n, mels, self.freq_mask)[:, tf.newaxis, :, tf.newaxis]  # [N, 1, M, 1]
+        return tf.where(tf.logical_or(time, freq), 0.0, spec)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "time_mask": self.time_mask,
+            "freq_mask": self.freq_mask,
+            "seed": self.seed,
+        }
+
+
+def image_augmentation(cfg: AugmentConfig, seed: int | None) -> keras.Sequential:
+    """Geometric and photometric jitter on [0, 1] images; no flips (they break digits, text)."""
+    layers = [
+        keras.layers.RandomTranslation(
+            cfg.image_translate, cfg.image_translate, fill_mode="constant", seed=seed
+        ),
+        keras.layers.RandomRotation(cfg.image_rotate, fill_mode="constant", seed=seed),
+        keras.layers.RandomZoom(cfg.image_zoom, fill_mode="constant", seed=seed),
+        keras.layers.RandomContrast(cfg.image_contrast, value_range=(0.0, 1.0), seed=seed),
+        keras.layers.GaussianNoise(cfg.image_noise, seed=seed),
+    ]
+    return keras.Sequential(layers, name="image_augment")

@@ -1,0 +1,184 @@
+"""Typed, frozen configuration, one dataclass per concern.
+
+Everything the model needs to be rebuilt is in `RunConfig`, which is written whole into every
+model folder (`config.json`) and read back from there: nothing is re-guessed at load time.
+Derived values are properties, never stored twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from crossmodal.errors import CrossmodalError
+
+FORMAT_VERSION = 1  # bump when the model folder layout or the serving signature changes
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Waveform shape and the log-mel frontend (in the graph)."""
+
+    sample_rate: int = 16_000  # Hz; every waveform is resampled to this on the way in
+    clip_seconds: float = 1.0  # pad/crop length; inferred from the data's 99th percentile
+    frame_seconds: float = 0.025  # 25 ms analysis window, the usual choice for speech
+    hop_seconds: float = 0.010  # 10 ms hop
+    num_mels: int = 64
+    fmin: float = 60.0
+    fmax: float = 7_800.0  # capped at Nyquist by `effective_fmax`
+    log_offset: float = 1e-6  # keeps log() finite on silence
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @property
+    def frame_length(self) -> int:
+        return int(round(self.sample_rate * self.frame_seconds))
+
+    @property
+    def frame_step(self) -> int:
+        return int(round(self.sample_rate * self.hop_seconds))
+
+    @property
+    def fft_length(self) -> int:
+        return 2 ** int(math.ceil(math.log2(self.frame_length)))
+
+    @property
+    def num_frames(self) -> int:
+        # tf.signal.stft without padding: 1 + (T - frame_length) // frame_step
+        return 1 + max(0, self.num_samples - self.frame_length) // self.frame_step
+
+    @property
+    def effective_fmax(self) -> float:
+        return min(self.fmax, self.sample_rate / 2.0)
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """Image shape fed to the encoder; inferred from the data (the most common size)."""
+
+    height: int = 32
+    width: int = 32
+    channels: int = 1  # 1 when every image is grayscale, else 3
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-only augmentation (Keras layers inactive at inference)."""
+
+    enabled: bool = True
+    image_translate: float = 0.1  # fraction of height/width
+    image_rotate: float = 0.04  # fraction of a full turn (about 15 degrees)
+    image_zoom: float = 0.1
+    image_contrast: float = 0.2
+    image_noise: float = 0.05  # Gaussian pixel noise, std in units of [0, 1] pixels
+    audio_gain_db: float = 6.0
+    audio_shift_seconds: float = 0.1
+    audio_noise_snr_db: tuple[float, float] = (5.0, 30.0)
+    audio_noise_prob: float = 0.5
+    spec_time_mask: int = 10  # frames
+    spec_freq_mask: int = 8  # mel bands
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, chosen by name from registries in encoders.py and fusion.py."""
+
+    image_encoder: str = "cnn"
+    audio_encoder: str = "cnn"
+    fusion: str = "concat"
+    embed_dim: int = 128
+    dropout: float = 0.3
+    modality_dropout: float = 0.25  # chance per sample to hide one modality while training
+    aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
+    filters: tuple[int, ...] = (32, 64, 128)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and validation split."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    patience: int = 6  # early stopping on validation loss, best weights restored
+    val_fraction: float = 0.15
+    val_dir: str | None = None
+    group_regex: str | None = None  # first capture group of a match on the stem names the group
+    val_groups: tuple[str, ...] = ()  # groups held out for validation (default: chosen by seed)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a trained model; saved as MODEL/config.json."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    labels: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def replace(self, **sections: Any) -> RunConfig:
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _from_dict(cls, data, "config")
+
+    def save(self, path: Path, **extra: Any) -> None:
+        payload = {"format_version": FORMAT_VERSION, **extra, **self.to_dict()}
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise CrossmodalError(f"cannot read config {path}: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        return cls.from_dict({k: v for k, v in data.items() if k in known})
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Rebuild a (nested) frozen dataclass, refusing unknown keys so typos are caught."""
+    if not isinstance(data, dict):
+        raise CrossmodalError(f"{where}: expected a table of settings, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CrossmodalError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value, f"{where}.{name}")
+        elif str(hint).startswith("tuple") and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

@@ -1,0 +1,5 @@
+"""Reading pairs from disk: scanning, decoding, the record format and the tf.data reader.
+
+Nothing in this package imports Keras, and only `reader` and `records` import TensorFlow, so
+scanning and decoding stay cheap (and usable in worker processes).
+"""

@@ -1,0 +1,163 @@
+"""Decode image and audio files into arrays of the model's shape.
+
+Runs in worker processes, so it imports neither TensorFlow nor Keras. Every failure a file can
+cause becomes a `DecodeError` whose message is the reason shown to the user.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+from PIL import Image, UnidentifiedImageError
+
+from crossmodal.errors import CrossmodalError
+
+# Decompression-bomb guard: PIL warns above this many pixels and refuses above twice it.
+MAX_IMAGE_PIXELS = 50_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+class DecodeError(CrossmodalError):
+    """A file that cannot be used; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    grayscale: bool
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    seconds: float
+    sample_rate: int
+    channels: int
+
+
+def _open_image(path: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.size  # noqa: B018  (forces the header to be parsed)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DecodeError(
+            f"image is larger than {MAX_IMAGE_PIXELS:,} pixels (possible decompression bomb)"
+        ) from None
+    except UnidentifiedImageError:
+        raise DecodeError("not a readable image") from None
+    except OSError as exc:
+        raise DecodeError(f"cannot open image: {exc}") from None
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise DecodeError(
+            f"image is larger than {MAX_IMAGE_PIXELS:,} pixels (possible decompression bomb)"
+        )
+    return img
+
+
+def _is_grayscale(img: Image.Image) -> bool:
+    if img.mode in GRAYSCALE_MODES:
+        return True
+    if img.mode == "P":
+        palette = img.getpalette() or []
+        rgb = np.asarray(palette[: 3 * 256], dtype=np.int16).reshape(-1, 3)
+        return bool(np.all(rgb[:, 0] == rgb[:, 1]) and np.all(rgb[:, 1] == rgb[:, 2]))
+    return False
+
+
+def probe_image(path: str) -> ImageInfo:
+    """Size and colour without decoding the pixels."""
+    img = _open_image(path)
+    with img:
+        return ImageInfo(width=img.width, height=img.height, grayscale=_is_grayscale(img))
+
+
+def _to_8bit(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL mode (16-bit, palette, CMYK, alpha, float) to L or RGB, 8 bits."""
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        top = 1.0 if img.mode == "F" and arr.max(initial=0) <= 1.0 else 65535.0
+        if img.mode not in ("I;16", "I;16L", "I;16B", "I;16N") and arr.max(initial=0) <= 255:
+            top = 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite on black, so transparent pixels read as background, not as stale colour.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def read_image(path: str, *, height: int, width: int, channels: int) -> np.ndarray:
+    """uint8 [height, width, channels]; animated images give their first frame."""
+    img = _open_image(path)
+    try:
+        with img:
+            img.seek(0)
+            img.load()
+            img = _to_8bit(img, channels)
+            if img.size != (width, height):
+                img = img.resize((width, height), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except DecodeError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeError(f"corrupt or truncated image: {exc}") from None
+    return arr.reshape(height, width, channels)
+
+
+def probe_audio(path: str) -> AudioInfo:
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise DecodeError(f"not a readable audio file: {_sf_reason(exc)}") from None
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise DecodeError("audio file has no samples")
+    return AudioInfo(
+        seconds=info.frames / info.samplerate, sample_rate=info.samplerate, channels=info.channels
+    )
+
+
+def _sf_reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """Crop from the start or pad the end with silence; the graph does the same at serving."""
+    if wave.shape[0] >= num_samples:
+        return wave[:num_samples]
+    return np.pad(wave, (0, num_samples - wave.shape[0]))
+
+
+def read_audio(path: str, *, sample_rate: int, num_samples: int) -> np.ndarray:
+    """float32 [num_samples] mono at `sample_rate`; reads only what the crop keeps."""
+    try:
+        with sf.SoundFile(path) as f:
+            if f.samplerate <= 0:
+                raise DecodeError("audio file has an invalid sample rate")
+            # Enough source frames for num_samples after resampling, plus a margin for the filter.
+            need = int(math.ceil(num_samples * f.samplerate / sample_rate)) + 64
+            data = f.read(frames=need, dtype="float32", always_2d=True)
+            source_rate = f.samplerate
+    except DecodeError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        raise DecodeError(f"not a readable audio file: {_sf_reason(exc)}") from None
+    if data.shape[0] == 0:
+        raise DecodeError("audio file has no samples")
+    wave = data.mean(axis=1)  # [frames]: mix to mono
+    if not np.all(np.isfinite(wave)):
+        # NaN/Inf must never reach training; zero them and keep the rest of the clip.
+        wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
+    if source_rate != sample_rate:
+        wave = soxr.resample(wave, source_rate, sample_rate, quality="HQ")
+    wave = np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)
+    return fit_length(wave, num_samples)

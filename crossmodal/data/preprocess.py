@@ -1,0 +1,420 @@
+"""Turn a folder or manifest into sharded fixed-length records plus `dataset.json`.
+
+Decoding runs in worker processes (spawned, so a parent that already imported TensorFlow is
+safe), each writing its own shard; the parent only gathers small per-sample results, so memory
+stays bounded whatever the dataset's size. A re-run on unchanged input (same files, sizes,
+mtimes and settings) finds the fingerprint in `dataset.json` and returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal import __version__
+from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
+from crossmodal.data.records import RecordLayout
+from crossmodal.data.scan import Sample, ScanResult, scan
+from crossmodal.errors import CrossmodalError
+
+PREP_FORMAT_VERSION = 1
+DATASET_JSON = "dataset.json"
+SAMPLES_JSONL = "samples.jsonl"
+MAX_INFERRED_SIDE = 96  # larger photos are scaled down: a CPU-sized CNN does not need more
+MAX_INFERRED_SECONDS = 10.0
+DEFAULT_IMAGE = (32, 32, 1)
+DEFAULT_SECONDS = 1.0
+SERIAL_BELOW = 192  # fewer samples than this: spawning workers costs more than it saves
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class PrepSettings:
+    """What the caller asks for; None means "infer from the data"."""
+
+    sample_rate: int = 16_000
+    height: int | None = None
+    width: int | None = None
+    channels: int | None = None
+    clip_seconds: float | None = None
+
+
+@dataclass
+class PreparedDataset:
+    """A preprocessed folder, opened: its summary and its per-sample index."""
+
+    path: Path
+    info: dict
+    samples: list[dict]
+    reused: bool = False
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
+
+    @property
+    def layout(self) -> RecordLayout:
+        img, aud = self.info["image"], self.info["audio"]
+        return RecordLayout(img["height"], img["width"], img["channels"], aud["num_samples"])
+
+    @property
+    def shard_paths(self) -> list[Path]:
+        return [self.path / name for name in self.info["shards"]]
+
+
+def is_prepared(path: Path) -> bool:
+    return path.is_dir() and (path / DATASET_JSON).is_file()
+
+
+def open_prepared(path: str | Path) -> PreparedDataset:
+    """Open and check a prepared folder; refuse one that is partial or of another format."""
+    path = Path(path)
+    try:
+        info = json.loads((path / DATASET_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise CrossmodalError(f"{path} is not a prepared dataset ({DATASET_JSON}: {exc})") from None
+    if info.get("format_version") != PREP_FORMAT_VERSION:
+        raise CrossmodalError(
+            f"{path} was prepared by an incompatible crossmodal (format "
+            f"{info.get('format_version')}, need {PREP_FORMAT_VERSION}); preprocess it again"
+        )
+    missing = [name for name in info.get("shards", []) if not (path / name).is_file()]
+    if missing:
+        raise CrossmodalError(f"{path} is incomplete: missing {', '.join(missing[:3])}")
+    try:
+        lines = (path / SAMPLES_JSONL).read_text().splitlines()
+        samples = [json.loads(line) for line in lines if line]
+    except (OSError, ValueError) as exc:
+        raise CrossmodalError(f"{path} is incomplete ({SAMPLES_JSONL}: {exc})") from None
+    return PreparedDataset(path=path, info=info, samples=samples)
+
+
+def default_cache_root() -> Path:
+    root = os.environ.get("CROSSMODAL_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "crossmodal"
+
+
+def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
+    """Content key: every file's path, size and mtime, every label, and the settings."""
+    h = hashlib.sha256()
+    h.update(json.dumps([PREP_FORMAT_VERSION, asdict(settings)]).encode())
+    for s in result.samples:
+        parts = [s.stem, s.label or "", s.group or ""]
+        for p in (s.image, s.audio):
+            if p is None:
+                parts.append("-")
+                continue
+            try:
+                st = os.stat(p)
+                parts.append(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{p}|gone")
+        h.update("\x1f".join(parts).encode("utf-8", "surrogateescape"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def cache_dir_for(source: str | Path, settings: PrepSettings) -> Path:
+    key = hashlib.sha256(
+        json.dumps([str(Path(source).resolve()), asdict(settings)]).encode()
+    ).hexdigest()[:16]
+    return default_cache_root() / f"prep-{Path(source).stem or 'data'}-{key}"
+
+
+# --- workers (top-level functions: they are pickled into spawned processes) -----------------
+
+
+def _probe_chunk(samples: list[Sample]) -> list[tuple[object, object]]:
+    out = []
+    for s in samples:
+        img = aud = None
+        if s.image is not None:
+            try:
+                img = probe_image(s.image)
+            except DecodeError as exc:
+                img = str(exc)
+        if s.audio is not None:
+            try:
+                aud = probe_audio(s.audio)
+            except DecodeError as exc:
+                aud = str(exc)
+        out.append((img, aud))
+    return out
+
+
+def _write_chunk(
+    shard_path: str,
+    items: list[tuple[int, int, str | None, str | None]],
+    layout: RecordLayout,
+    sample_rate: int,
+) -> list[tuple[int, bool, bool, list[tuple[str, str]]]]:
+    """Decode a chunk of samples and write them as one shard; report per-sample outcome."""
+    results = []
+    with open(shard_path, "wb") as f:
+        for index, label, image_path, audio_path in items:
+            errors: list[tuple[str, str]] = []
+            image = audio = None
+            if image_path is not None:
+                try:
+                    image = read_image(
+                        image_path,
+                        height=layout.height,
+                        width=layout.width,
+                        channels=layout.channels,
+                    )
+                except DecodeError as exc:
+                    errors.append((image_path, str(exc)))
+            if audio_path is not None:
+                try:
+                    audio = read_audio(
+                        audio_path, sample_rate=sample_rate, num_samples=layout.num_samples
+                    )
+                except DecodeError as exc:
+                    errors.append((audio_path, str(exc)))
+            if image is not None or audio is not None:
+                f.write(layout.encode(index, label, image, audio))
+            results.append((index, image is not None, audio is not None, errors))
+    return results
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None, stage: str):
+    """Apply fn to each argument tuple, in order, in a spawned pool when it pays off."""
+    total = sum(len(c[-1]) if stage == "probe" else len(c[1]) for c in chunks)
+    done = 0
+    if progress:
+        progress(stage, 0, total)
+    if workers <= 1:
+        for args in chunks:
+            res = fn(*args)
+            done += len(res)
+            if progress:
+                progress(stage, done, total)
+            yield res
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for res in pool.map(fn, *zip(*chunks, strict=True)):
+            done += len(res)
+            if progress:
+                progress(stage, done, total)
+            yield res
+
+
+def _infer(
+    result: ScanResult, probes: list[tuple[object, object]], settings: PrepSettings
+) -> tuple[tuple[int, int, int], float, dict]:
+    images = [p[0] for p in probes if not isinstance(p[0], (str, type(None)))]
+    audios = [p[1] for p in probes if not isinstance(p[1], (str, type(None)))]
+    notes: dict = {}
+    if images:
+        sizes = Counter((i.height, i.width) for i in images)
+        (h, w), _ = max(sizes.items(), key=lambda kv: (kv[1], kv[0][0] * kv[0][1]))
+        scale = min(1.0, MAX_INFERRED_SIDE / max(h, w))
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
+        c = 1 if all(i.grayscale for i in images) else 3
+        notes["image_sizes_seen"] = len(sizes)
+    else:
+        h, w, c = DEFAULT_IMAGE
+    h = settings.height or h
+    w = settings.width or w
+    c = settings.channels or c
+    if audios:
+        durations = np.array([a.seconds for a in audios])
+        p99 = float(np.percentile(durations, 99))
+        seconds = min(MAX_INFERRED_SECONDS, max(0.1, math.ceil(p99 * 20 - 1e-9) / 20))
+        notes["durations"] = {
+            "p50": round(float(np.median(durations)), 4),
+            "p99": round(p99, 4),
+            "max": round(float(durations.max()), 4),
+        }
+    else:
+        seconds = DEFAULT_SECONDS
+    seconds = settings.clip_seconds or seconds
+    return (h, w, c), seconds, notes
+
+
+def preprocess(
+    source: str | Path,
+    out: str | Path | None = None,
+    *,
+    settings: PrepSettings = PrepSettings(),
+    workers: int | None = None,
+    progress: Progress | None = None,
+    strict: bool = False,
+) -> PreparedDataset:
+    """Scan `source`, decode every pair and write records to `out` (default: a cache folder).
+
+    Returns the opened dataset; `reused` is True when an up-to-date `out` was found.
+    """
+    scanned = scan(source)
+    out = Path(out) if out is not None else cache_dir_for(source, settings)
+    fingerprint = _fingerprint(scanned, settings)
+    if is_prepared(out):
+        try:
+            existing = open_prepared(out)
+        except CrossmodalError:
+            existing = None
+        if existing is not None and existing.info.get("fingerprint") == fingerprint:
+            existing.reused = True
+            return existing
+    elif out.exists() and any(out.iterdir()):
+        raise CrossmodalError(f"{out} exists and is not a prepared dataset; choose another --out")
+
+    workers = workers or os.cpu_count() or 1
+    n = len(scanned.samples)
+    if n < SERIAL_BELOW:
+        workers = 1
+    per_chunk = max(16, min(512, math.ceil(n / (workers * 4))))
+    bounds = range(0, n, per_chunk)
+    start = time.time()
+
+    asked = (settings.height, settings.width, settings.channels, settings.clip_seconds)
+    needs_probe = None in asked
+    probes: list[tuple[object, object]] = []
+    if needs_probe:
+        chunks = [(scanned.samples[i : i + per_chunk],) for i in bounds]
+        for res in _run_chunks(_probe_chunk, chunks, workers, progress, "probe"):
+            probes.extend(res)
+    (h, w, c), seconds, notes = _infer(scanned, probes, settings)
+    layout = RecordLayout(h, w, c, int(round(settings.sample_rate * seconds)))
+
+    classes = sorted({s.label for s in scanned.samples if s.label is not None})
+    label_index = {name: i for i, name in enumerate(classes)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        chunks, shard_names = [], []
+        for k, i in enumerate(bounds):
+            name = f"shard-{k:05d}.bin"
+            items = [
+                (j, label_index.get(s.label, -1) if s.label else -1, s.image, s.audio)
+                for j, s in enumerate(scanned.samples[i : i + per_chunk], start=i)
+            ]
+            # Where probing already failed, do not decode again: the reason is known.
+            if probes:
+                items = [
+                    (
+                        j,
+                        lab,
+                        None if isinstance(probes[j][0], str) else ip,
+                        None if isinstance(probes[j][1], str) else ap,
+                    )
+                    for j, lab, ip, ap in items
+                ]
+            chunks.append((str(tmp / name), items, layout, settings.sample_rate))
+            shard_names.append(name)
+        for sample, (img_err, aud_err) in zip(scanned.samples, probes, strict=True):
+            for path, err in ((sample.image, img_err), (sample.audio, aud_err)):
+                if isinstance(err, str):
+                    scanned.skip(path, err)
+        kept: list[dict] = []
+        for res in _run_chunks(_write_chunk, chunks, workers, progress, "decode"):
+            for index, has_image, has_audio, errors in res:
+                for path, reason in errors:
+                    scanned.skip(path, reason)
+                s = scanned.samples[index]
+                if not (has_image or has_audio):
+                    continue  # both parts unusable: the reasons are listed under `skipped`
+                kept.append(
+                    {
+                        "index": index,
+                        "stem": s.stem,
+                        "label": s.label,
+                        "group": s.group,
+                        "image": s.image if has_image else None,
+                        "audio": s.audio if has_audio else None,
+                    }
+                )
+        if not kept:
+            raise CrossmodalError(f"{source}: no usable samples (every file failed to decode)")
+        if strict and scanned.skipped:
+            first = scanned.skipped[0]
+            raise CrossmodalError(
+                f"{len(scanned.skipped)} file(s) could not be used (--strict); first: "
+                f"{first['path']}: {first['reason']}"
+            )
+        info = _summary(scanned, kept, classes, layout, settings, seconds, notes, fingerprint)
+        info["shards"] = shard_names
+        info["seconds_taken"] = round(time.time() - start, 3)
+        with open(tmp / SAMPLES_JSONL, "w") as f:
+            for row in kept:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        # dataset.json is written last: its presence marks the folder complete.
+        (tmp / DATASET_JSON).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return open_prepared(out)
+
+
+def _summary(
+    scanned: ScanResult,
+    kept: list[dict],
+    classes: list[str],
+    layout: RecordLayout,
+    settings: PrepSettings,
+    seconds: float,
+    notes: dict,
+    fingerprint: str,
+) -> dict:
+    per_class = {c: {"samples": 0, "image": 0, "audio": 0} for c in classes}
+    for row in kept:
+        if row["label"] in per_class:
+            entry = per_class[row["label"]]
+            entry["samples"] += 1
+            entry["image"] += row["image"] is not None
+            entry["audio"] += row["audio"] is not None
+    return {
+        "format_version": PREP_FORMAT_VERSION,
+        "kind": "crossmodal-prepared-dataset",
+        "crossmodal_version": __version__,
+        "fingerprint": fingerprint,
+        "source": str(scanned.source),
+        "source_kind": scanned.kind,
+        "classes": classes,
+        "num_samples": len(kept),
+        "num_unlabeled": sum(1 for r in kept if r["label"] is None),
+        "counts": {
+            "per_class": per_class,
+            "image": sum(1 for r in kept if r["image"] is not None),
+            "audio": sum(1 for r in kept if r["audio"] is not None),
+            "both": sum(1 for r in kept if r["image"] is not None and r["audio"] is not None),
+        },
+        "image": {
+            "height": layout.height,
+            "width": layout.width,
+            "channels": layout.channels,
+            "inferred": settings.height is None or settings.channels is None,
+        },
+        "audio": {
+            "sample_rate": settings.sample_rate,
+            "clip_seconds": seconds,
+            "num_samples": layout.num_samples,
+            "inferred": settings.clip_seconds is None,
+            **notes,
+        },
+        "record_bytes": layout.record_bytes,
+        "skipped": scanned.skipped,
+        "ignored": scanned.ignored,
+    }

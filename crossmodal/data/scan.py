@@ -1,0 +1,270 @@
+"""Find image+audio pairs in a folder or a manifest.
+
+A sample is whatever shares a stem inside one class folder (or one manifest row). Either
+modality may be absent: presence travels with the sample from here to the last output.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossmodal.errors import CrossmodalError
+
+# Preference order decides which file wins when one stem has two images (or two sounds).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+MANIFEST_EXTENSIONS = (".csv", ".jsonl")
+
+
+def modality_of(path: Path) -> str | None:
+    """'image', 'audio' or None, by extension in any case."""
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One example: either path may be None (that modality is missing)."""
+
+    stem: str
+    image: str | None
+    audio: str | None
+    label: str | None  # None: unlabeled
+    group: str | None = None  # from a manifest's `group` column; else derived by a regex later
+
+
+@dataclass
+class ScanResult:
+    samples: list[Sample]
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
+    # not media at all, or not where media belongs: {"path", "reason"}
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    source: str = ""
+    kind: str = "folder"  # "folder" | "manifest" | "files"
+
+    def skip(self, path: str | Path, reason: str) -> None:
+        self.skipped.append({"path": str(path), "reason": reason})
+
+    def ignore(self, path: str | Path, reason: str) -> None:
+        self.ignored.append({"path": str(path), "reason": reason})
+
+
+def scan(source: str | Path) -> ScanResult:
+    """Scan a class folder tree or a manifest file."""
+    path = Path(source)
+    if not path.exists():
+        raise CrossmodalError(f"no such file or folder: {source}")
+    if path.is_file():
+        if path.suffix.lower() not in MANIFEST_EXTENSIONS:
+            raise CrossmodalError(
+                f"{source} is a file but not a manifest (.csv or .jsonl); give a folder of "
+                "class folders or a manifest"
+            )
+        return scan_manifest(path)
+    return scan_folder(path)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("__")
+
+
+def _listdir(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise CrossmodalError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
+
+
+def _entry_is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()  # follows symlinks; a dangling or looping link is not a file
+    except OSError:
+        return False
+
+
+def _entry_is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def pair_files(files: list[Path], result: ScanResult) -> dict[str, dict[str, Path]]:
+    """Group media files of one folder by stem; the first extension in preference order wins."""
+    by_stem: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for f in files:
+        kind = modality_of(f)
+        if kind is None:
+            result.ignore(f, "not an image or audio file")
+            continue
+        by_stem[f.stem][kind].append(f)
+    paired: dict[str, dict[str, Path]] = {}
+    order = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS)}
+    for stem in sorted(by_stem):
+        chosen: dict[str, Path] = {}
+        for kind, paths in by_stem[stem].items():
+            paths.sort(key=lambda p: (order[p.suffix.lower()], p.name))
+            chosen[kind] = paths[0]
+            for loser in paths[1:]:
+                result.skip(loser, f"duplicate {kind} for stem '{stem}': {paths[0].name} is used")
+        paired[stem] = chosen
+    return paired
+
+
+def scan_folder(root: Path) -> ScanResult:
+    """DATA/<label>/<stem>.<ext>; files directly under DATA and hidden entries are ignored."""
+    result = ScanResult(samples=[], source=str(root), kind="folder")
+    class_dirs = []
+    for entry in _listdir(root):
+        if _is_hidden(entry.name):
+            continue
+        if _entry_is_dir(entry):
+            class_dirs.append(Path(entry.path))
+        elif _entry_is_file(entry):
+            result.ignore(entry.path, "file outside a class folder")
+    if not class_dirs:
+        raise CrossmodalError(
+            f"{root} has no class folders: expected DATA/<label>/<stem>.<ext> or a manifest"
+        )
+    for class_dir in class_dirs:
+        files = []
+        for entry in _listdir(class_dir):
+            if _is_hidden(entry.name):
+                continue
+            if _entry_is_file(entry):
+                files.append(Path(entry.path))
+            elif _entry_is_dir(entry):
+                result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
+            else:
+                result.skip(entry.path, "broken or looping link")
+        pairs = pair_files(files, result)
+        if not pairs:
+            result.ignore(class_dir, "empty class folder")
+            continue
+        for stem, chosen in pairs.items():
+            result.samples.append(
+                Sample(
+                    stem=stem,
+                    image=str(chosen["image"]) if "image" in chosen else None,
+                    audio=str(chosen["audio"]) if "audio" in chosen else None,
+                    label=class_dir.name,
+                )
+            )
+    return result
+
+
+def _read_manifest_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise CrossmodalError(f"{path}: manifest is not UTF-8 text") from None
+    except OSError as exc:
+        raise CrossmodalError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        columns = set(reader.fieldnames or [])
+        rows = list(reader)
+    else:
+        rows, columns = [], set()
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise CrossmodalError(f"{path}:{number}: not a JSON object") from None
+            if not isinstance(row, dict):
+                raise CrossmodalError(f"{path}:{number}: not a JSON object")
+            columns |= set(row)
+            rows.append({k: "" if v is None else str(v) for k, v in row.items()})
+    missing = {"image", "audio"} - columns
+    if missing or not columns & {"label", "labels"}:
+        need = sorted(missing | ({"label"} if not columns & {"label", "labels"} else set()))
+        raise CrossmodalError(f"{path}: manifest lacks column(s) {', '.join(need)}")
+    return rows
+
+
+def scan_manifest(path: Path) -> ScanResult:
+    """Rows with `image`, `audio`, `label` (and optional `group`); paths relative to the file."""
+    result = ScanResult(samples=[], source=str(path), kind="manifest")
+    base = path.parent
+    for number, row in enumerate(_read_manifest_rows(path), start=1):
+        found: dict[str, str | None] = {}
+        for kind in ("image", "audio"):
+            cell = (row.get(kind) or "").strip()
+            if not cell:
+                found[kind] = None
+                continue
+            file = Path(cell) if os.path.isabs(cell) else base / cell
+            if not file.is_file():
+                result.skip(file, f"row {number}: {kind} file does not exist")
+                found[kind] = None
+            else:
+                found[kind] = str(file)
+        if found["image"] is None and found["audio"] is None:
+            result.skip(f"{path}:{number}", "row has neither a usable image nor audio")
+            continue
+        label = (row.get("label") or row.get("labels") or "").strip() or None
+        group = (row.get("group") or "").strip() or None
+        first = found["image"] or found["audio"]
+        result.samples.append(
+            Sample(
+                stem=f"{number}:{Path(first).stem}",
+                image=found["image"],
+                audio=found["audio"],
+                label=label,
+                group=group,
+            )
+        )
+    if not result.samples:
+        raise CrossmodalError(f"{path}: no usable rows")
+    return result
+
+
+def scan_inputs(paths: list[str | Path]) -> ScanResult:
+    """For predict: files, folders (searched recursively) or manifests, paired by folder+stem."""
+    result = ScanResult(samples=[], source=", ".join(str(p) for p in paths), kind="files")
+    loose: dict[Path, list[Path]] = defaultdict(list)
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
+            sub = scan_manifest(p)
+            result.samples.extend(sub.samples)
+            result.skipped.extend(sub.skipped)
+        elif p.is_file():
+            loose[p.parent].append(p)
+        elif p.is_dir():
+            seen: set[tuple[int, int]] = set()
+            for folder, dirs, names in os.walk(p, followlinks=True):
+                st = os.stat(folder)
+                if (st.st_dev, st.st_ino) in seen:  # a symlink loop: walk each folder once
+                    dirs[:] = []
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+                for name in sorted(names):
+                    if not _is_hidden(name) and os.path.isfile(os.path.join(folder, name)):
+                        loose[Path(folder)].append(Path(folder) / name)
+        else:
+            result.skip(p, "does not exist")
+    for folder in sorted(loose):
+        for stem, chosen in pair_files(loose[folder], result).items():
+            result.samples.append(
+                Sample(
+                    stem=stem,
+                    image=str(chosen["image"]) if "image" in chosen else None,
+                    audio=str(chosen["audio"]) if "audio" in chosen else None,
+                    label=None,
+                )
+            )
+    return result

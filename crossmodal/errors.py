@@ -1,0 +1,24 @@
+"""Exceptions a user can cause. The CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class CrossmodalError(Exception):
+    """Something the user can fix: a bad path, a bad option, a broken model folder.
+
+    Bugs are never wrapped in this type, so they stay loud (a traceback).
+    """
+
+    exit_code = 1
+
+
+class ThresholdNotMet(CrossmodalError):
+    """A metric fell below a `--fail-under` threshold (exit code 2, for CI scripts)."""
+
+    exit_code = 2
+
+
+class SomeInputsFailed(CrossmodalError):
+    """Predict finished, but some inputs could not be read (exit code 3)."""
+
+    exit_code = 3

@@ -1,0 +1,149 @@
+"""Frontends as Keras layers, so the exported model takes decoded pixels and raw waveforms.
+
+The same layers run in training and serving: there is no separate feature pipeline to drift.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from crossmodal.config import AudioConfig
+
+
+def fit_waveform(audio: tf.Tensor, num_samples: int) -> tf.Tensor:
+    """[N, T'] -> [N, num_samples]: crop from the start or pad with silence at the end.
+
+    Mirrors `data.decode.fit_length`, so a served clip of any length matches preprocessing.
+    """
+    audio = audio[:, :num_samples]  # [N, min(T', T)]
+    pad = num_samples - tf.shape(audio)[1]
+    return tf.pad(audio, [[0, 0], [0, pad]])  # [N, T]
+
+
+def fit_image(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """[N, h, w, C] uint8 -> [N, H, W, C] uint8; identity when already the model's size."""
+    same = tf.logical_and(tf.shape(image)[1] == height, tf.shape(image)[2] == width)
+
+    def resize():
+        resized = tf.image.resize(tf.cast(image, tf.float32), [height, width], antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    return tf.cond(same, lambda: tf.ensure_shape(image, [None, height, width, None]), resize)
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class GainNormalization(keras.layers.Layer):
+    """Per-utterance RMS normalization of the waveform: loud and quiet microphones look alike."""
+
+    def __init__(self, target_rms: float = 0.1, floor: float = 1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.target_rms = target_rms
+        self.floor = floor
+
+    def call(self, audio):
+        rms = tf.sqrt(tf.reduce_mean(tf.square(audio), axis=-1, keepdims=True))  # [N, 1]
+        return audio * (self.target_rms / tf.maximum(rms, self.floor))  # [N, T]
+
+    def get_config(self):
+        return {**super().get_config(), "target_rms": self.target_rms, "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class LogMel(keras.layers.Layer):
+    """Waveform [N, T] -> log-mel spectrogram [N, frames, mels, 1] (tf.signal, YAMNet-style)."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        frame_length: int,
+        frame_step: int,
+        fft_length: int,
+        num_mels: int,
+        fmin: float,
+        fmax: float,
+        log_offset: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.sample_rate = sample_rate
+        self.frame_length = frame_length
+        self.frame_step = frame_step
+        self.fft_length = fft_length
+        self.num_mels = num_mels
+        self.fmin = fmin
+        self.fmax = fmax
+        self.log_offset = log_offset
+        # [fft_length // 2 + 1, mels], computed once; a constant in the graph.
+        self._mel_matrix = (
+            tf.signal.linear_to_mel_weight_matrix(
+                num_mel_bins=num_mels,
+                num_spectrogram_bins=fft_length // 2 + 1,
+                sample_rate=sample_rate,
+                lower_edge_hertz=fmin,
+                upper_edge_hertz=fmax,
+            )
+            .numpy()
+            .astype(np.float32)
+        )
+
+    @classmethod
+    def from_audio_config(cls, cfg: AudioConfig, **kwargs) -> LogMel:
+        return cls(
+            sample_rate=cfg.sample_rate,
+            frame_length=cfg.frame_length,
+            frame_step=cfg.frame_step,
+            fft_length=cfg.fft_length,
+            num_mels=cfg.num_mels,
+            fmin=cfg.fmin,
+            fmax=cfg.effective_fmax,
+            log_offset=cfg.log_offset,
+            **kwargs,
+        )
+
+    def call(self, audio):
+        stft = tf.signal.stft(
+            audio, self.frame_length, self.frame_step, self.fft_length, pad_end=False
+        )  # [N, frames, fft_length // 2 + 1] complex64
+        magnitude = tf.abs(stft)  # [N, frames, bins]
+        mel = tf.tensordot(magnitude, self._mel_matrix, axes=1)  # [N, frames, mels]
+        log_mel = tf.math.log(mel + self.log_offset)  # [N, frames, mels]: log compresses range
+        return log_mel[..., tf.newaxis]  # [N, frames, mels, 1]: a one-channel "image" for a CNN
+
+    def compute_output_shape(self, input_shape):
+        frames = None
+        if input_shape[1] is not None:
+            frames = 1 + max(0, input_shape[1] - self.frame_length) // self.frame_step
+        return (input_shape[0], frames, self.num_mels, 1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "sample_rate": self.sample_rate,
+            "frame_length": self.frame_length,
+            "frame_step": self.frame_step,
+            "fft_length": self.fft_length,
+            "num_mels": self.num_mels,
+            "fmin": self.fmin,
+            "fmax": self.fmax,
+            "log_offset": self.log_offset,
+        }
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class ScaleImage(keras.layers.Layer):
+    """uint8 pixels [N, H, W, C] -> float32 in [0, 1]."""
+
+    def call(self, image):
+        return tf.cast(image, tf.float32) / 255.0  # [N, H, W, C]
+
+
+def mel_band_normalization(name: str) -> keras.layers.Normalization:
+    """Per-mel-band statistics (axis 2 of [N, frames, mels, 1]), adapted on training audio."""
+    return keras.layers.Normalization(axis=2, name=name)
+
+
+def channel_normalization(name: str) -> keras.layers.Normalization:
+    """Per-channel statistics of [N, H, W, C] images, adapted on training images."""
+    return keras.layers.Normalization(axis=-1, name=name)

@@ -1,0 +1,211 @@
+"""Build the network from a RunConfig: the only place that wires frontends, encoders, fusion.
+
+Inputs (all batched):  image uint8 [N, H, W, C], image_present float [N],
+                       audio float32 [N, T],     audio_present float [N].
+Outputs: probabilities [N, K], logits [N, K], image_logits / audio_logits [N, K] (per-modality
+heads: they train each encoder on its own, which keeps the weaker modality learning), and the
+two embeddings [N, D].
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from crossmodal.augment import SpecAugment, WaveformAugment, image_augmentation
+from crossmodal.config import RunConfig
+from crossmodal.encoders import build_encoder
+from crossmodal.features import (
+    GainNormalization,
+    LogMel,
+    ScaleImage,
+    channel_normalization,
+    mel_band_normalization,
+)
+from crossmodal.fusion import build_fusion
+
+INPUT_NAMES = ("image", "image_present", "audio", "audio_present")
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class ModalityDropout(keras.layers.Layer):
+    """While training, hide one modality of a complete pair with probability `rate`.
+
+    This is what lets one fused model predict from either modality alone.
+    """
+
+    def __init__(self, rate: float = 0.25, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        image_present, audio_present = inputs
+        if not training or self.rate <= 0:
+            return image_present, audio_present
+        both = image_present * audio_present  # [N]
+        u = keras.random.uniform(tf.shape(image_present), seed=self.seed_generator)  # [N]
+        drop_image = tf.cast(u < self.rate / 2, tf.float32) * both
+        drop_audio = tf.cast((u >= self.rate / 2) & (u < self.rate), tf.float32) * both
+        return image_present * (1.0 - drop_image), audio_present * (1.0 - drop_audio)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class MissingEmbedding(keras.layers.Layer):
+    """Replace the embedding of an absent modality by a learned "missing" vector.
+
+    Never zeros pretending to be data, never a borrowed sample: the model learns what
+    "this modality is absent" should mean.
+    """
+
+    def build(self, input_shape):
+        dim = input_shape[0][-1]
+        self.missing = self.add_weight(shape=(dim,), initializer="zeros", name="missing")
+
+    def call(self, inputs):
+        embedding, present = inputs  # [N, D], [N]
+        p = present[:, tf.newaxis]  # [N, 1]
+        return p * embedding + (1.0 - p) * self.missing  # [N, D]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def build_network(cfg: RunConfig) -> keras.Model:
+    """The functional model; training-only layers (augmentation, dropouts) pass through at
+    inference, so this same graph is what the SavedModel serves."""
+    img, aud, m, aug = cfg.image, cfg.audio, cfg.model, cfg.augment
+    k = cfg.num_classes
+    seed = cfg.train.seed
+    # === Inputs ===
+    image = keras.Input((img.height, img.width, img.channels), dtype="uint8", name="image")
+    image_present = keras.Input((), dtype="float32", name="image_present")
+    audio = keras.Input((aud.num_samples,), dtype="float32", name="audio")
+    audio_present = keras.Input((), dtype="float32", name="audio_present")
+
+    # === Frontends (in the graph, so serving matches training) ===
+    x_img = ScaleImage(name="image_scale")(image)  # [N, H, W, C] in [0, 1]
+    if aug.enabled:
+        x_img = image_augmentation(aug, seed)(x_img)
+    x_img = channel_normalization("image_norm")(x_img)  # [N, H, W, C], ~zero mean, unit var
+    x_aud = GainNormalization(name="audio_gain")(audio)  # [N, T]
+    if aug.enabled:
+        x_aud = WaveformAugment(
+            gain_db=aug.audio_gain_db,
+            max_shift=int(aug.audio_shift_seconds * aud.sample_rate),
+            snr_db=aug.audio_noise_snr_db,
+            noise_prob=aug.audio_noise_prob,
+            seed=seed,
+            name="audio_augment",
+        )(x_aud)
+    x_aud = LogMel.from_audio_config(aud, name="log_mel")(x_aud)  # [N, F, M, 1]
+    x_aud = mel_band_normalization("audio_norm")(x_aud)  # [N, F, M, 1], per-band standardized
+    if aug.enabled:
+        x_aud = SpecAugment(aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment")(
+            x_aud
+        )
+
+    # === Encoders ===
+    image_map = build_encoder(m.image_encoder, tuple(x_img.shape[1:]), m, "image_encoder")(x_img)
+    audio_map = build_encoder(m.audio_encoder, tuple(x_aud.shape[1:]), m, "audio_encoder")(x_aud)
+    e_img = keras.layers.GlobalAveragePooling2D(name="image_pool")(image_map)  # [N, c]
+    e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
+    e_img = keras.layers.Dense(m.embed_dim, activation="relu", name="image_embedding")(e_img)
+    e_aud = keras.layers.Dense(m.embed_dim, activation="relu", name="audio_embedding")(e_aud)
+
+    # === Per-modality heads (auxiliary losses; late fusion votes with them) ===
+    image_logits = keras.layers.Dense(k, name="image_head")(
+        keras.layers.Dropout(m.dropout, name="image_head_dropout")(e_img)
+    )
+    audio_logits = keras.layers.Dense(k, name="audio_head")(
+        keras.layers.Dropout(m.dropout, name="audio_head_dropout")(e_aud)
+    )
+
+    # === Presence ===
+    img_p, aud_p = ModalityDropout(m.modality_dropout, seed=seed, name="modality_dropout")(
+        [image_present, audio_present]
+    )
+    e_img_m = MissingEmbedding(name="image_missing")([e_img, img_p])  # [N, D]
+    e_aud_m = MissingEmbedding(name="audio_missing")([e_aud, aud_p])  # [N, D]
+
+    # === Fusion ===
+    fusion = build_fusion(m.fusion, k, hidden=m.embed_dim, dropout=m.dropout)
+    logits = fusion(
+        {
+            "image_embedding": e_img_m,
+            "audio_embedding": e_aud_m,
+            "image_present": img_p,
+            "audio_present": aud_p,
+            "image_logits": image_logits,
+            "audio_logits": audio_logits,
+            "image_map": image_map,
+            "audio_map": audio_map,
+        }
+    )
+    probabilities = keras.layers.Softmax(name="probabilities")(logits)
+    outputs = {
+        "probabilities": probabilities,
+        "logits": logits,
+        "image_logits": image_logits,
+        "audio_logits": audio_logits,
+        "image_embedding": e_img,
+        "audio_embedding": e_aud,
+    }
+    inputs = {
+        "image": image,
+        "image_present": image_present,
+        "audio": audio,
+        "audio_present": audio_present,
+    }
+    return keras.Model(inputs, outputs, name="crossmodal")
+
+
+class Trainer(keras.Model):
+    """Wraps the network for `fit`: the fused loss plus per-modality auxiliary losses.
+
+    Unlabeled samples (label -1) add nothing to the classification losses; an auxiliary loss
+    counts only where its modality is really present.
+    """
+
+    def __init__(self, net: keras.Model, *, aux_weight: float, label_smoothing: float, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.aux_weight = aux_weight
+        self.label_smoothing = label_smoothing
+        self.num_classes = net.output["probabilities"].shape[-1]
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def _cross_entropy(self, labels, logits):
+        onehot = tf.one_hot(tf.maximum(labels, 0), self.num_classes)  # [N, K]
+        return keras.losses.categorical_crossentropy(
+            onehot, logits, from_logits=True, label_smoothing=self.label_smoothing
+        )  # [N]
+
+    @staticmethod
+    def _masked_mean(values, mask):
+        return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        labels = tf.cast(y, tf.int32)  # [N]
+        labeled = tf.cast(labels >= 0, tf.float32)  # [N]
+        if sample_weight is not None:
+            labeled = labeled * tf.cast(sample_weight, tf.float32)
+        loss = self._masked_mean(self._cross_entropy(labels, y_pred["logits"]), labeled)
+        for name in ("image", "audio"):
+            mask = labeled * x[f"{name}_present"]
+            aux = self._masked_mean(self._cross_entropy(labels, y_pred[f"{name}_logits"]), mask)
+            loss = loss + self.aux_weight * aux
+        if self.losses:
+            loss = loss + tf.add_n(self.losses)
+        correct = tf.cast(
+            tf.argmax(y_pred["logits"], -1, output_type=tf.int32) == labels, tf.float32
+        )
+        self.accuracy_tracker.update_state(correct, sample_weight=labeled)
+        return loss
