@@ -17,6 +17,8 @@ from typing import Any, get_type_hints
 from crossmodal.errors import CrossmodalError
 
 FORMAT_VERSION = 1  # bump when the model folder layout or the serving signature changes
+FUSION_NAMES = ("concat", "late", "gated", "conv")  # registry keys of crossmodal.fusion
+ENCODER_NAMES = ("cnn",)  # registry keys of crossmodal.encoders
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,18 @@ class ModelConfig:
     modality_dropout: float = 0.25  # chance per sample to hide one modality while training
     aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
     filters: tuple[int, ...] = (32, 64, 128)
+
+    def __post_init__(self) -> None:
+        # Checked here, without TensorFlow, so a bad name fails before any slow import.
+        if self.fusion not in FUSION_NAMES:
+            raise CrossmodalError(
+                f"unknown fusion '{self.fusion}' (choose from {', '.join(FUSION_NAMES)})"
+            )
+        for kind in (self.image_encoder, self.audio_encoder):
+            if kind not in ENCODER_NAMES:
+                raise CrossmodalError(
+                    f"unknown encoder '{kind}' (choose from {', '.join(ENCODER_NAMES)})"
+                )
 
 
 @dataclass(frozen=True)

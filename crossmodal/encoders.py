@@ -22,7 +22,9 @@ def small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> kera
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(
             x
         )
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        # momentum 0.9: small datasets take few steps, and 0.99 leaves the moving
+        # statistics near their initial values, which wrecks inference.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
         h, w = x.shape[1], x.shape[2]
         pool = (2 if h >= 4 else 1, 2 if w >= 4 else 1)

@@ -17,6 +17,10 @@ class ThresholdNotMet(CrossmodalError):
 
     exit_code = 2
 
+    def __init__(self, message: str, metrics: dict | None = None):
+        super().__init__(message)
+        self.metrics = metrics or {}
+
 
 class SomeInputsFailed(CrossmodalError):
     """Predict finished, but some inputs could not be read (exit code 3)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from crossmodal.config import FUSION_NAMES
 from crossmodal.errors import CrossmodalError
 
 
@@ -153,7 +154,7 @@ class ConvFusion(keras.layers.Layer):
         self.grid = tuple(grid)
         # === Layers ===
         self.conv = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)
-        self.norm = keras.layers.BatchNormalization()
+        self.norm = keras.layers.BatchNormalization(momentum=0.9)
         self.pool = keras.layers.GlobalAveragePooling2D()
         self.drop = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(num_classes)
@@ -186,6 +187,7 @@ class ConvFusion(keras.layers.Layer):
 
 
 FUSIONS = {"concat": ConcatFusion, "late": LateFusion, "gated": GatedFusion, "conv": ConvFusion}
+assert tuple(FUSIONS) == FUSION_NAMES, "config.FUSION_NAMES must list the registry"
 
 
 def build_fusion(name: str, num_classes: int, *, hidden: int, dropout: float) -> keras.layers.Layer:

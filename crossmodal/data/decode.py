@@ -84,8 +84,12 @@ def _to_8bit(img: Image.Image, channels: int) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         arr = np.asarray(img, dtype=np.float64)
         arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-        top = 1.0 if img.mode == "F" and arr.max(initial=0) <= 1.0 else 65535.0
-        if img.mode not in ("I;16", "I;16L", "I;16B", "I;16N") and arr.max(initial=0) <= 255:
+        peak = arr.max(initial=0)
+        if img.mode == "F" and peak <= 1.0:
+            top = 1.0  # float image in [0, 1]
+        elif img.mode in ("I;16", "I;16L", "I;16B", "I;16N") or peak > 255:
+            top = 65535.0
+        else:
             top = 255.0
         img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):

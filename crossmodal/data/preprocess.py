@@ -13,12 +13,13 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,14 @@ def _write_chunk(
 # --- the driver --------------------------------------------------------------------------------
 
 
+def _pool_context():
+    """fork is cheap and needs no `if __name__ == "__main__"` guard, but is unsafe once
+    TensorFlow's threads exist; then spawn (which does need the guard in a user's script)."""
+    if "tensorflow" not in sys.modules and "fork" in get_all_start_methods():
+        return get_context("fork")
+    return get_context("spawn")
+
+
 def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None, stage: str):
     """Apply fn to each argument tuple, in order, in a spawned pool when it pays off."""
     total = sum(len(c[-1]) if stage == "probe" else len(c[1]) for c in chunks)
@@ -209,7 +218,7 @@ def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None
                 progress(stage, done, total)
             yield res
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         for res in pool.map(fn, *zip(*chunks, strict=True)):
             done += len(res)
             if progress:
@@ -274,7 +283,7 @@ def preprocess(
         if existing is not None and existing.info.get("fingerprint") == fingerprint:
             existing.reused = True
             return existing
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CrossmodalError(f"{out} exists and is not a prepared dataset; choose another --out")
 
     workers = workers or os.cpu_count() or 1
@@ -322,7 +331,9 @@ def preprocess(
                 ]
             chunks.append((str(tmp / name), items, layout, settings.sample_rate))
             shard_names.append(name)
-        for sample, (img_err, aud_err) in zip(scanned.samples, probes, strict=True):
+        for sample, (img_err, aud_err) in zip(
+            scanned.samples, probes or [(None, None)] * n, strict=True
+        ):
             for path, err in ((sample.image, img_err), (sample.audio, aud_err)):
                 if isinstance(err, str):
                     scanned.skip(path, err)

@@ -258,7 +258,8 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
         else:
             result.skip(p, "does not exist")
     for folder in sorted(loose):
-        for stem, chosen in pair_files(loose[folder], result).items():
+        # dict.fromkeys: a file named twice (or named and inside a named folder) is one input
+        for stem, chosen in pair_files(list(dict.fromkeys(loose[folder])), result).items():
             result.samples.append(
                 Sample(
                     stem=stem,

@@ -1,0 +1,1 @@
+"""The `crossmodal` command line: thin Typer commands over the `crossmodal` library."""

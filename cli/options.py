@@ -1,0 +1,38 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
+]
+Workers = Annotated[
+    int | None, typer.Option("--workers", min=1, help="Decoding processes (default: all cores).")
+]
+ImageSize = Annotated[
+    str | None,
+    typer.Option("--image-size", help="Resize images to HEIGHTxWIDTH (default: inferred)."),
+]
+Channels = Annotated[
+    int | None,
+    typer.Option("--channels", help="1 (grayscale) or 3 (RGB) (default: inferred).", min=1, max=3),
+]
+ClipSeconds = Annotated[
+    float | None,
+    typer.Option(
+        "--clip-seconds", min=0.05, help="Pad/crop audio to this length (default: inferred)."
+    ),
+]
+SampleRate = Annotated[
+    int, typer.Option("--sample-rate", min=1000, help="Resample all audio to this rate, in Hz.")
+]
+Modality = Annotated[
+    str,
+    typer.Option(
+        "--modality", help="both, image or audio: remove the other modality from every sample."
+    ),
+]

@@ -1,0 +1,123 @@
+"""How commands talk: one-line errors with exit codes, JSON on stdout, progress on stderr.
+
+Kept free of TensorFlow so that `--help` and argument errors stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_THRESHOLD, EXIT_INPUTS_FAILED = 0, 1, 2, 3
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with its C++ start-up chatter (CUDA probing, CPU features) hidden.
+
+    Those lines are written to file descriptor 2 before any log setting applies, so stderr is
+    pointed at /dev/null for the import only. CROSSMODAL_TF_LOGS=1 shows them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules or os.environ.get("CROSSMODAL_TF_LOGS"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class Output:
+    """Where a command's words go: JSON mode keeps stdout for the one JSON document."""
+
+    def __init__(self, *, quiet: bool = False, json_mode: bool = False):
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.json_mode = json_mode
+        no_color = bool(os.environ.get("NO_COLOR"))
+        self.err = Console(stderr=True, no_color=no_color, highlight=False)
+        self.out = Console(no_color=no_color, highlight=False, soft_wrap=True)
+        self.interactive = self.err.is_terminal and not quiet
+
+    def info(self, message: str) -> None:
+        """Human progress and summaries: stderr in JSON mode, stdout otherwise."""
+        if self.quiet:
+            return
+        (self.err if self.json_mode else self.out).print(message)
+
+    def result(self, payload: Any) -> None:
+        if self.json_mode:
+            sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    @contextmanager
+    def progress(self) -> Callable[[str, int, int], None]:
+        """A callback (stage, done, total): a bar on a terminal, nothing in logs or -q."""
+        if not self.interactive:
+            yield lambda stage, done, total: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        bars: dict[str, int] = {}
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=True,
+        ) as bar:
+
+            def update(stage: str, done: int, total: int) -> None:
+                if stage not in bars:
+                    bars[stage] = bar.add_task(stage, total=total)
+                bar.update(bars[stage], completed=done, total=total)
+
+            yield update
+
+
+@contextmanager
+def handled(out: Output | None = None):
+    """Turn library errors into one line on stderr and their exit code; bugs stay loud."""
+    from crossmodal.errors import CrossmodalError
+
+    try:
+        yield
+    except CrossmodalError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    except MemoryError:
+        typer.echo("error: out of memory; try a smaller --batch-size", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'28x28' or '28' -> (height, width)."""
+    if not text:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise typer.BadParameter(f"expected HEIGHTxWIDTH like 32x32, got {text!r}") from None
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < 1:
+        raise typer.BadParameter(f"expected HEIGHTxWIDTH like 32x32, got {text!r}")
+    return dims[0], dims[1]

@@ -1,0 +1,80 @@
+"""crossmodal predict MODEL FILE_OR_FOLDER... --out predictions.csv"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import Json, Modality, Quiet
+from cli.output import EXIT_INPUTS_FAILED, Output, handled, quiet_tensorflow
+
+
+def predict(
+    model: Annotated[Path, typer.Argument(help="A model folder written by `crossmodal train`.")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Files, folders or manifests; pairs are matched by stem.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write rows to a .csv or .jsonl file.")
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1)] = 3,
+    modality: Modality = "both",
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    json_output: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict labels for new files; a lone image or sound predicts with the other missing."""
+    o = Output(quiet=quiet, json_mode=json_output)
+    if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
+        raise typer.BadParameter("--out must end in .csv or .jsonl")
+    with handled(o):
+        quiet_tensorflow()
+        from crossmodal.predict import predict as run
+        from crossmodal.predict import write_rows
+
+        rows = run(model, inputs, top_k=top_k, batch_size=batch_size, modality=modality)
+        failed = 0
+        if out is not None:
+            if json_output:
+                rows = list(rows)
+                failed = write_rows(iter(rows), out)
+                o.result(rows)
+            else:
+                failed = write_rows(rows, out)
+            o.info(f"wrote {out}")
+        elif json_output:
+            rows = list(rows)
+            failed = sum("error" in r for r in rows)
+            o.result(rows)
+        else:
+            failed = _print_table(o, rows)
+        if failed:
+            typer.echo(f"error: {failed} input(s) could not be read", err=True)
+            raise typer.Exit(EXIT_INPUTS_FAILED)
+
+
+def _print_table(o: Output, rows) -> int:
+    from rich.table import Table
+
+    table = Table("image", "audio", "label", "probability", "top-k")
+    failed = 0
+    for row in rows:
+        if "error" in row:
+            failed += 1
+            table.add_row(
+                row.get("image") or "-",
+                row.get("audio") or "-",
+                "[red]error[/red]",
+                "",
+                row["error"],
+            )
+            continue
+        top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])
+        table.add_row(
+            row["image"] or "-", row["audio"] or "-", row["label"], f"{row['probability']:.4f}", top
+        )
+    if not o.quiet:
+        o.out.print(table)
+    return failed

@@ -1,0 +1,66 @@
+"""crossmodal preprocess DATA --out PREP"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import Channels, ClipSeconds, ImageSize, Json, Quiet, SampleRate, Workers
+from cli.output import Output, handled, parse_size
+
+
+def preprocess(
+    data: Annotated[Path, typer.Argument(help="Folder DATA/<label>/<stem>.<ext> or a manifest.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the records.")],
+    image_size: ImageSize = None,
+    channels: Channels = None,
+    clip_seconds: ClipSeconds = None,
+    sample_rate: SampleRate = 16_000,
+    workers: Workers = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any file could not be used.")
+    ] = False,
+    json_output: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Decode, resize and resample every pair into sharded records plus dataset.json."""
+    size = parse_size(image_size)
+    o = Output(quiet=quiet, json_mode=json_output)
+    with handled(o):
+        from crossmodal.data.preprocess import PrepSettings
+        from crossmodal.data.preprocess import preprocess as run
+
+        settings = PrepSettings(
+            sample_rate=sample_rate,
+            height=size[0] if size else None,
+            width=size[1] if size else None,
+            channels=channels,
+            clip_seconds=clip_seconds,
+        )
+        with o.progress() as progress:
+            prep = run(
+                data, out, settings=settings, workers=workers, progress=progress, strict=strict
+            )
+        info = prep.info
+        o.info(summary_line(info, prep.path, prep.reused))
+        for item in info["skipped"][:20]:
+            o.info(f"  skipped {item['path']}: {item['reason']}")
+        if len(info["skipped"]) > 20:
+            o.info(f"  ... and {len(info['skipped']) - 20} more (see dataset.json)")
+        o.result({**info, "path": str(prep.path), "reused": prep.reused})
+
+
+def summary_line(info: dict, path: Path, reused: bool) -> str:
+    counts = info["counts"]
+    img, aud = info["image"], info["audio"]
+    verb = "up to date" if reused else "wrote"
+    return (
+        f"{verb} {path}: {info['num_samples']} samples in {len(info['classes'])} classes "
+        f"({counts['both']} pairs, {counts['image'] - counts['both']} image only, "
+        f"{counts['audio'] - counts['both']} audio only, {info['num_unlabeled']} unlabeled); "
+        f"images {img['height']}x{img['width']}x{img['channels']}, audio {aud['clip_seconds']} s "
+        f"at {aud['sample_rate']} Hz; {len(info['skipped'])} file(s) skipped, "
+        f"{len(info['ignored'])} ignored"
+    )

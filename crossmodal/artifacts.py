@@ -1,0 +1,166 @@
+"""The model folder: a contract with users and their scripts.
+
+    MODEL/
+      saved_model/   serving_default(image uint8 [N,h,w,C], image_present bool [N],
+                                     audio float32 [N,t], audio_present bool [N])
+                       -> probabilities float32 [N,K], label string [N], labels string [N,K]
+      model.keras    the Keras network (fine-tuning, resuming); loaded with safe_mode
+      config.json    every resolved setting + format version + versions
+      labels.json    class names in output order
+      dataset.json   what it was trained on
+      history.csv    per-epoch metrics
+      metrics.json   validation metrics at the end of training
+
+Images of any size are resized in the graph; waveforms (at the model's sample rate) of any
+length are cropped or padded in the graph. The folder is built beside its final place and
+renamed into it at the end, so a folder that exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossmodal.config import FORMAT_VERSION, RunConfig
+from crossmodal.errors import CrossmodalError
+
+REQUIRED_FILES = ("saved_model", "config.json", "labels.json")
+ALL_FILES = (
+    "saved_model",
+    "model.keras",
+    "config.json",
+    "labels.json",
+    "dataset.json",
+    "history.csv",
+)
+
+
+def staging_dir(out: Path, overwrite: bool) -> Path:
+    """A fresh temporary folder beside `out`, after refusing to clobber an existing model."""
+    if out.exists() and not overwrite:
+        raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise CrossmodalError(f"{out} exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def commit_dir(tmp: Path, out: Path) -> None:
+    """Swap the finished folder into place (the old one, if any, is removed only now)."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
+    """Write the serving graph: frontends, network and label names in one SavedModel."""
+    import tensorflow as tf
+
+    from crossmodal.features import fit_image, fit_waveform
+
+    img, aud = cfg.image, cfg.audio
+    labels = list(cfg.labels)
+
+    class Serving(tf.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+            self.class_names = tf.constant(labels)
+            # Random layers (inactive at inference) still capture their seed state; track it
+            # so the SavedModel can serialize the graph.
+            self.seed_states = _seed_states(net)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, img.channels], tf.uint8, name="image"),
+                tf.TensorSpec([None], tf.bool, name="image_present"),
+                tf.TensorSpec([None, None], tf.float32, name="audio"),
+                tf.TensorSpec([None], tf.bool, name="audio_present"),
+            ]
+        )
+        def serve(self, image, image_present, audio, audio_present):
+            inputs = {
+                "image": fit_image(image, img.height, img.width),  # [N, H, W, C]
+                "image_present": tf.cast(image_present, tf.float32),  # [N]
+                "audio": fit_waveform(audio, aud.num_samples),  # [N, T]
+                "audio_present": tf.cast(audio_present, tf.float32),  # [N]
+            }
+            probs = self.net(inputs, training=False)["probabilities"]  # [N, K]
+            n = tf.shape(probs)[0]
+            return {
+                "probabilities": probs,
+                "label": tf.gather(self.class_names, tf.argmax(probs, axis=-1)),  # [N]
+                "labels": tf.tile(self.class_names[tf.newaxis, :], [n, 1]),  # [N, K]
+            }
+
+    module = Serving(net)
+    tf.saved_model.save(
+        module, str(path), signatures={"serving_default": module.serve.get_concrete_function()}
+    )
+
+
+def _seed_states(net) -> list:
+    import keras
+
+    states = []
+    for layer in net._flatten_layers(include_self=True, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                states.append(value.state)
+    return states
+
+
+@dataclass
+class ModelDir:
+    """An opened, checked model folder."""
+
+    path: Path
+    config: RunConfig
+    labels: list[str]
+    info: dict  # config.json as written (versions, format)
+
+    def load_serving(self):
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(str(self.path / "saved_model"))
+        except (OSError, ValueError) as exc:
+            raise CrossmodalError(f"{self.path}: cannot load saved_model ({exc})") from None
+        return loaded.signatures["serving_default"]
+
+
+def open_model_dir(path: str | Path) -> ModelDir:
+    """Check format version and files, then read the config; refuse with what is wrong."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CrossmodalError(f"no model folder at {path}")
+    missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
+    if missing:
+        raise CrossmodalError(
+            f"{path} is not a complete model folder: missing {', '.join(missing)}"
+        )
+    try:
+        info = json.loads((path / "config.json").read_text())
+        labels = json.loads((path / "labels.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CrossmodalError(f"{path}: unreadable config.json or labels.json ({exc})") from None
+    version = info.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CrossmodalError(
+            f"{path} has model format {version}, this crossmodal reads format {FORMAT_VERSION}; "
+            "retrain it or use a matching crossmodal version"
+        )
+    config = RunConfig.load(path / "config.json")
+    if list(config.labels) != labels:
+        raise CrossmodalError(f"{path}: labels.json does not match config.json")
+    return ModelDir(path=path, config=config, labels=labels, info=info)

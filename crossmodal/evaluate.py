@@ -1,0 +1,108 @@
+"""Evaluate a model folder on labeled data: metrics, per-modality ablation, report files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal.artifacts import open_model_dir
+from crossmodal.data.preprocess import PrepSettings, Progress
+from crossmodal.errors import CrossmodalError, ThresholdNotMet
+from crossmodal.inference import MODALITIES
+
+WORST_MISTAKES = 10
+
+
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    *,
+    out: str | Path | None = None,
+    modality: str = "both",
+    fail_under: float | None = None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Metrics for `modality` (the others removed from every sample), plus an `ablation`
+    section with both/image/audio when `modality` is "both". Writes REPORT files when `out`
+    is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under."""
+    from crossmodal.data.reader import make_dataset
+    from crossmodal.inference import run_serving
+    from crossmodal.metrics import classification_metrics
+    from crossmodal.train import _label_map, load_dataset
+
+    if modality not in MODALITIES:
+        raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
+    md = open_model_dir(model)
+    cfg = md.config
+    settings = PrepSettings(
+        sample_rate=cfg.audio.sample_rate,
+        height=cfg.image.height,
+        width=cfg.image.width,
+        channels=cfg.image.channels,
+        clip_seconds=cfg.audio.clip_seconds,
+    )
+    prep = load_dataset(data, settings, exact=True, workers=workers, progress=progress)
+    label_map = _label_map(prep.classes, cfg.labels, f"{data}")
+    labeled = [s["index"] for s in prep.samples if s["label"] is not None]
+    if not labeled:
+        raise CrossmodalError(f"{data} has no labeled samples to evaluate on")
+    by_index = {s["index"]: s for s in prep.samples}
+    ds = make_dataset(prep, labeled, batch_size=batch_size, label_map=label_map, with_index=True)
+    serve = md.load_serving()
+
+    results: dict[str, dict] = {}
+    for m in MODALITIES if modality == "both" else (modality,):
+        probs, labels, indices = run_serving(serve, ds, m)
+        if len(labels) == 0:
+            continue
+        metrics = classification_metrics(labels, probs, list(cfg.labels))
+        metrics["mistakes"] = _worst_mistakes(probs, labels, indices, by_index, list(cfg.labels))
+        results[m] = metrics
+    if modality not in results:
+        raise CrossmodalError(f"{data} has no samples with the {modality} modality")
+    report = dict(results[modality])
+    report.update(
+        {
+            "modality": modality,
+            "model": str(md.path),
+            "data": str(data),
+            "num_skipped_files": len(prep.info.get("skipped", [])),
+        }
+    )
+    if modality == "both":
+        report["ablation"] = {
+            m: {k: v for k, v in r.items() if k not in ("mistakes", "reliability")}
+            for m, r in results.items()
+        }
+    if out is not None:
+        from crossmodal.report import write_report
+
+        write_report(report, Path(out))
+    if fail_under is not None and report["accuracy"] < fail_under:
+        raise ThresholdNotMet(
+            f"accuracy {report['accuracy']:.4f} is below --fail-under {fail_under}"
+        )
+    return report
+
+
+def _worst_mistakes(probs, labels, indices, by_index, names) -> list[dict]:
+    """The most confidently wrong predictions, with the files that caused them."""
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:WORST_MISTAKES]
+    rows = []
+    for i in order:
+        s = by_index[int(indices[i])]
+        rows.append(
+            {
+                "image": s["image"],
+                "audio": s["audio"],
+                "true": names[int(labels[i])],
+                "predicted": names[int(predicted[i])],
+                "confidence": float(probs[i, predicted[i]]),
+            }
+        )
+    return rows

@@ -1,0 +1,53 @@
+"""Run a model folder's serving signature over batches: the one inference path.
+
+Evaluate and predict both go through the exported SavedModel, so what they measure is exactly
+what a user serving the folder gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+MODALITIES = ("both", "image", "audio")
+
+
+def presence_for(modality: str, image_present: np.ndarray, audio_present: np.ndarray):
+    """Presence flags with the other modality removed; `keep` marks rows that still have input."""
+    image_present = image_present.astype(bool)
+    audio_present = audio_present.astype(bool)
+    if modality == "image":
+        audio_present = np.zeros_like(audio_present)
+    elif modality == "audio":
+        image_present = np.zeros_like(image_present)
+    elif modality != "both":
+        raise ValueError(f"unknown modality {modality!r}")
+    return image_present, audio_present, image_present | audio_present
+
+
+def run_serving(serve, batches: Iterable, modality: str = "both"):
+    """(probabilities [N, K], labels [N], indices [N]) over (inputs, labels, index) batches.
+
+    Rows left with no modality at all (say, an audio-only sample under --modality image) are
+    dropped: there is nothing to predict from.
+    """
+    probs, labels, indices = [], [], []
+    for inputs, y, index in batches:
+        ip, ap, keep = presence_for(
+            modality, inputs["image_present"].numpy(), inputs["audio_present"].numpy()
+        )
+        if not keep.any():
+            continue
+        out = serve(
+            image=inputs["image"][keep],
+            image_present=ip[keep],
+            audio=inputs["audio"][keep],
+            audio_present=ap[keep],
+        )
+        probs.append(out["probabilities"].numpy())
+        labels.append(np.asarray(y)[keep])
+        indices.append(np.asarray(index)[keep])
+    if not probs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(indices)

@@ -1,0 +1,169 @@
+"""Predict on new files: pair by stem, decode in background threads, run the SavedModel in
+batches, stream rows out. Memory is bounded by a few batches whatever the number of inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crossmodal.artifacts import open_model_dir
+from crossmodal.data.decode import DecodeError, read_audio, read_image
+from crossmodal.data.scan import Sample, scan_inputs
+from crossmodal.errors import CrossmodalError
+
+OUTPUT_FORMATS = (".csv", ".jsonl")
+
+
+@dataclass
+class PredictResult:
+    rows: list[dict] = field(default_factory=list)
+    failed: int = 0
+
+
+def _decode(sample: Sample, cfg) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    errors, image, audio = [], None, None
+    if sample.image is not None:
+        try:
+            image = read_image(
+                sample.image,
+                height=cfg.image.height,
+                width=cfg.image.width,
+                channels=cfg.image.channels,
+            )
+        except DecodeError as exc:
+            errors.append(f"{sample.image}: {exc}")
+    if sample.audio is not None:
+        try:
+            audio = read_audio(
+                sample.audio, sample_rate=cfg.audio.sample_rate, num_samples=cfg.audio.num_samples
+            )
+        except DecodeError as exc:
+            errors.append(f"{sample.audio}: {exc}")
+    return image, audio, errors
+
+
+def _batches(samples: list[Sample], cfg, batch_size: int, workers: int) -> Iterator[list]:
+    """Decoded batches, decoding the next ones while the model runs on the current."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start : start + batch_size]
+            pending.append((chunk, [pool.submit(_decode, s, cfg) for s in chunk]))
+            if len(pending) > 2:  # keep at most three batches in flight
+                chunk, futures = pending.pop(0)
+                yield list(zip(chunk, (f.result() for f in futures), strict=True))
+        for chunk, futures in pending:
+            yield list(zip(chunk, (f.result() for f in futures), strict=True))
+
+
+def predict(
+    model: str | Path,
+    inputs: list[str | Path],
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    workers: int = 4,
+    modality: str = "both",
+) -> Iterator[dict]:
+    """Yield one row per input sample (in input order): files, label, probability, top_k; or
+    `error` when none of its files could be read."""
+    from crossmodal.inference import presence_for
+
+    md = open_model_dir(model)
+    cfg = md.config
+    scanned = scan_inputs([str(p) for p in inputs])
+    for skipped in scanned.skipped:
+        yield {"image": None, "audio": None, "error": f"{skipped['path']}: {skipped['reason']}"}
+    if not scanned.samples:
+        return
+    serve = md.load_serving()
+    labels = md.labels
+    h, w, c = cfg.image.height, cfg.image.width, cfg.image.channels
+    k = min(top_k, len(labels))
+    for batch in _batches(scanned.samples, cfg, batch_size, workers):
+        ok = [
+            (s, img, aud, err) for s, (img, aud, err) in batch if img is not None or aud is not None
+        ]
+        if ok:
+            image = np.stack(
+                [img if img is not None else np.zeros((h, w, c), np.uint8) for _, img, _, _ in ok]
+            )
+            audio = np.stack(
+                [
+                    aud if aud is not None else np.zeros(cfg.audio.num_samples, np.float32)
+                    for _, _, aud, _ in ok
+                ]
+            )
+            ip, ap, keep = presence_for(
+                modality,
+                np.array([img is not None for _, img, _, _ in ok]),
+                np.array([aud is not None for _, _, aud, _ in ok]),
+            )
+            probs = serve(image=image, image_present=ip, audio=audio, audio_present=ap)[
+                "probabilities"
+            ].numpy()
+        results = iter(range(len(ok)))
+        for s, (img, aud, errors) in batch:
+            row: dict = {"image": s.image, "audio": s.audio}
+            if img is None and aud is None:
+                row["error"] = "; ".join(errors) or "no input"
+                yield row
+                continue
+            i = next(results)
+            if not keep[i]:
+                row["error"] = f"no {modality} input"
+                yield row
+                continue
+            order = np.argsort(-probs[i])[:k]
+            row.update(
+                {
+                    "label": labels[int(order[0])],
+                    "probability": float(probs[i, order[0]]),
+                    "top_k": [
+                        {"label": labels[int(j)], "probability": float(probs[i, j])} for j in order
+                    ],
+                    "image_used": bool(ip[i]),
+                    "audio_used": bool(ap[i]),
+                }
+            )
+            if errors:
+                row["warning"] = "; ".join(errors)
+            yield row
+
+
+def write_rows(rows, out: Path) -> int:
+    """Stream rows to CSV or JSONL by extension (atomically); returns how many failed."""
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise CrossmodalError(f"--out must end in .csv or .jsonl, got {out.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    failed = 0
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = None
+        for row in rows:
+            failed += "error" in row
+            if suffix == ".jsonl":
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                continue
+            if writer is None:
+                writer = csv.writer(f)
+                writer.writerow(["image", "audio", "label", "probability", "top_k", "error"])
+            writer.writerow(
+                [
+                    row.get("image") or "",
+                    row.get("audio") or "",
+                    row.get("label", ""),
+                    f"{row['probability']:.6f}" if "probability" in row else "",
+                    " ".join(f"{t['label']}:{t['probability']:.4f}" for t in row.get("top_k", [])),
+                    row.get("error", ""),
+                ]
+            )
+    tmp.replace(out)
+    return failed

@@ -1,0 +1,1 @@
+"""Test package (so shared helpers import as `tests.synth`)."""

@@ -1,0 +1,241 @@
+"""End to end through the command line, on tiny data: artifacts, exit codes, and the
+SavedModel served by a process that never imports crossmodal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny import CLASSES, make_dataset
+
+pytestmark = pytest.mark.e2e
+
+TRAIN_FLAGS = ["--epochs", "4", "--batch-size", "8", "--val-fraction", "0.25", "--seed", "3"]
+
+
+def run(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+@pytest.fixture(scope="module")
+def model(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "m"
+    run("train", str(data), "--out", str(out), *TRAIN_FLAGS, "-q")
+    return out
+
+
+def test_help_and_bad_arguments_never_import_tensorflow():
+    code = textwrap.dedent(
+        """
+        import sys
+        from typer.testing import CliRunner
+        from cli.main import app
+        r = CliRunner().invoke(app, ["--help"])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(app, ["train", "--help"])
+        assert r.exit_code == 0, r.output
+        assert "tensorflow" not in sys.modules, "--help imported TensorFlow"
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    bad = run("train", "nowhere", "--out", "x", "--fusion", "nope", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1 and "unknown fusion" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train"], "Missing argument"),
+        (["train", "x", "--out", "y", "--epochs", "many"], "--epochs"),
+        (["bogus"], "No such command"),
+        (["preprocess", "does-not-exist", "--out", "z"], "no such file or folder"),
+        (["evaluate", "no-model", "no-data"], "no model folder"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_1(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_version():
+    assert run("--version").stdout.startswith("crossmodal ")
+
+
+def test_preprocess_writes_records_and_reuses_its_cache(data, tmp_path):
+    out = tmp_path / "prep"
+    first = json.loads(run("preprocess", str(data), "--out", str(out), "--json").stdout)
+    assert first["num_samples"] == 3 * 8 and first["classes"] == list(CLASSES)
+    assert first["image"]["height"] == 16 and first["image"]["channels"] == 1
+    assert first["audio"]["clip_seconds"] == 0.25 and first["reused"] is False
+    assert (out / "dataset.json").exists() and list(out.glob("shard-*.bin"))
+    again = json.loads(run("preprocess", str(data), "--out", str(out), "--json").stdout)
+    assert again["reused"] is True
+
+
+def test_train_writes_a_complete_model_folder(model):
+    for name in (
+        "saved_model",
+        "model.keras",
+        "config.json",
+        "labels.json",
+        "history.csv",
+        "dataset.json",
+    ):
+        assert (model / name).exists(), name
+    config = json.loads((model / "config.json").read_text())
+    assert config["format_version"] == 1 and config["labels"] == list(CLASSES)
+    assert config["tensorflow_version"] and config["crossmodal_version"]
+    assert json.loads((model / "labels.json").read_text()) == list(CLASSES)
+    with open(model / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert 1 <= len(rows) <= 4 and "val_loss" in rows[0]
+    assert not list(model.parent.glob(".m.partial-*")), "staging folder left behind"
+
+
+def test_train_refuses_to_overwrite(model, data):
+    proc = run("train", str(data), "--out", str(model), check=False)
+    assert proc.returncode == 1 and "--overwrite" in proc.stderr
+
+
+def test_evaluate_writes_reports_and_ablation(model, data, tmp_path):
+    report = tmp_path / "report"
+    proc = run("evaluate", str(model), str(data), "--out", str(report), "--json")
+    metrics = json.loads(proc.stdout)
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "num_samples"):
+        assert key in metrics
+    assert metrics["num_samples"] == 24
+    assert set(metrics["per_class"]) == set(CLASSES)
+    assert metrics["confusion_matrix"]["labels"] == list(CLASSES)
+    assert np.sum(metrics["confusion_matrix"]["matrix"]) == 24
+    assert set(metrics["ablation"]) == {"both", "image", "audio"}
+    assert json.loads((report / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+    assert (report / "report.md").read_text().count("|") > 10
+    assert (report / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_modality_and_fail_under_exit_2(model, data):
+    # Classes a and b share the very same images: from the image alone at most 16 of 24
+    # samples can be right, so 0.7 cannot be reached whatever the training did.
+    proc = run(
+        "evaluate",
+        str(model),
+        str(data),
+        "--modality",
+        "image",
+        "--fail-under",
+        "0.7",
+        "--json",
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert metrics["modality"] == "image" and metrics["accuracy"] <= 16 / 24
+    assert "below --fail-under" in proc.stderr
+    ok = run("evaluate", str(model), str(data), "--fail-under", "0.0", "-q")
+    assert ok.stdout == ""
+
+
+def test_predict_formats_and_lone_modalities(model, data, tmp_path):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "only.png").write_bytes((data / "c" / "g0_c0.png").read_bytes())
+    (lone / "only_sound.wav").write_bytes((data / "b" / "g1_b1.wav").read_bytes())
+    out_csv = tmp_path / "p.csv"
+    run("predict", str(model), str(data / "a"), str(lone), "--out", str(out_csv))
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 + 2
+    assert all(r["label"] in CLASSES for r in rows)
+    assert {(bool(r["image"]), bool(r["audio"])) for r in rows[-2:]} == {
+        (True, False),
+        (False, True),
+    }
+    out_jsonl = tmp_path / "p.jsonl"
+    run("predict", str(model), str(lone), "--out", str(out_jsonl), "--top-k", "2")
+    rows = [json.loads(line) for line in out_jsonl.read_text().splitlines()]
+    assert all(len(r["top_k"]) == 2 for r in rows)
+    table = run("predict", str(model), str(lone))
+    assert "only" in table.stdout
+
+
+def test_predict_reports_broken_inputs_and_exits_3(model, data, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.png").write_bytes(b"not a png")
+    (bad / "fine.wav").write_bytes((data / "a" / "g0_a0.wav").read_bytes())
+    proc = run("predict", str(model), str(bad), "--json", check=False)
+    assert proc.returncode == 3
+    rows = json.loads(proc.stdout)
+    assert [r.get("error") is not None for r in rows] == [True, False]
+    assert "broken.png" in rows[0]["error"]
+
+
+BARE_CLIENT = """
+import json, sys
+import numpy as np, soundfile as sf, tensorflow as tf
+from PIL import Image
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+rows = []
+for image, audio in json.loads(sys.argv[2]):
+    img = np.zeros((1, 1, 1, 1), np.uint8)
+    if image:
+        img = np.asarray(Image.open(image))[None, :, :, None]
+    wav = sf.read(audio, dtype="float32")[0][None] if audio else np.zeros((1, 1), np.float32)
+    out = serve(image=tf.constant(img), image_present=tf.constant([image is not None]),
+                audio=tf.constant(wav), audio_present=tf.constant([audio is not None]))
+    rows.append({"p": out["probabilities"].numpy()[0].tolist(),
+                 "label": out["label"].numpy()[0].decode()})
+assert "crossmodal" not in sys.modules
+print(json.dumps(rows))
+"""
+
+
+def test_bare_saved_model_matches_crossmodal_predict(model, data, tmp_path):
+    pairs = [
+        (str(data / "a" / "g0_a0.png"), str(data / "a" / "g0_a0.wav")),
+        (str(data / "c" / "g1_c3.png"), None),
+        (None, str(data / "b" / "g0_b2.wav")),
+    ]
+    bare = subprocess.run(
+        [sys.executable, "-c", BARE_CLIENT, str(model / "saved_model"), json.dumps(pairs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    served = json.loads(bare.stdout)
+    for (image, audio), want in zip(pairs, served, strict=True):
+        files = [f for f in (image, audio) if f]
+        rows = json.loads(run("predict", str(model), *files, "--json", "--top-k", "3").stdout)
+        assert len(rows) == 1
+        probs = {t["label"]: t["probability"] for t in rows[0]["top_k"]}
+        got = [probs[label] for label in CLASSES]
+        np.testing.assert_allclose(got, want["p"], atol=1e-5)
+        assert rows[0]["label"] == want["label"]

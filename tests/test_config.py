@@ -1,0 +1,163 @@
+"""Tests for crossmodal.config: round trips, strictness and derived audio properties."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from crossmodal.config import (
+    FORMAT_VERSION,
+    AudioConfig,
+    AugmentConfig,
+    ImageConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
+from crossmodal.errors import CrossmodalError
+
+
+def custom_config() -> RunConfig:
+    """Every section changed from its default, tuples included."""
+    return RunConfig(
+        audio=AudioConfig(sample_rate=22_050, clip_seconds=2.5, num_mels=40, fmax=9_000.0),
+        image=ImageConfig(height=48, width=24, channels=3),
+        augment=AugmentConfig(enabled=False, audio_noise_snr_db=(1.5, 9.0)),
+        model=ModelConfig(fusion="gated", filters=(8, 16), embed_dim=16),
+        train=TrainConfig(epochs=3, val_groups=("spk1", "spk2"), group_regex=r"(spk\d+)_"),
+        labels=("cat", "dog", "été"),
+    )
+
+
+@pytest.mark.parametrize("cfg", [RunConfig(), custom_config()], ids=["default", "custom"])
+def test_dict_round_trip(cfg):
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_to_dict_is_json_ready_and_tuples_survive_json():
+    cfg = custom_config()
+    data = json.loads(json.dumps(cfg.to_dict()))  # tuples come back as lists
+    assert data["labels"] == ["cat", "dog", "été"]
+    back = RunConfig.from_dict(data)
+    assert back == cfg  # a list would not compare equal to the original tuple
+    assert isinstance(back.labels, tuple)
+    assert isinstance(back.model.filters, tuple)
+    assert isinstance(back.train.val_groups, tuple)
+    assert isinstance(back.augment.audio_noise_snr_db, tuple)
+    assert back.augment.audio_noise_snr_db == (1.5, 9.0)
+
+
+def test_save_load_round_trip(tmp_path):
+    cfg = custom_config()
+    path = tmp_path / "config.json"
+    cfg.save(path, classes_seen=3)
+    raw = json.loads(path.read_text())
+    assert raw["format_version"] == FORMAT_VERSION
+    assert raw["classes_seen"] == 3  # extras are written ...
+    assert RunConfig.load(path) == cfg  # ... and ignored on load
+
+
+def test_from_dict_partial_uses_defaults():
+    cfg = RunConfig.from_dict({"audio": {"sample_rate": 8_000}, "labels": ["a"]})
+    assert cfg.audio.sample_rate == 8_000
+    assert cfg.audio.num_mels == AudioConfig().num_mels
+    assert cfg.image == ImageConfig()
+    assert cfg.labels == ("a",)
+    assert cfg.num_classes == 1
+
+
+@pytest.mark.parametrize(
+    "data, word",
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"audio": {"sample_rte": 8000}}, "sample_rte"),
+        ({"train": {"epochs": 2, "val_group": ["x"]}}, "val_group"),
+    ],
+)
+def test_unknown_keys_rejected(data, word):
+    with pytest.raises(CrossmodalError, match=word):
+        RunConfig.from_dict(data)
+
+
+def test_section_must_be_a_table():
+    with pytest.raises(CrossmodalError, match="audio"):
+        RunConfig.from_dict({"audio": [1, 2]})
+
+
+def test_load_rejects_unknown_nested_key(tmp_path):
+    path = tmp_path / "config.json"
+    data = RunConfig().to_dict()
+    data["model"]["fusoin"] = "concat"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CrossmodalError, match="fusoin"):
+        RunConfig.load(path)
+
+
+@pytest.mark.parametrize("content", [None, "{not json", ""])
+def test_load_unreadable(tmp_path, content):
+    path = tmp_path / "config.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CrossmodalError, match="cannot read config"):
+        RunConfig.load(path)
+
+
+def test_frozen_and_replace():
+    cfg = RunConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.labels = ("x",)  # type: ignore[misc]
+    new = cfg.replace(labels=("x", "y"))
+    assert new.num_classes == 2
+    assert cfg.labels == ()  # the original is untouched
+
+
+@pytest.mark.parametrize(
+    "rate, clip, expected",
+    [(16_000, 1.0, 16_000), (16_000, 0.5, 8_000), (8_000, 0.35, 2_800), (22_050, 2.0, 44_100)],
+)
+def test_num_samples(rate, clip, expected):
+    assert AudioConfig(sample_rate=rate, clip_seconds=clip).num_samples == expected
+
+
+@pytest.mark.parametrize(
+    "rate, frame, hop",
+    [(16_000, 0.025, 0.010), (8_000, 0.025, 0.010), (22_050, 0.032, 0.008), (44_100, 0.02, 0.01)],
+)
+def test_frame_and_fft_lengths(rate, frame, hop):
+    a = AudioConfig(sample_rate=rate, frame_seconds=frame, hop_seconds=hop)
+    assert a.frame_length == round(rate * frame)
+    assert a.frame_step == round(rate * hop)
+    n = a.fft_length
+    assert n & (n - 1) == 0  # a power of two
+    assert a.frame_length <= n < 2 * a.frame_length  # the smallest one that fits
+
+
+def test_fft_length_exact_power_of_two():
+    a = AudioConfig(sample_rate=16_000, frame_seconds=0.032)  # 512 samples
+    assert a.frame_length == 512
+    assert a.fft_length == 512
+    assert AudioConfig(sample_rate=16_000, frame_seconds=0.025).fft_length == 512  # 400 -> 512
+
+
+@pytest.mark.parametrize("clip", [0.025, 0.1, 0.333, 1.0, 2.0])
+@pytest.mark.parametrize("rate", [8_000, 16_000])
+def test_num_frames_counts_full_windows(rate, clip):
+    a = AudioConfig(sample_rate=rate, clip_seconds=clip)
+    # Count by brute force: windows start at 0, step, 2*step, ... and must fit entirely.
+    starts = range(0, a.num_samples - a.frame_length + 1, a.frame_step)
+    assert a.num_frames == len(starts)
+
+
+def test_default_num_frames_by_hand():
+    # 16000 samples, 400-sample window, 160 hop: 1 + (16000 - 400) // 160 = 98
+    assert AudioConfig().num_frames == 98
+
+
+@pytest.mark.parametrize(
+    "rate, fmax, expected",
+    [(16_000, 7_800.0, 7_800.0), (8_000, 7_800.0, 4_000.0), (11_025, 6_000.0, 5_512.5)],
+)
+def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
+    assert AudioConfig(sample_rate=rate, fmax=fmax).effective_fmax == expected

@@ -1,0 +1,99 @@
+"""The in-graph frontends: shapes, physics, and the same numbers eagerly and inside tf.data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from crossmodal.config import AudioConfig  # noqa: E402
+from crossmodal.data.decode import fit_length  # noqa: E402
+from crossmodal.features import GainNormalization, LogMel, ScaleImage, fit_image, fit_waveform  # noqa: E402
+
+CFG = AudioConfig(sample_rate=16_000, clip_seconds=0.5, num_mels=40)
+
+
+def sine(freq: float, seconds: float = 0.5, rate: int = 16_000) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def mel_center_hz(cfg: AudioConfig) -> np.ndarray:
+    """Centre frequency of each mel band, from the HTK mel formula tf.signal uses."""
+
+    def mel(f):
+        return 1127.0 * np.log1p(np.asarray(f) / 700.0)
+
+    edges = np.linspace(mel(cfg.fmin), mel(cfg.effective_fmax), cfg.num_mels + 2)
+    return 700.0 * np.expm1(edges[1:-1] / 1127.0)
+
+
+def test_log_mel_shape_matches_config():
+    layer = LogMel.from_audio_config(CFG)
+    out = layer(tf.zeros([3, CFG.num_samples]))
+    assert out.shape == (3, CFG.num_frames, CFG.num_mels, 1)
+    assert layer.compute_output_shape((None, CFG.num_samples)) == (
+        None,
+        CFG.num_frames,
+        CFG.num_mels,
+        1,
+    )
+
+
+@pytest.mark.parametrize("freq", [250.0, 1000.0, 3000.0])
+def test_log_mel_peak_is_in_the_band_of_the_tone(freq):
+    spec = LogMel.from_audio_config(CFG)(tf.constant(sine(freq)[None])).numpy()[0, :, :, 0]
+    band = int(np.argmax(spec.mean(axis=0)))
+    centres = mel_center_hz(CFG)
+    assert abs(centres[band] - freq) <= 0.1 * freq + 60
+
+
+def test_silence_is_finite():
+    spec = LogMel.from_audio_config(CFG)(tf.zeros([1, CFG.num_samples])).numpy()
+    assert np.all(np.isfinite(spec))
+    assert np.allclose(spec, np.log(CFG.log_offset), atol=1e-3)
+
+
+def test_frontends_agree_eagerly_and_inside_tf_data():
+    """big_vision's rule: graph mode and eager mode can differ; check they do not."""
+    rng = np.random.default_rng(0)
+    waves = rng.normal(0, 0.1, (4, CFG.num_samples)).astype(np.float32)
+    gain, mel = GainNormalization(), LogMel.from_audio_config(CFG)
+    eager = mel(gain(tf.constant(waves))).numpy()
+    ds = tf.data.Dataset.from_tensor_slices(waves).batch(2).map(lambda w: mel(gain(w)))
+    graph = np.concatenate([b.numpy() for b in ds])
+    np.testing.assert_allclose(eager, graph, rtol=1e-5, atol=1e-5)
+
+    images = rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    scale = ScaleImage()
+    eager_img = scale(tf.constant(images)).numpy()
+    ds_img = tf.data.Dataset.from_tensor_slices(images).batch(4).map(scale)
+    np.testing.assert_allclose(eager_img, next(iter(ds_img)).numpy())
+    np.testing.assert_allclose(eager_img, images / 255.0, rtol=1e-6)
+
+
+def test_gain_normalization_equalizes_loudness():
+    quiet, loud = sine(440) * 0.01, sine(440) * 0.9
+    out = GainNormalization()(tf.constant(np.stack([quiet, loud]))).numpy()
+    rms = np.sqrt((out**2).mean(axis=1))
+    np.testing.assert_allclose(rms, [0.1, 0.1], rtol=1e-3)
+    silent = GainNormalization()(tf.zeros([1, 100])).numpy()
+    assert np.all(silent == 0)
+
+
+@pytest.mark.parametrize("length", [10, 800, 1600, 5000])
+def test_fit_waveform_matches_preprocessing(length):
+    wave = np.arange(1, length + 1, dtype=np.float32)
+    graph = fit_waveform(tf.constant(wave[None]), 1600).numpy()[0]
+    np.testing.assert_array_equal(graph, fit_length(wave, 1600))
+
+
+def test_fit_image_identity_and_resize():
+    img = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 1), dtype=np.uint8)
+    same = fit_image(tf.constant(img), 16, 16).numpy()
+    np.testing.assert_array_equal(same, img)
+    flat = np.full((1, 32, 24, 3), 77, dtype=np.uint8)
+    resized = fit_image(tf.constant(flat), 16, 16).numpy()
+    assert resized.shape == (1, 16, 16, 3)
+    assert np.all(resized == 77)

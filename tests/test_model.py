@@ -1,0 +1,86 @@
+"""The network: every fusion branch builds, runs, respects presence, and trains a step."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from crossmodal.config import AudioConfig, ImageConfig, ModelConfig, RunConfig  # noqa: E402
+from crossmodal.errors import CrossmodalError  # noqa: E402
+from crossmodal.fusion import FUSIONS  # noqa: E402
+from crossmodal.model import ModalityDropout, Trainer, build_network  # noqa: E402
+
+CFG = RunConfig(
+    audio=AudioConfig(clip_seconds=0.25, num_mels=32),
+    image=ImageConfig(16, 16, 1),
+    model=ModelConfig(embed_dim=16, filters=(8, 16)),
+    labels=("a", "b", "c"),
+)
+
+
+def batch(n=4, image_present=None, audio_present=None, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "image": rng.integers(0, 256, (n, 16, 16, 1), dtype=np.uint8),
+        "image_present": np.asarray(image_present or [1.0] * n, np.float32),
+        "audio": rng.normal(0, 0.1, (n, CFG.audio.num_samples)).astype(np.float32),
+        "audio_present": np.asarray(audio_present or [1.0] * n, np.float32),
+    }
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_every_fusion_builds_and_gives_probabilities(fusion):
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, fusion=fusion))
+    net = build_network(cfg)
+    out = net(batch(image_present=[1, 0, 1, 1], audio_present=[1, 1, 0, 1]), training=False)
+    probs = out["probabilities"].numpy()
+    assert probs.shape == (4, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(np.isfinite(probs))
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_absent_modality_content_is_ignored(fusion):
+    """Whatever pixels sit in an absent image slot, the prediction must not change."""
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, fusion=fusion))
+    net = build_network(cfg)
+    x1 = batch(image_present=[0, 0, 0, 0])
+    x2 = dict(x1, image=np.full_like(x1["image"], 255))
+    p1 = net(x1, training=False)["probabilities"].numpy()
+    p2 = net(x2, training=False)["probabilities"].numpy()
+    np.testing.assert_allclose(p1, p2, atol=1e-6)
+
+
+def test_fusion_trains_one_step_and_loss_is_finite():
+    net = build_network(CFG)
+    trainer = Trainer(net, aux_weight=0.5, label_smoothing=0.1)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = batch(8, image_present=[1, 1, 0, 1, 1, 1, 1, 0], audio_present=[1, 0, 1, 1, 1, 1, 1, 1])
+    y = np.array([0, 1, 2, 0, 1, 2, -1, 0], np.int32)  # one unlabeled sample
+    history = trainer.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert "accuracy" in history.history
+
+
+def test_modality_dropout_only_while_training_and_only_on_pairs():
+    layer = ModalityDropout(rate=1.0, seed=1)
+    ip = tf.constant([1.0, 1.0, 0.0, 1.0] * 50)
+    ap = tf.constant([1.0, 1.0, 1.0, 0.0] * 50)
+    same_i, same_a = layer([ip, ap], training=False)
+    np.testing.assert_array_equal(same_i, ip)
+    np.testing.assert_array_equal(same_a, ap)
+    out_i, out_a = (t.numpy() for t in layer([ip, ap], training=True))
+    assert np.all(out_i + out_a >= 1), "a sample must keep at least one modality"
+    pairs = (ip.numpy() * ap.numpy()) > 0
+    assert np.all((out_i + out_a)[pairs] == 1), "rate 1 hides exactly one modality of each pair"
+    np.testing.assert_array_equal(out_i[~pairs], ip.numpy()[~pairs])
+
+
+def test_unknown_fusion_is_a_user_error():
+    with pytest.raises(CrossmodalError, match="unknown fusion"):
+        build_network(CFG.replace(model=dataclasses.replace(CFG.model, fusion="nope")))

@@ -1,0 +1,401 @@
+"""Tests for crossmodal.data.scan: class folders, manifests and loose inputs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crossmodal.data.scan import (
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    modality_of,
+    scan,
+    scan_inputs,
+    scan_manifest,
+)
+from crossmodal.errors import CrossmodalError
+from tests.synth import touch, write_csv, write_jsonl, write_text
+
+
+def by_stem(result):
+    return {s.stem: s for s in result.samples}
+
+
+def skipped_paths(result) -> set[str]:
+    return {k["path"] for k in result.skipped}
+
+
+def ignored_paths(result) -> set[str]:
+    return {k["path"] for k in result.ignored}
+
+
+def test_modality_of_any_case():
+    assert modality_of(Path("a.PNG")) == "image"
+    assert modality_of(Path("a.Jpeg")) == "image"
+    assert modality_of(Path("a.WAV")) == "audio"
+    assert modality_of(Path("a.flac")) == "audio"
+    assert modality_of(Path("a.txt")) is None
+    assert modality_of(Path("png")) is None
+
+
+# --- folders --------------------------------------------------------------------------------
+
+
+def test_folder_pairs_by_stem_and_lone_files(tmp_path):
+    for name in ["cat/a.png", "cat/a.wav", "cat/b.png", "dog/c.wav", "dog/d.jpg", "dog/d.flac"]:
+        touch(tmp_path / name)
+    result = scan(tmp_path)
+    assert result.kind == "folder"
+    s = by_stem(result)
+    assert set(s) == {"a", "b", "c", "d"}
+    assert (s["a"].image, s["a"].audio) == (
+        str(tmp_path / "cat/a.png"),
+        str(tmp_path / "cat/a.wav"),
+    )
+    assert s["b"].audio is None and s["b"].image == str(tmp_path / "cat/b.png")
+    assert s["c"].image is None and s["c"].audio == str(tmp_path / "dog/c.wav")
+    assert (s["d"].image, s["d"].audio) == (
+        str(tmp_path / "dog/d.jpg"),
+        str(tmp_path / "dog/d.flac"),
+    )
+    assert {k: v.label for k, v in s.items()} == {"a": "cat", "b": "cat", "c": "dog", "d": "dog"}
+    assert all(v.group is None for v in s.values())
+    assert result.skipped == [] and result.ignored == []
+
+
+def test_same_stem_in_two_classes_is_two_samples(tmp_path):
+    touch(tmp_path / "cat/x.png")
+    touch(tmp_path / "dog/x.wav")
+    result = scan(tmp_path)
+    assert sorted((s.label, s.image is None, s.audio is None) for s in result.samples) == [
+        ("cat", False, True),
+        ("dog", True, False),
+    ]
+
+
+def test_hidden_entries_ignored(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    touch(tmp_path / "cat/.b.png")
+    touch(tmp_path / "cat/__c.wav")
+    touch(tmp_path / ".hidden/d.png")
+    touch(tmp_path / "__MACOSX/e.png")
+    touch(tmp_path / ".DS_Store")
+    (tmp_path / "cat/.ipynb_checkpoints").mkdir()
+    result = scan(tmp_path)
+    assert [(s.label, s.stem) for s in result.samples] == [("cat", "a")]
+    assert result.skipped == [] and result.ignored == []
+
+
+def test_stray_text_ignored_and_reported(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    write_text(tmp_path / "cat/notes.txt")
+    write_text(tmp_path / "cat/a.txt")  # same stem as a sample: still not media
+    result = scan(tmp_path)
+    assert len(result.samples) == 1 and result.samples[0].audio is None
+    assert ignored_paths(result) == {str(tmp_path / "cat/notes.txt"), str(tmp_path / "cat/a.txt")}
+    assert all(k["reason"] for k in result.ignored)
+
+
+def test_empty_class_folder_reported(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    (tmp_path / "empty").mkdir()
+    write_text(tmp_path / "textonly/readme.txt")
+    result = scan(tmp_path)
+    assert [s.label for s in result.samples] == ["cat"]
+    reasons = {k["path"]: k["reason"] for k in result.ignored}
+    assert "empty" in reasons[str(tmp_path / "empty")]
+    assert "empty" in reasons[str(tmp_path / "textonly")]
+
+
+def test_upper_case_extensions(tmp_path):
+    touch(tmp_path / "cat/A.PNG")
+    touch(tmp_path / "cat/A.WAV")
+    touch(tmp_path / "cat/B.JPEG")
+    result = scan(tmp_path)
+    s = by_stem(result)
+    assert s["A"].image.endswith("A.PNG") and s["A"].audio.endswith("A.WAV")
+    assert s["B"].image.endswith("B.JPEG")
+
+
+def test_names_with_spaces_and_unicode(tmp_path):
+    touch(tmp_path / "chat noir/été 1.png")
+    touch(tmp_path / "chat noir/été 1.wav")
+    touch(tmp_path / "犬/声 2.flac")
+    result = scan(tmp_path)
+    s = by_stem(result)
+    assert s["été 1"].label == "chat noir"
+    assert s["été 1"].image == str(tmp_path / "chat noir" / "été 1.png")
+    assert s["été 1"].audio == str(tmp_path / "chat noir" / "été 1.wav")
+    assert s["声 2"].label == "犬" and s["声 2"].image is None
+
+
+def test_duplicate_stem_png_wins(tmp_path):
+    touch(tmp_path / "cat/a.jpg")
+    touch(tmp_path / "cat/a.png")
+    touch(tmp_path / "cat/a.wav")
+    touch(tmp_path / "cat/a.ogg")
+    result = scan(tmp_path)
+    (sample,) = result.samples
+    assert sample.image == str(tmp_path / "cat/a.png")
+    assert sample.audio == str(tmp_path / "cat/a.wav")
+    reasons = {k["path"]: k["reason"] for k in result.skipped}
+    assert set(reasons) == {str(tmp_path / "cat/a.jpg"), str(tmp_path / "cat/a.ogg")}
+    assert "duplicate" in reasons[str(tmp_path / "cat/a.jpg")]
+    assert "a.png" in reasons[str(tmp_path / "cat/a.jpg")]
+
+
+def test_files_at_root_reported(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    touch(tmp_path / "loose.png")
+    write_text(tmp_path / "README.txt")
+    result = scan(tmp_path)
+    assert len(result.samples) == 1
+    assert ignored_paths(result) == {str(tmp_path / "loose.png"), str(tmp_path / "README.txt")}
+
+
+def test_nested_folder_ignored(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    touch(tmp_path / "cat/sub/b.png")
+    result = scan(tmp_path)
+    assert [s.stem for s in result.samples] == ["a"]
+    assert ignored_paths(result) == {str(tmp_path / "cat/sub")}
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlinks_loops_and_dangling(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    os.symlink(tmp_path / "cat", tmp_path / "cat/loop")  # a folder that contains itself
+    os.symlink("self.wav", tmp_path / "cat/self.wav")  # a link to itself (ELOOP)
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "cat/gone.png")  # dangling
+    os.symlink(tmp_path / "cat/a.png", tmp_path / "cat/b.png")  # a good link to a file
+    result = scan(tmp_path)
+    assert sorted(s.stem for s in result.samples) == ["a", "b"]
+    assert skipped_paths(result) == {str(tmp_path / "cat/self.wav"), str(tmp_path / "cat/gone.png")}
+    assert str(tmp_path / "cat/loop") in ignored_paths(result)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(CrossmodalError, match="no such file or folder"):
+        scan(tmp_path / "nope")
+
+
+def test_folder_without_class_folders(tmp_path):
+    touch(tmp_path / "a.png")
+    with pytest.raises(CrossmodalError, match="no class folders"):
+        scan(tmp_path)
+
+
+def test_file_that_is_not_a_manifest(tmp_path):
+    with pytest.raises(CrossmodalError, match="not a manifest"):
+        scan(touch(tmp_path / "a.png"))
+
+
+# --- property: every media file accounted for exactly once ---------------------------------
+
+MEDIA_EXTS = [e for e in IMAGE_EXTENSIONS + AUDIO_EXTENSIONS] + [".PNG", ".WAV", ".Jpg"]
+stems = st.text(alphabet="abAB1 _-é", min_size=1, max_size=5).filter(
+    lambda s: not s.startswith((".", "__"))
+)
+files_strategy = st.lists(
+    st.tuples(st.sampled_from(["cat", "dog", "émeu"]), stems, st.sampled_from(MEDIA_EXTS)),
+    max_size=25,
+    unique=True,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=files_strategy, extras=st.lists(stems, max_size=3))
+def test_every_media_file_accounted_for_once(files, extras):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "cat").mkdir()  # always one class folder, perhaps empty
+        written = []
+        for label, stem, ext in files:
+            written.append(str(touch(root / label / f"{stem}{ext}")))
+        for stem in extras:  # non-media noise
+            write_text(root / "cat" / f"{stem}.txt")
+        result = scan(root)
+        used = [p for s in result.samples for p in (s.image, s.audio) if p is not None]
+        accounted = Counter(used + [k["path"] for k in result.skipped])
+        assert accounted == Counter(written)
+        assert len(result.samples) == len({(label, stem) for label, stem, _ in files})
+        for s in result.samples:
+            assert s.image is None or modality_of(Path(s.image)) == "image"
+            assert s.audio is None or modality_of(Path(s.audio)) == "audio"
+            assert s.image is not None or s.audio is not None
+
+
+# --- manifests ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def media(tmp_path):
+    """A manifest folder with a few real (empty) media files next to it."""
+    for name in ["img/a.png", "img/b.png", "snd/a.wav", "snd/c.wav", "snd/d.wav"]:
+        touch(tmp_path / name)
+    return tmp_path
+
+
+def manifest_rows():
+    return [
+        {"image": "img/a.png", "audio": "snd/a.wav", "label": "cat", "group": "g1"},  # 1 both
+        {"image": "", "audio": "snd/c.wav", "label": "dog", "group": ""},  # 2 audio only
+        {"image": "img/b.png", "audio": "", "label": "", "group": "g2"},  # 3 unlabeled
+        {"image": "img/missing.png", "audio": "snd/d.wav", "label": "cat", "group": ""},  # 4
+        {"image": "img/missing.png", "audio": "", "label": "cat", "group": ""},  # 5 nothing
+        {"image": "", "audio": "", "label": "dog", "group": ""},  # 6 empty row
+    ]
+
+
+def check_manifest_result(result, root: Path, manifest: Path):
+    assert result.kind == "manifest"
+    samples = result.samples
+    assert len(samples) == 4
+    a, c, b, d = samples
+    assert (a.image, a.audio, a.label, a.group) == (
+        str(root / "img/a.png"),
+        str(root / "snd/a.wav"),
+        "cat",
+        "g1",
+    )
+    assert (c.image, c.audio, c.label, c.group) == (None, str(root / "snd/c.wav"), "dog", None)
+    assert (b.image, b.audio, b.label, b.group) == (str(root / "img/b.png"), None, None, "g2")
+    assert (d.image, d.audio, d.label) == (None, str(root / "snd/d.wav"), "cat")
+    assert len({s.stem for s in samples}) == 4
+    reasons = [(k["path"], k["reason"]) for k in result.skipped]
+    missing = str(root / "img/missing.png")
+    assert [p for p, _ in reasons].count(missing) == 2  # rows 4 and 5
+    assert any(p == f"{manifest}:5" for p, _ in reasons)
+    assert any(p == f"{manifest}:6" for p, _ in reasons)
+    assert len(reasons) == 4
+
+
+def test_csv_manifest(media, tmp_path, monkeypatch):
+    manifest = write_csv(media / "data.csv", manifest_rows())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # paths are relative to the manifest, not the working folder
+    check_manifest_result(scan(manifest), media, manifest)
+
+
+def test_jsonl_manifest(media):
+    rows = manifest_rows()
+    rows[1]["image"] = None  # JSON null is a missing modality too
+    rows[2]["label"] = None
+    manifest = write_jsonl(media / "data.jsonl", rows)
+    text = manifest.read_text()
+    manifest.write_text(text.replace("\n", "\n\n", 1))  # blank lines are fine
+    check_manifest_result(scan(manifest), media, manifest)
+
+
+def test_manifest_absolute_paths_labels_column_and_bom(media):
+    manifest = media / "abs.CSV"
+    manifest.write_text(
+        f"\ufeffimage,audio,labels\n{media / 'img/a.png'},{media / 'snd/a.wav'},owl\n",
+        encoding="utf-8",
+    )
+    (s,) = scan(manifest).samples
+    assert (s.image, s.audio, s.label) == (
+        str(media / "img/a.png"),
+        str(media / "snd/a.wav"),
+        "owl",
+    )
+
+
+def test_jsonl_non_string_label(media):
+    (s,) = scan(
+        write_jsonl(media / "m.jsonl", [{"image": "img/a.png", "audio": None, "label": 3}])
+    ).samples
+    assert s.label == "3"
+
+
+@pytest.mark.parametrize(
+    "header, missing",
+    [("image,label", "audio"), ("audio,label", "image"), ("image,audio", "label")],
+)
+def test_manifest_missing_column(media, header, missing):
+    manifest = media / "m.csv"
+    manifest.write_text(header + "\nimg/a.png,x\n")
+    with pytest.raises(CrossmodalError, match=missing):
+        scan(manifest)
+
+
+def test_jsonl_missing_column(media):
+    with pytest.raises(CrossmodalError, match="audio"):
+        scan(write_jsonl(media / "m.jsonl", [{"image": "img/a.png", "label": "x"}]))
+
+
+def test_manifest_not_utf8(media):
+    manifest = media / "m.csv"
+    manifest.write_bytes(b"image,audio,label\nimg/caf\xe9.png,,x\n")  # latin-1 bytes
+    with pytest.raises(CrossmodalError, match="UTF-8"):
+        scan(manifest)
+
+
+@pytest.mark.parametrize("line", ["{not json", "[1, 2]", '"text"'])
+def test_jsonl_bad_line(media, line):
+    manifest = media / "m.jsonl"
+    manifest.write_text('{"image": "img/a.png", "audio": "", "label": "x"}\n' + line + "\n")
+    with pytest.raises(CrossmodalError, match=":2"):
+        scan(manifest)
+
+
+def test_manifest_without_usable_rows(media):
+    manifest = write_csv(media / "m.csv", [{"image": "nope.png", "audio": "", "label": "x"}])
+    with pytest.raises(CrossmodalError, match="no usable rows"):
+        scan_manifest(manifest)
+
+
+# --- loose inputs (predict) -----------------------------------------------------------------
+
+
+def test_scan_inputs_pairs_given_files(tmp_path):
+    a_png, a_wav = touch(tmp_path / "x/a.png"), touch(tmp_path / "x/a.wav")
+    b_png, b_wav = touch(tmp_path / "x/b.png"), touch(tmp_path / "y/b.wav")  # other folders
+    notes = write_text(tmp_path / "x/notes.txt")
+    result = scan_inputs([a_png, str(a_wav), b_png, b_wav, notes, tmp_path / "missing.wav"])
+    assert result.kind == "files"
+    got = {(s.stem, s.image, s.audio, s.label) for s in result.samples}
+    assert len(result.samples) == 3
+    assert got == {
+        ("a", str(a_png), str(a_wav), None),
+        ("b", None, str(b_wav), None),
+        ("b", str(b_png), None, None),
+    }
+    assert [(k["path"], k["reason"]) for k in result.skipped] == [
+        (str(tmp_path / "missing.wav"), "does not exist")
+    ]
+    assert ignored_paths(result) == {str(notes)}
+
+
+def test_scan_inputs_walks_folders(tmp_path):
+    touch(tmp_path / "d/a.png")
+    touch(tmp_path / "d/a.WAV")
+    touch(tmp_path / "d/sub/deeper/c.flac")
+    touch(tmp_path / "d/.hidden/h.png")
+    touch(tmp_path / "d/.h.png")
+    os.symlink(tmp_path / "d", tmp_path / "d/sub/loop")  # a loop back to the top
+    result = scan_inputs([tmp_path / "d"])
+    got = sorted((s.stem, s.image is not None, s.audio is not None) for s in result.samples)
+    assert got == [("a", True, True), ("c", False, True)]
+    assert result.skipped == []
+
+
+def test_scan_inputs_same_file_twice_is_one_input(tmp_path):
+    a = touch(tmp_path / "d/a.png")
+    result = scan_inputs([tmp_path / "d", a, str(a)])
+    assert [(s.stem, s.image) for s in result.samples] == [("a", str(a))]
+    assert result.skipped == []
+
+
+def test_scan_inputs_with_manifest(media):
+    manifest = write_csv(media / "m.csv", manifest_rows())
+    result = scan_inputs([manifest, media / "img/b.png"])
+    assert len(result.samples) == 5  # four usable rows and one loose file
+    assert len(result.skipped) == 4
