@@ -64,7 +64,7 @@ def main() -> None:
         hint = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)
         code = 1
-    except errors.Abort:
+    except typer.Abort:
         typer.echo("interrupted", err=True)
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

@@ -18,26 +18,25 @@ EXIT_OK, EXIT_USER_ERROR, EXIT_THRESHOLD, EXIT_INPUTS_FAILED = 0, 1, 2, 3
 
 
 def quiet_tensorflow() -> None:
-    """Import TensorFlow with its C++ start-up chatter (CUDA probing, CPU features) hidden.
+    """Import TensorFlow with its C++ chatter (CUDA probing, CPU features) kept off the screen.
 
-    Those lines are written to file descriptor 2 before any log setting applies, so stderr is
-    pointed at /dev/null for the import only. CROSSMODAL_TF_LOGS=1 shows them.
+    TensorFlow's C++ runtime writes straight to file descriptor 2, before and after any log
+    setting applies. So descriptor 2 is pointed at /dev/null for the rest of the command while
+    Python's `sys.stderr` (our messages, warnings, tracebacks) keeps the real stderr.
+    CROSSMODAL_TF_LOGS=1 shows everything.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules or os.environ.get("CROSSMODAL_TF_LOGS"):
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    real = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding, errors="replace")
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
 
 
 class Output:

@@ -56,25 +56,34 @@ def predict(
 
 
 def _print_table(o: Output, rows) -> int:
-    from rich.table import Table
-
-    table = Table("image", "audio", "label", "probability", "top-k")
+    """A table on a terminal; tab-separated lines (with a header) for pipes and logs."""
     failed = 0
+    lines = []
     for row in rows:
         if "error" in row:
             failed += 1
-            table.add_row(
-                row.get("image") or "-",
-                row.get("audio") or "-",
-                "[red]error[/red]",
-                "",
-                row["error"],
-            )
-            continue
-        top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])
-        table.add_row(
-            row["image"] or "-", row["audio"] or "-", row["label"], f"{row['probability']:.4f}", top
-        )
-    if not o.quiet:
+            fields = [row.get("image") or "-", row.get("audio") or "-", "ERROR", "", row["error"]]
+        else:
+            top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])
+            fields = [
+                row["image"] or "-",
+                row["audio"] or "-",
+                row["label"],
+                f"{row['probability']:.4f}",
+                top,
+            ]
+        lines.append(fields)
+    if o.quiet:
+        return failed
+    header = ["image", "audio", "label", "probability", "top_k"]
+    if o.out.is_terminal:
+        from rich.table import Table
+
+        table = Table(*header)
+        for fields in lines:
+            table.add_row(*fields)
         o.out.print(table)
+    else:
+        for fields in [header, *lines]:
+            print("\t".join(fields))
     return failed

@@ -66,6 +66,7 @@ def train(
             RunConfig,
             TrainConfig,
         )
+
         cfg = RunConfig(
             audio=AudioConfig(sample_rate=sample_rate),
             augment=AugmentConfig(enabled=augment),

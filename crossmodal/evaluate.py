@@ -83,7 +83,7 @@ def evaluate(
         write_report(report, Path(out))
     if fail_under is not None and report["accuracy"] < fail_under:
         raise ThresholdNotMet(
-            f"accuracy {report['accuracy']:.4f} is below --fail-under {fail_under}"
+            f"accuracy {report['accuracy']:.4f} is below --fail-under {fail_under}", report
         )
     return report
 
