@@ -97,20 +97,17 @@ def make_image(shape: str, rng: np.random.Generator) -> Image.Image:
     draw = ImageDraw.Draw(big)
     fill = foreground if filled else None
     if shape == "circle":
-        box = [(cx - radius) * s, (cy - radius) * s,
-               (cx + radius) * s, (cy + radius) * s]
+        box = [(cx - radius) * s, (cy - radius) * s, (cx + radius) * s, (cy + radius) * s]
         draw.ellipse(box, fill=fill, outline=foreground, width=width * s)
     else:
         n_vertices = {"square": 4, "triangle": 3}[shape]
         theta = rng.uniform(0.0, 2.0 * np.pi)
         angles = theta + 2.0 * np.pi * np.arange(n_vertices) / n_vertices
-        points = [((cx + radius * np.cos(a)) * s, (cy + radius * np.sin(a)) * s)
-                  for a in angles]
+        points = [((cx + radius * np.cos(a)) * s, (cy + radius * np.sin(a)) * s) for a in angles]
         if filled:
             draw.polygon(points, fill=foreground)
         else:
-            draw.line(points + points[:1], fill=foreground, width=width * s,
-                      joint="curve")
+            draw.line(points + points[:1], fill=foreground, width=width * s, joint="curve")
     small = big.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
 
     pixels = np.asarray(small, dtype=np.float64)
@@ -135,8 +132,7 @@ def make_tone(base_hz: float, rng: np.random.Generator) -> np.ndarray:
         if k * f0 >= 0.45 * SAMPLE_RATE:
             break
         amp = rng.uniform(0.1, 0.5) / (k - 1)  # always weaker than f0
-        tone += amp * np.sin(2.0 * np.pi * k * f0 * t
-                             + rng.uniform(0.0, 2.0 * np.pi))
+        tone += amp * np.sin(2.0 * np.pi * k * f0 * t + rng.uniform(0.0, 2.0 * np.pi))
 
     # Linear attack, exponential decay, short release so the end does not click.
     attack = max(1, int(rng.uniform(0.005, 0.03) * SAMPLE_RATE))
@@ -144,13 +140,13 @@ def make_tone(base_hz: float, rng: np.random.Generator) -> np.ndarray:
     envelope = np.exp(-np.maximum(t - attack / SAMPLE_RATE, 0.0) / decay_tau)
     envelope[:attack] *= np.linspace(0.0, 1.0, attack, endpoint=False)
     release = min(int(0.01 * SAMPLE_RATE), n_tone)
-    envelope[n_tone - release:] *= np.linspace(1.0, 0.0, release)
+    envelope[n_tone - release :] *= np.linspace(1.0, 0.0, release)
     tone *= envelope
 
     signal = np.zeros(n_total)
     signal[offset:] = tone
     snr_db = rng.uniform(10.0, 25.0)
-    signal_power = np.mean(tone ** 2)
+    signal_power = np.mean(tone**2)
     noise_power = signal_power / (10.0 ** (snr_db / 10.0))
     signal += rng.normal(0.0, np.sqrt(noise_power), n_total)
 
@@ -179,12 +175,13 @@ def check_output_folder(out: Path) -> None:
         if path.is_dir() and not path.is_symlink():
             continue
         if path.suffix.lower() not in ALLOWED_SUFFIXES or path.is_symlink():
-            sys.exit(f"error: {out} contains {path.relative_to(out)}, which this "
-                     "script does not make; refusing to delete it")
+            sys.exit(
+                f"error: {out} contains {path.relative_to(out)}, which this "
+                "script does not make; refusing to delete it"
+            )
 
 
-def write_readme(out: Path, seed: int, per_class: int,
-                 counts: dict[str, tuple[int, int]]) -> None:
+def write_readme(out: Path, seed: int, per_class: int, counts: dict[str, tuple[int, int]]) -> None:
     command = "python scripts/make_sample_data.py"
     if seed != 0:
         command += f" --seed {seed}"
@@ -196,8 +193,9 @@ def write_readme(out: Path, seed: int, per_class: int,
     rows = []
     for label, (shape, hz) in CLASSES.items():
         n_png, n_wav = counts[label]
-        rows.append(f"| `{label}` | {shape} | {TONE_NAMES[hz]} (~{hz:.0f} Hz) "
-                    f"| {n_png} | {n_wav} |")
+        rows.append(
+            f"| `{label}` | {shape} | {TONE_NAMES[hz]} (~{hz:.0f} Hz) | {n_png} | {n_wav} |"
+        )
     total_png = sum(c[0] for c in counts.values())
     total_wav = sum(c[1] for c in counts.values())
     n_pairs = per_class * len(CLASSES)
@@ -254,13 +252,16 @@ Two lone files exercise missing modalities:
 # ----------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (default: 0)")
-    parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
-                        help="image+sound pairs per class "
-                             f"(default: {DEFAULT_PER_CLASS})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=DEFAULT_PER_CLASS,
+        help=f"image+sound pairs per class (default: {DEFAULT_PER_CLASS})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})"
+    )
     args = parser.parse_args(argv)
     if args.per_class < 1:
         parser.error("--per-class must be at least 1")
@@ -294,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     make_image(shape, file_rng(args.seed, index, 0)).save(out / label / f"{stem}.png")
     counts[label] = (counts[label][0] + 1, counts[label][1])
     label, stem = LONE_AUDIO
-    write_wav(out / label / f"{stem}.wav", make_tone(CLASSES[label][1],
-                                                     file_rng(args.seed, index, 1)))
+    write_wav(
+        out / label / f"{stem}.wav", make_tone(CLASSES[label][1], file_rng(args.seed, index, 1))
+    )
     counts[label] = (counts[label][0], counts[label][1] + 1)
 
     write_readme(out, args.seed, args.per_class, counts)
