@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.evaluate import evaluate
+from cli.info import info
 from cli.predict import predict
 from cli.preprocess import preprocess
 from cli.train import train
@@ -45,6 +46,7 @@ app.command()(preprocess)
 app.command()(train)
 app.command()(evaluate)
 app.command()(predict)
+app.command()(info)
 
 
 def main() -> None:

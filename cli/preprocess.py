@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -44,12 +45,29 @@ def preprocess(
                 data, out, settings=settings, workers=workers, progress=progress, strict=strict
             )
         info = prep.info
-        o.info(summary_line(info, prep.path, prep.reused))
+        for note in prep.notes:
+            o.info(shown(f"note: {note}"))
+        o.info(shown(summary_line(info, prep.path, prep.reused)))
         for item in info["skipped"][:20]:
-            o.info(f"  skipped {item['path']}: {item['reason']}")
+            o.info(shown(f"  skipped {item['path']}: {item['reason']}"))
         if len(info["skipped"]) > 20:
             o.info(f"  ... and {len(info['skipped']) - 20} more (see dataset.json)")
-        o.result({**info, "path": str(prep.path), "reused": prep.reused})
+        if json_output:
+            from crossmodal.data.preprocess import json_text
+
+            payload = {**info, "path": str(prep.path), "reused": prep.reused, "notes": prep.notes}
+            sys.stdout.write(json_text(payload, indent=2) + "\n")
+
+
+def shown(text: str) -> str:
+    """Safe to print on one line: file names can hold rich markup ("a[/b].png"), newlines,
+    and bytes that are not UTF-8 (kept by Python as lone surrogates, which a strict terminal
+    encoding refuses)."""
+    from rich.markup import escape
+
+    from crossmodal.data.preprocess import one_line
+
+    return escape(one_line(text).encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def summary_line(info: dict, path: Path, reused: bool) -> str:

@@ -2,54 +2,128 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.options import Channels, ClipSeconds, ImageSize, Json, Quiet, SampleRate, Workers
+from cli.options import Channels, ClipSeconds, ImageSize, Json, Quiet, Workers
 from cli.output import Output, handled, parse_size, quiet_tensorflow
+
+# flag name -> (config section, field); a flag left at None keeps the config file's value,
+# or else the dataclass default shown in --help.
+FLAG_FIELDS = {
+    "val_fraction": ("train", "val_fraction"),
+    "val_dir": ("train", "val_dir"),
+    "group_regex": ("train", "group_regex"),
+    "val_group": ("train", "val_groups"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "learning_rate": ("train", "learning_rate"),
+    "weight_decay": ("train", "weight_decay"),
+    "label_smoothing": ("train", "label_smoothing"),
+    "optimizer": ("train", "optimizer"),
+    "schedule": ("train", "schedule"),
+    "clipnorm": ("train", "clipnorm"),
+    "class_weight": ("train", "class_weight"),
+    "patience": ("train", "patience"),
+    "seed": ("train", "seed"),
+    "align": ("train", "align"),
+    "mixed_precision": ("train", "mixed_precision"),
+    "fusion": ("model", "fusion"),
+    "dropout": ("model", "dropout"),
+    "modality_dropout": ("model", "modality_dropout"),
+    "augment": ("augment", "enabled"),
+    "sample_rate": ("audio", "sample_rate"),
+}
 
 
 def train(
-    data: Annotated[Path, typer.Argument(help="Folder, manifest, or a preprocessed folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    data: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder, manifest, or preprocessed folder (optional with --config/--resume)."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder to write.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file of options, or MODEL/config.json to repeat a run; flags override."
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the killed run that was writing this model folder."),
+    ] = None,
     val_fraction: Annotated[
-        float, typer.Option(min=0.0, max=0.9, help="Stratified validation fraction.")
-    ] = 0.15,
+        float | None, typer.Option(min=0.0, max=0.9, help="Stratified validation fraction [0.15].")
+    ] = None,
     val_dir: Annotated[
         Path | None, typer.Option(help="Validate on this folder/manifest instead of a split.")
     ] = None,
     group_regex: Annotated[
         str | None,
         typer.Option(
-            help=r"Group split: regex on the stem, first group names the group, e.g. '^([a-z]+)_'."
+            help="Group split: regex on the stem, first group = group name, e.g. '^([a-z]+)_'."
         ),
     ] = None,
     val_group: Annotated[
         list[str] | None, typer.Option(help="Hold out this group for validation (repeatable).")
     ] = None,
-    fusion: Annotated[str, typer.Option(help="concat, late, gated or conv.")] = "concat",
-    epochs: Annotated[int, typer.Option(min=1)] = 40,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
-    weight_decay: Annotated[float, typer.Option(min=0.0)] = 1e-4,
-    dropout: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.3,
+    fusion: Annotated[
+        str | None, typer.Option(help="concat, late, gated, conv or auto [concat].")
+    ] = None,
+    align: Annotated[
+        str | None,
+        typer.Option(help="Cross-modal alignment: auto (on with unlabeled pairs), on, off [auto]."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Most epochs [40].")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="[32]")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(min=0.0, help="Peak learning rate [0.002].")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adamw, adam or sgd (momentum, nesterov) [adamw].")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="cosine (with warmup), constant or plateau [cosine].")
+    ] = None,
+    weight_decay: Annotated[float | None, typer.Option(min=0.0, help="[0.0001]")] = None,
+    clipnorm: Annotated[
+        float | None, typer.Option(min=0.0, help="Gradient-norm clipping [1.0].")
+    ] = None,
+    label_smoothing: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="[0.05]")] = None,
+    class_weight: Annotated[
+        str | None, typer.Option(help="'balanced', or a JSON file {label: weight}.")
+    ] = None,
+    dropout: Annotated[float | None, typer.Option(min=0.0, max=0.95, help="[0.3]")] = None,
     modality_dropout: Annotated[
-        float,
+        float | None,
         typer.Option(
-            min=0.0, max=1.0, help="Chance to hide one modality of a pair while training."
+            min=0.0, max=1.0, help="Chance to hide one modality of a pair while training [0.25]."
         ),
-    ] = 0.25,
-    patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience, epochs.")] = 6,
-    augment: Annotated[bool, typer.Option(help="Training-time augmentation.")] = True,
-    seed: Annotated[int, typer.Option(help="Seed for splits, initialization and shuffling.")] = 0,
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(min=1, help="Early-stopping patience, epochs [6].")
+    ] = None,
+    augment: Annotated[
+        bool | None, typer.Option("--augment/--no-augment", help="Training-time augmentation [on].")
+    ] = None,
+    mixed_precision: Annotated[
+        bool | None,
+        typer.Option("--mixed-precision", help="float16 compute on GPUs (no-op on CPU)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for splits, initialization and shuffling [0].")
+    ] = None,
     image_size: ImageSize = None,
     channels: Channels = None,
     clip_seconds: ClipSeconds = None,
-    sample_rate: SampleRate = 16_000,
+    sample_rate: Annotated[
+        int | None, typer.Option(min=1000, help="Resample all audio to this rate, Hz [16000].")
+    ] = None,
     workers: Workers = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     json_output: Json = False,
@@ -58,32 +132,49 @@ def train(
     """Train a fused image+audio classifier and write a self-contained model folder."""
     size = parse_size(image_size)
     o = Output(quiet=quiet, json_mode=json_output)
+    given = {
+        "val_fraction": val_fraction, "val_dir": str(val_dir) if val_dir else None,
+        "group_regex": group_regex, "val_group": list(val_group) if val_group else None,
+        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+        "weight_decay": weight_decay, "label_smoothing": label_smoothing, "optimizer": optimizer,
+        "schedule": schedule, "clipnorm": clipnorm, "class_weight": class_weight,
+        "patience": patience, "seed": seed, "align": align, "mixed_precision": mixed_precision,
+        "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
+        "augment": augment, "sample_rate": sample_rate,
+    }  # fmt: skip
     with handled(o):
-        from crossmodal.config import (
-            AudioConfig,
-            AugmentConfig,
-            ModelConfig,
-            RunConfig,
-            TrainConfig,
+        from crossmodal.errors import CrossmodalError
+        from crossmodal.settings import read_config_file, resolve
+
+        if resume is not None:
+            if out is not None and Path(out) != resume:
+                raise CrossmodalError(
+                    "--resume names the model folder; drop --out or make them equal"
+                )
+            out = resume
+        if out is None:
+            raise CrossmodalError("missing option --out MODEL")
+        flags: dict = {}
+        for name, value in given.items():
+            if value is not None:
+                section, field = FLAG_FIELDS[name]
+                flags.setdefault(section, {})[field] = value
+        if size:
+            flags.setdefault("image", {}).update(height=size[0], width=size[1])
+        if channels:
+            flags.setdefault("image", {})["channels"] = channels
+        if clip_seconds:
+            flags.setdefault("audio", {})["clip_seconds"] = clip_seconds
+        file_settings = read_config_file(config) if config else {}
+        cfg, explicit = resolve(file_settings, flags)
+        data = data or (Path(cfg.data) if cfg.data else None)
+        if data is None and resume is None:
+            raise CrossmodalError("missing argument DATA (or a --config that names its data)")
+        image = explicit["image"]
+        shape = (
+            (image["height"], image["width"]) if "height" in image and "width" in image else None
         )
 
-        cfg = RunConfig(
-            audio=AudioConfig(sample_rate=sample_rate),
-            augment=AugmentConfig(enabled=augment),
-            model=ModelConfig(fusion=fusion, dropout=dropout, modality_dropout=modality_dropout),
-            train=TrainConfig(
-                epochs=epochs,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                weight_decay=weight_decay,
-                patience=patience,
-                val_fraction=val_fraction,
-                val_dir=str(val_dir) if val_dir else None,
-                group_regex=group_regex,
-                val_groups=tuple(val_group or ()),
-                seed=seed,
-            ),
-        )
         quiet_tensorflow()
         from crossmodal.train import train as run
 
@@ -98,28 +189,33 @@ def train(
                 data,
                 out,
                 config=cfg,
-                image_size=size,
-                channels=channels,
-                clip_seconds=clip_seconds,
+                image_size=shape,
+                channels=image.get("channels"),
+                clip_seconds=explicit["clip_seconds"],
                 overwrite=overwrite,
+                resume=resume is not None,
                 workers=workers,
                 progress=progress,
                 on_epoch=on_epoch,
+                notice=o.info,
             )
         o.info(f"wrote {result.model_dir} in {result.seconds:.0f}s ({len(result.history)} epochs)")
         for modality, m in result.metrics.items():
-            scores = f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}"
-            o.info(f"  validation {modality:>5}: {scores}")
+            if modality in ("both", "image", "audio"):
+                scores = f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}"
+                o.info(f"  validation {modality:>5}: {scores}")
         o.result(
             {
                 "model_dir": str(result.model_dir),
                 "seconds": round(result.seconds, 2),
                 "epochs": len(result.history),
                 "split": result.split,
+                "notes": result.notes,
                 "validation": {
                     k: {key: v[key] for key in ("accuracy", "macro_f1", "num_samples")}
                     for k, v in result.metrics.items()
+                    if k in ("both", "image", "audio")
                 },
-                "config": dataclasses.asdict(result.config),
+                "config": result.config.to_dict(),
             }
         )

@@ -3,7 +3,8 @@
     MODEL/
       saved_model/   serving_default(image uint8 [N,h,w,C], image_present bool [N],
                                      audio float32 [N,t], audio_present bool [N])
-                       -> probabilities float32 [N,K], label string [N], labels string [N,K]
+                       -> probabilities float32 [N,K], label string [N], labels string [N,K],
+                          image_embedding, audio_embedding float32 [N,S] (the shared space)
       model.keras    the Keras network (fine-tuning, resuming); loaded with safe_mode
       config.json    every resolved setting + format version + versions
       labels.json    class names in output order
@@ -66,6 +67,7 @@ def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
     """Write the serving graph: frontends, network and label names in one SavedModel."""
     import tensorflow as tf
 
+    from crossmodal.checkpointing import seed_states
     from crossmodal.features import fit_image, fit_waveform
 
     img, aud = cfg.image, cfg.audio
@@ -78,7 +80,7 @@ def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
             self.class_names = tf.constant(labels)
             # Random layers (inactive at inference) still capture their seed state; track it
             # so the SavedModel can serialize the graph.
-            self.seed_states = _seed_states(net)
+            self.seed_states = seed_states(net)
 
         @tf.function(
             input_signature=[
@@ -95,29 +97,22 @@ def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
                 "audio": fit_waveform(audio, aud.num_samples),  # [N, T]
                 "audio_present": tf.cast(audio_present, tf.float32),  # [N]
             }
-            probs = self.net(inputs, training=False)["probabilities"]  # [N, K]
+            outputs = self.net(inputs, training=False)
+            probs = outputs["probabilities"]  # [N, K]
             n = tf.shape(probs)[0]
             return {
                 "probabilities": probs,
                 "label": tf.gather(self.class_names, tf.argmax(probs, axis=-1)),  # [N]
                 "labels": tf.tile(self.class_names[tf.newaxis, :], [n, 1]),  # [N, K]
+                # Unit vectors in the shared space; meaningful for an input that is present.
+                "image_embedding": outputs["image_shared"],  # [N, S]
+                "audio_embedding": outputs["audio_shared"],  # [N, S]
             }
 
     module = Serving(net)
     tf.saved_model.save(
         module, str(path), signatures={"serving_default": module.serve.get_concrete_function()}
     )
-
-
-def _seed_states(net) -> list:
-    import keras
-
-    states = []
-    for layer in net._flatten_layers(include_self=True, recursive=True):
-        for value in vars(layer).values():
-            if isinstance(value, keras.random.SeedGenerator):
-                states.append(value.state)
-    return states
 
 
 @dataclass

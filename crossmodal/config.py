@@ -18,7 +18,10 @@ from crossmodal.errors import CrossmodalError
 
 FORMAT_VERSION = 1  # bump when the model folder layout or the serving signature changes
 FUSION_NAMES = ("concat", "late", "gated", "conv")  # registry keys of crossmodal.fusion
+FUSION_CHOICES = (*FUSION_NAMES, "auto")  # auto: pick one of FUSION_NAMES on validation
 ENCODER_NAMES = ("cnn",)  # registry keys of crossmodal.encoders
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "constant", "plateau")
 
 
 @dataclass(frozen=True)
@@ -99,12 +102,13 @@ class ModelConfig:
     modality_dropout: float = 0.25  # chance per sample to hide one modality while training
     aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
     filters: tuple[int, ...] = (32, 64, 128)
+    shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
 
     def __post_init__(self) -> None:
         # Checked here, without TensorFlow, so a bad name fails before any slow import.
-        if self.fusion not in FUSION_NAMES:
+        if self.fusion not in FUSION_CHOICES:
             raise CrossmodalError(
-                f"unknown fusion '{self.fusion}' (choose from {', '.join(FUSION_NAMES)})"
+                f"unknown fusion '{self.fusion}' (choose from {', '.join(FUSION_CHOICES)})"
             )
         for kind in (self.image_encoder, self.audio_encoder):
             if kind not in ENCODER_NAMES:
@@ -128,6 +132,32 @@ class TrainConfig:
     group_regex: str | None = None  # first capture group of a match on the stem names the group
     val_groups: tuple[str, ...] = ()  # groups held out for validation (default: chosen by seed)
     seed: int = 0
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
+    schedule: str = "cosine"  # cosine (with warmup) | constant | plateau
+    warmup_epochs: float = 1.0
+    clipnorm: float | None = 1.0  # global gradient-norm clipping; None disables
+    class_weight: str | None = None  # None | "balanced" | path to a JSON {label: weight}
+    mixed_precision: bool = False  # float16 compute on GPUs; a no-op with a notice on CPU
+    # Cross-modal alignment: a contrastive loss between the two projected embeddings of each
+    # pair, and distillation of the labeled modality's predictions into the other. "auto" turns
+    # it on when the data holds unlabeled pairs; "on" uses it as an extra loss anyway.
+    align: str = "auto"  # auto | on | off
+    contrastive_weight: float = 0.5
+    contrastive_temperature: float = 0.1
+    distill_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("align", self.align, ("auto", "on", "off")),
+        ):
+            if value not in allowed:
+                raise CrossmodalError(
+                    f"unknown {name} '{value}' (choose from {', '.join(allowed)})"
+                )
 
 
 @dataclass(frozen=True)
@@ -139,7 +169,8 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # filled from the data at train time
+    data: str | None = None  # what it was trained on; lets `train --config` repeat a run
 
     @property
     def num_classes(self) -> int:

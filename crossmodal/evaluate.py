@@ -31,7 +31,7 @@ def evaluate(
     from crossmodal.data.reader import make_dataset
     from crossmodal.inference import run_serving
     from crossmodal.metrics import classification_metrics
-    from crossmodal.train import _label_map, load_dataset
+    from crossmodal.train import label_map, load_dataset
 
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
@@ -45,17 +45,20 @@ def evaluate(
         clip_seconds=cfg.audio.clip_seconds,
     )
     prep = load_dataset(data, settings, exact=True, workers=workers, progress=progress)
-    label_map = _label_map(prep.classes, cfg.labels, f"{data}")
+    mapping = label_map(prep.classes, cfg.labels, f"{data}")
     labeled = [s["index"] for s in prep.samples if s["label"] is not None]
     if not labeled:
         raise CrossmodalError(f"{data} has no labeled samples to evaluate on")
     by_index = {s["index"]: s for s in prep.samples}
-    ds = make_dataset(prep, labeled, batch_size=batch_size, label_map=label_map, with_index=True)
+    ds = make_dataset(prep, labeled, batch_size=batch_size, label_map=mapping, with_index=True)
     serve = md.load_serving()
 
     results: dict[str, dict] = {}
+    pairs: list = []
     for m in MODALITIES if modality == "both" else (modality,):
-        probs, labels, indices = run_serving(serve, ds, m)
+        probs, labels, indices = run_serving(
+            serve, ds, m, embeddings=pairs if m == "both" else None
+        )
         if len(labels) == 0:
             continue
         metrics = classification_metrics(labels, probs, list(cfg.labels))
@@ -77,6 +80,12 @@ def evaluate(
             m: {k: v for k, v in r.items() if k not in ("mistakes", "reliability")}
             for m, r in results.items()
         }
+    if pairs and _has_shared_space(md.path):
+        from crossmodal.inference import retrieval_metrics
+
+        image, audio, pair_labels = (np.concatenate(part) for part in zip(*pairs, strict=True))
+        if len(pair_labels) >= 2:
+            report["retrieval"] = retrieval_metrics(image, audio, pair_labels)
     if out is not None:
         from crossmodal.report import write_report
 
@@ -106,3 +115,14 @@ def _worst_mistakes(probs, labels, indices, by_index, names) -> list[dict]:
             }
         )
     return rows
+
+
+def _has_shared_space(model_dir: Path) -> bool:
+    """True when training aligned the modalities (contrastive loss on pairs)."""
+    import json
+
+    try:
+        info = json.loads((Path(model_dir) / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(info.get("alignment", {}).get("active"))

@@ -26,11 +26,12 @@ def presence_for(modality: str, image_present: np.ndarray, audio_present: np.nda
     return image_present, audio_present, image_present | audio_present
 
 
-def run_serving(serve, batches: Iterable, modality: str = "both"):
+def run_serving(serve, batches: Iterable, modality: str = "both", embeddings: list | None = None):
     """(probabilities [N, K], labels [N], indices [N]) over (inputs, labels, index) batches.
 
     Rows left with no modality at all (say, an audio-only sample under --modality image) are
-    dropped: there is nothing to predict from.
+    dropped: there is nothing to predict from. With `embeddings` (a list), the shared-space
+    embeddings of complete pairs are appended to it as (image [P, S], audio [P, S], labels [P]).
     """
     probs, labels, indices = [], [], []
     for inputs, y, index in batches:
@@ -46,8 +47,38 @@ def run_serving(serve, batches: Iterable, modality: str = "both"):
             audio_present=ap[keep],
         )
         probs.append(out["probabilities"].numpy())
+        if embeddings is not None:
+            pairs = (ip & ap)[keep]
+            embeddings.append(
+                (
+                    out["image_embedding"].numpy()[pairs],
+                    out["audio_embedding"].numpy()[pairs],
+                    np.asarray(y)[keep][pairs],
+                )
+            )
         labels.append(np.asarray(y)[keep])
         indices.append(np.asarray(index)[keep])
     if not probs:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(indices)
+
+
+def retrieval_metrics(image: np.ndarray, audio: np.ndarray, labels: np.ndarray) -> dict:
+    """Cross-modal retrieval among P pairs in the shared space (cosine similarity).
+
+    `recall_at_k`: the sound's own image (or the image's own sound) is among the k nearest;
+    `class_recall_at_k`: one of the k nearest has the same label, the fair figure when pairs
+    share only their label (as in avdigits).
+    """
+    sim = audio @ image.T  # [P, P]: row = a sound, column = an image
+    out: dict = {"num_pairs": int(len(labels))}
+    for name, s in (("audio_to_image", sim), ("image_to_audio", sim.T)):
+        order = np.argsort(-s, axis=1)  # [P, P] nearest first
+        own = order == np.arange(len(s))[:, None]
+        same = labels[order] == labels[:, None]
+        out[name] = {}
+        for k in (1, 5):
+            if k <= len(s):
+                out[name][f"recall_at_{k}"] = float(own[:, :k].any(axis=1).mean())
+                out[name][f"class_recall_at_{k}"] = float(same[:, :k].any(axis=1).mean())
+    return out

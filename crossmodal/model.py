@@ -75,6 +75,14 @@ class MissingEmbedding(keras.layers.Layer):
         return input_shape[0]
 
 
+@keras.saving.register_keras_serializable(package="crossmodal")
+class L2Normalize(keras.layers.Layer):
+    """Unit-length rows, so a dot product is a cosine similarity in the shared space."""
+
+    def call(self, x):
+        return tf.math.l2_normalize(x, axis=-1)  # [N, S]
+
+
 def build_network(cfg: RunConfig) -> keras.Model:
     """The functional model; training-only layers (augmentation, dropouts) pass through at
     inference, so this same graph is what the SavedModel serves."""
@@ -147,6 +155,14 @@ def build_network(cfg: RunConfig) -> keras.Model:
         }
     )
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
+
+    # === Shared space (cross-modal alignment and retrieval) ===
+    shared_image = L2Normalize(name="image_shared")(
+        keras.layers.Dense(m.shared_dim, name="image_projection")(e_img)
+    )  # [N, S], unit length
+    shared_audio = L2Normalize(name="audio_shared")(
+        keras.layers.Dense(m.shared_dim, name="audio_projection")(e_aud)
+    )  # [N, S], unit length
     outputs = {
         "probabilities": probabilities,
         "logits": logits,
@@ -154,6 +170,8 @@ def build_network(cfg: RunConfig) -> keras.Model:
         "audio_logits": audio_logits,
         "image_embedding": e_img,
         "audio_embedding": e_aud,
+        "image_shared": shared_image,
+        "audio_shared": shared_audio,
     }
     inputs = {
         "image": image,

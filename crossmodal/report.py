@@ -1,20 +1,23 @@
 """Turn a metrics dict (see ``crossmodal.metrics``) into files people read.
 
-Outputs: ``metrics.json`` for machines, ``report.md`` for humans and
-``confusion.png`` for a quick visual check.  Every file is written atomically
-(temp file in the same folder + ``os.replace``) so an interrupted run never
-leaves a half-written report that looks valid.  matplotlib is imported lazily
-inside :func:`plot_confusion` to keep CLI start-up fast; TensorFlow is never
-imported here.
+Outputs: ``metrics.json`` for machines, ``report.md`` for terminals and PR comments,
+``report.html`` (one self-contained page: every figure inlined as a data URI, no scripts, no
+network, a Content-Security-Policy that forbids fetching anything) and ``confusion.png`` for a
+quick visual check. Every file is written atomically (temp file in the same folder +
+``os.replace``) so an interrupted run never leaves a half-written report that looks valid.
+Figures come from :mod:`crossmodal.plots`, which imports matplotlib lazily to keep CLI
+start-up fast; TensorFlow is never imported here.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,10 @@ import numpy as np
 METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
 CONFUSION_PNG = "confusion.png"
+REPORT_HTML = "report.html"
+
+THUMBNAIL_PX = 96  # longest side of a mistake's inline thumbnail
+THUMBNAIL_MAX_FILE_BYTES = 2_000_000  # larger source images are named, not inlined
 
 _SUMMARY_KEYS: tuple[tuple[str, str], ...] = (
     ("accuracy", "Accuracy"),
@@ -32,6 +39,13 @@ _SUMMARY_KEYS: tuple[tuple[str, str], ...] = (
     ("weighted_f1", "Weighted F1"),
     ("ece", "ECE"),
 )
+_CONTEXT_KEYS: tuple[tuple[str, str], ...] = (
+    ("modality", "Modality"),
+    ("model", "Model"),
+    ("data", "Data"),
+    ("num_skipped_files", "Skipped files"),
+)
+_MISTAKE_COLUMNS = ("#", "True", "Predicted", "Confidence", "Image", "Audio")
 _MISSING = "—"
 
 
@@ -53,8 +67,12 @@ def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation report"
         sections.append(_per_class_section(metrics["per_class"]))
     if "confusion_matrix" in metrics:
         sections.append(_confusion_section(metrics["confusion_matrix"]))
+    if _has_reliability(metrics):
+        sections.append(_reliability_section(metrics["reliability"]))
     if metrics.get("ablation"):
         sections.append(_ablation_section(metrics["ablation"]))
+    if "mistakes" in metrics:
+        sections.append(_mistakes_section(metrics["mistakes"]))
     return "\n\n".join(sections) + "\n"
 
 
@@ -65,51 +83,50 @@ def plot_confusion(
 
     With ``normalize`` each row is divided by its support, so cells read as
     "fraction of true class X predicted as Y" (rows with no support stay 0).
-    Uses the Agg canvas directly instead of pyplot: no global figure state, no
-    GUI backend, nothing leaks between calls.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from crossmodal.plots import confusion_png
 
-    counts = _square_matrix(matrix, labels)
-    values = _row_normalize(counts) if normalize else counts.astype(np.float64)
-    size = _figure_size(len(labels))
-
-    fig = Figure(figsize=(size, size), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    vmax = 1.0 if normalize else max(float(values.max()), 1.0)
-    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    _annotate_cells(ax, values, normalize=normalize, vmax=vmax)
-    _label_axes(ax, labels, normalize=normalize)
-    fig.tight_layout()
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    _atomic_write_bytes(buffer.getvalue(), Path(path))
+    _atomic_write_bytes(confusion_png(matrix, list(labels), normalize=normalize), Path(path))
 
 
 def write_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Write metrics.json, report.md and confusion.png into ``out_dir``.
+    """Write metrics.json, report.md, confusion.png and report.html into ``out_dir``.
 
-    Validates up front that a confusion matrix is present so a failure does
-    not leave a partial set of files behind.
+    Returns the four paths in that order. Validates up front that a confusion matrix is
+    present so a failure does not leave a partial set of files behind.
     """
+    from crossmodal.plots import confusion_png
+
     confusion = metrics.get("confusion_matrix")
     if not isinstance(confusion, Mapping) or "matrix" not in confusion or "labels" not in confusion:
         raise ValueError("metrics must contain confusion_matrix with 'labels' and 'matrix'")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path, png_path = (
+    json_path, md_path, png_path, html_path = (
         out_dir / METRICS_JSON,
         out_dir / REPORT_MD,
         out_dir / CONFUSION_PNG,
+        out_dir / REPORT_HTML,
     )
+    confusion_bytes = confusion_png(confusion["matrix"], list(confusion["labels"]))
     write_metrics_json(metrics, json_path)
     _atomic_write_bytes(render_markdown(metrics).encode("utf-8"), md_path)
-    plot_confusion(confusion["matrix"], list(confusion["labels"]), png_path)
-    return [json_path, md_path, png_path]
+    _atomic_write_bytes(confusion_bytes, png_path)
+    page = _render_html(metrics, title="Evaluation report", confusion_bytes=confusion_bytes)
+    _atomic_write_bytes(page.encode("utf-8"), html_path)
+    return [json_path, md_path, png_path, html_path]
+
+
+def render_html(metrics: dict[str, Any], *, title: str = "Evaluation report") -> str:
+    """One self-contained, valid HTML5 page with the same numbers as ``render_markdown``.
+
+    Sections (each only when its data is present): summary, per-class table, normalized
+    confusion matrix, per-class F1 bars, reliability diagram, modality ablation, and the most
+    confidently wrong samples with their file names (and a small inline thumbnail when the
+    image file exists and is small). Figures are PNG data URIs; there are no scripts and no
+    external URLs, and the page's Content-Security-Policy forbids loading anything else.
+    """
+    return _render_html(metrics, title=title, confusion_bytes=None)
 
 
 # --- file writing -----------------------------------------------------------
@@ -146,15 +163,21 @@ def _json_default(value: Any) -> Any:
 
 def _summary_section(metrics: Mapping[str, Any]) -> str:
     """Headline numbers; modality and top-k rows appear only when present."""
-    rows: list[list[str]] = []
-    if "modality" in metrics:
-        rows.append(["Modality", _escape(str(metrics["modality"]))])
-    if "num_samples" in metrics:
-        rows.append(["Samples", _fmt(metrics["num_samples"])])
-    rows += [[name, _fmt(metrics[key])] for key, name in _SUMMARY_KEYS if key in metrics]
-    for k, value in _top_k_items(metrics):
-        rows.append([f"Top-{k} accuracy", _fmt(value)])
+    rows = [[name, _fmt(value)] for name, value in _summary_rows(metrics)]
     return "## Summary\n\n" + _table(["Metric", "Value"], rows)
+
+
+def _summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(name, value) pairs shared by the Markdown and HTML summaries."""
+    rows: list[tuple[str, Any]] = []
+    for key, name in _CONTEXT_KEYS:
+        if key in metrics:
+            rows.append((name, metrics[key] if key == "num_skipped_files" else str(metrics[key])))
+    if "num_samples" in metrics:
+        rows.append(("Samples", metrics["num_samples"]))
+    rows += [(name, metrics[key]) for key, name in _SUMMARY_KEYS if key in metrics]
+    rows += [(f"Top-{k} accuracy", value) for k, value in _top_k_items(metrics)]
+    return rows
 
 
 def _per_class_section(per_class: Mapping[str, Mapping[str, Any]]) -> str:
@@ -186,22 +209,93 @@ def _confusion_section(confusion: Mapping[str, Any]) -> str:
 def _ablation_section(ablation: Mapping[str, Mapping[str, Any]]) -> str:
     """Side-by-side comparison of the same metrics per input modality."""
     modalities = list(ablation)
+    rows = [[name] + [_fmt(v) for v in values] for name, values in _ablation_rows(ablation)]
+    header = ["Metric", *(_escape(str(m)) for m in modalities)]
+    return "## Modality ablation\n\n" + _table(header, rows)
+
+
+def _ablation_rows(ablation: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """(metric name, one value per modality) rows shared by Markdown and HTML."""
+    modalities = list(ablation)
     metric_rows = (("num_samples", "Samples"), *_SUMMARY_KEYS)
     top_ks: dict[str, None] = {}
     for result in ablation.values():
         top_ks.update((k, None) for k, _ in _top_k_items(result))
     rows = [
-        [name] + [_fmt(ablation[m].get(key)) for m in modalities]
+        (name, [ablation[m].get(key) for m in modalities])
         for key, name in metric_rows
         if any(key in ablation[m] for m in modalities)
     ]
     rows += [
-        [f"Top-{k} accuracy"]
-        + [_fmt(ablation[m].get("top_k_accuracy", {}).get(k)) for m in modalities]
+        (
+            f"Top-{k} accuracy",
+            [(ablation[m].get("top_k_accuracy") or {}).get(k) for m in modalities],
+        )
         for k in sorted(top_ks, key=int)
     ]
-    header = ["Metric", *(_escape(str(m)) for m in modalities)]
-    return "## Modality ablation\n\n" + _table(header, rows)
+    return rows
+
+
+def _reliability_section(reliability: Mapping[str, Sequence[Any]]) -> str:
+    """Calibration per confidence bin (non-empty bins only): the reliability diagram's numbers."""
+    rows = [
+        [_escape(bin_range)] + [_fmt(v) for v in values]
+        for bin_range, *values in _reliability_rows(reliability)
+    ]
+    return (
+        "## Calibration\n\nNon-empty confidence bins: when accuracy is below the mean "
+        "confidence, the model is overconfident there.\n\n"
+        + _table(["Confidence bin", "Samples", "Mean confidence", "Accuracy"], rows)
+    )
+
+
+def _reliability_rows(reliability: Mapping[str, Sequence[Any]]) -> list[list[Any]]:
+    edges = list(reliability["bin_edges"])
+    rows = []
+    for i, n in enumerate(reliability["count"]):
+        if n:
+            rows.append(
+                [
+                    f"{float(edges[i]):.2f}–{float(edges[i + 1]):.2f}",
+                    int(n),
+                    reliability["confidence"][i],
+                    reliability["accuracy"][i],
+                ]
+            )
+    return rows
+
+
+def _has_reliability(metrics: Mapping[str, Any]) -> bool:
+    reliability = metrics.get("reliability")
+    return isinstance(reliability, Mapping) and all(
+        key in reliability for key in ("bin_edges", "confidence", "accuracy", "count")
+    )
+
+
+def _mistakes_section(mistakes: Sequence[Mapping[str, Any]]) -> str:
+    """The most confidently wrong samples, with the files to look at."""
+    if not mistakes:
+        return "## Most confidently wrong\n\nNo mistakes."
+    rows = [
+        [
+            str(i),
+            _escape(m.get("true", _MISSING)),
+            _escape(m.get("predicted", _MISSING)),
+            _fmt(m.get("confidence")),
+            _md_path(m.get("image")),
+            _md_path(m.get("audio")),
+        ]
+        for i, m in enumerate(mistakes, 1)
+    ]
+    return "## Most confidently wrong\n\n" + _table(list(_MISTAKE_COLUMNS), rows)
+
+
+def _md_path(path: Any) -> str:
+    """A file name as a code span (so `_` and `*` stay literal); a dash when absent."""
+    if not path:
+        return _MISSING
+    text = _escape(str(path))
+    return f"`{text}`" if "`" not in text else text
 
 
 def _top_k_items(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -235,52 +329,284 @@ def _escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-# --- plotting helpers -------------------------------------------------------
+# --- html -------------------------------------------------------------------
+
+_CSS = """
+:root { color-scheme: light; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
+  color: #1d2330; background: #fafbfc; }
+header, main, footer { max-width: 1100px; margin: 0 auto; padding: 0 1.25rem; }
+header { padding-top: 1.5rem; }
+h1 { margin: 0 0 .25rem; font-size: 1.6rem; }
+h2 { margin: 2rem 0 .6rem; font-size: 1.2rem; border-bottom: 1px solid #d8dde6;
+  padding-bottom: .25rem; }
+nav ul { list-style: none; padding: 0; margin: .75rem 0 0; display: flex; flex-wrap: wrap;
+  gap: .4rem 1rem; }
+nav a, a { color: #1f5fbf; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; background: #fff; }
+th, td { border: 1px solid #d8dde6; padding: .3rem .6rem; text-align: left;
+  vertical-align: middle; }
+thead th { background: #eef1f6; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  font-size: .85rem; word-break: break-all; }
+tr.weak td { background: #fff3f3; }
+figure { margin: .5rem 0 1rem; }
+figure img { max-width: 100%; height: auto; border: 1px solid #d8dde6; background: #fff; }
+figcaption { color: #5a6478; font-size: .9rem; }
+img.thumb { display: block; image-rendering: pixelated; border: 1px solid #d8dde6; }
+.note { color: #5a6478; }
+details { margin: .25rem 0 1rem; }
+footer { color: #5a6478; font-size: .85rem; padding: 2rem 1.25rem; }
+"""
+
+# Nothing may be fetched: images only from data: URIs, styles only inline, no scripts.
+_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+_WEAK_F1 = 0.5  # per-class rows below this are highlighted
 
 
-def _square_matrix(matrix: list[list[int]], labels: list[str]) -> np.ndarray:
-    """Validate that the matrix is K x K with one label per row."""
-    counts = np.asarray(matrix, dtype=np.float64)
-    k = len(labels)
-    if k == 0 or counts.shape != (k, k):
-        raise ValueError(f"confusion matrix shape {counts.shape} does not match {k} labels")
-    return counts
+def _render_html(metrics: Mapping[str, Any], *, title: str, confusion_bytes: bytes | None) -> str:
+    from crossmodal import __version__, plots
 
-
-def _row_normalize(counts: np.ndarray) -> np.ndarray:
-    """Divide each row by its sum; empty rows stay all-zero instead of NaN."""
-    totals = counts.sum(axis=1, keepdims=True)
-    out = np.zeros_like(counts)
-    np.divide(counts, totals, out=out, where=totals > 0)
-    return out
-
-
-def _figure_size(num_classes: int) -> float:
-    """Grow the canvas with K so cells and text stay legible up to K=30."""
-    return float(min(max(4.5, 0.5 * num_classes + 2.5), 18.0))
-
-
-def _annotate_cells(ax: Any, values: np.ndarray, *, normalize: bool, vmax: float) -> None:
-    """Write each cell's value, switching to white text on dark cells."""
-    k = values.shape[0]
-    font_size = max(6.0, 11.0 - 0.15 * k)
-    for (row, col), value in np.ndenumerate(values):
-        text = f"{value:.2f}" if normalize else f"{int(round(value))}"
-        color = "white" if value > 0.5 * vmax else "black"
-        ax.text(col, row, text, ha="center", va="center", color=color, fontsize=font_size)
-
-
-def _label_axes(ax: Any, labels: list[str], *, normalize: bool) -> None:
-    """Tick labels on both axes; x labels rotate when they would collide."""
-    ticks = np.arange(len(labels))
-    longest = max(len(str(label)) for label in labels)
-    rotate = len(labels) > 6 or longest > 6
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
-    ax.set_xticklabels(
-        labels, rotation=45 if rotate else 0, ha="right" if rotate else "center", fontsize=8
+    sections: list[tuple[str, str, str]] = []  # (id, heading, body)
+    sections.append(
+        ("summary", "Summary", _html_table(["Metric", "Value"], _summary_cells(metrics)))
     )
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlabel("Predicted")
-    ax.set_ylabel("True")
-    ax.set_title("Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)")
+    per_class = metrics.get("per_class") or {}
+    if per_class:
+        sections.append(("per-class", "Per-class metrics", _html_per_class(per_class)))
+    confusion = metrics.get("confusion_matrix")
+    if isinstance(confusion, Mapping) and "matrix" in confusion and "labels" in confusion:
+        png = confusion_bytes or plots.confusion_png(confusion["matrix"], list(confusion["labels"]))
+        body = _html_figure(
+            png,
+            "Normalized confusion matrix",
+            "Rows are true labels, columns are predicted labels; each row sums to 1.",
+        ) + _html_details("Counts", _html_confusion_counts(confusion))
+        sections.append(("confusion", "Confusion matrix", body))
+    if per_class:
+        body = _html_figure(
+            plots.f1_bars_png(per_class),
+            "F1 per class",
+            f"Bars below {_WEAK_F1} are red; n is the number of true samples of the class.",
+        )
+        sections.append(("f1", "F1 per class", body))
+    if _has_reliability(metrics):
+        rel = metrics["reliability"]
+        ece = metrics.get("ece")
+        caption = "Accuracy per confidence bin against the diagonal of perfect calibration"
+        caption += f"; ECE {_fmt_html(ece)}." if ece is not None else "."
+        rows = [[_cell(r[0]), *(_cell(v, num=True) for v in r[1:])] for r in _reliability_rows(rel)]
+        body = _html_figure(plots.reliability_png(rel), "Reliability diagram", caption)
+        body += _html_details(
+            "Bins",
+            _html_table(["Confidence bin", "Samples", "Mean confidence", "Accuracy"], rows),
+        )
+        sections.append(("reliability", "Reliability", body))
+    ablation = metrics.get("ablation")
+    if ablation:
+        rows = [
+            [_cell(name, header=True), *(_cell(v, num=True) for v in values)]
+            for name, values in _ablation_rows(ablation)
+        ]
+        body = (
+            '<p class="note">The same model with the other modality removed from every '
+            "sample.</p>\n"
+        )
+        body += _html_table(["Metric", *(str(m) for m in ablation)], rows)
+        sections.append(("ablation", "Modality ablation", body))
+    if "mistakes" in metrics:
+        sections.append(("mistakes", "Most confidently wrong", _html_mistakes(metrics["mistakes"])))
+
+    esc = _h
+    nav = "\n".join(f'<li><a href="#{sid}">{esc(heading)}</a></li>' for sid, heading, _ in sections)
+    body = "\n".join(
+        f'<section id="{sid}">\n<h2>{esc(heading)}</h2>\n{content}\n</section>'
+        for sid, heading, content in sections
+    )
+    subtitle = " · ".join(
+        f"{name}: {esc(str(metrics[key]))}" for key, name in _CONTEXT_KEYS[:3] if key in metrics
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{esc(_CSP)}">
+<meta name="generator" content="crossmodal {esc(__version__)}">
+<title>{esc(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>{esc(title)}</h1>
+{f'<p class="note">{subtitle}</p>' if subtitle else ""}
+<nav aria-label="Sections">
+<ul>
+{nav}
+</ul>
+</nav>
+</header>
+<main>
+{body}
+</main>
+<footer>Generated by crossmodal {esc(__version__)}. Self-contained: nothing on this page is
+loaded from elsewhere.</footer>
+</body>
+</html>
+"""
+
+
+def _h(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _fmt_html(value: Any) -> str:
+    """Like the Markdown formatting, without Markdown's escaping, then HTML-escaped."""
+    if value is None:
+        return _MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4f}"
+    return _h(value)
+
+
+def _cell(value: Any, *, num: bool = False, header: bool = False, cls: str = "") -> str:
+    """One table cell; numbers right-aligned, text escaped."""
+    text = _fmt_html(value)
+    if header:
+        return f'<th scope="row">{text}</th>'
+    classes = " ".join(c for c in ("num" if num else "", cls) if c)
+    return f'<td class="{classes}">{text}</td>' if classes else f"<td>{text}</td>"
+
+
+def _summary_cells(metrics: Mapping[str, Any]) -> list[list[str]]:
+    return [
+        [_cell(name, header=True), _cell(value, num=not isinstance(value, str))]
+        for name, value in _summary_rows(metrics)
+    ]
+
+
+def _html_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, row_classes: Sequence[str] = ()
+) -> str:
+    """A table from escaped header texts and ready-made cells."""
+    head = "".join(f'<th scope="col">{_h(name)}</th>' for name in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = row_classes[i] if i < len(row_classes) and row_classes[i] else ""
+        attr = f' class="{cls}"' if cls else ""
+        body.append(f"<tr{attr}>{''.join(row)}</tr>")
+    return (
+        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + "\n</tbody>\n</table>"
+    )
+
+
+def _html_per_class(per_class: Mapping[str, Mapping[str, Any]]) -> str:
+    columns = ("precision", "recall", "f1", "support")
+    rows, classes = [], []
+    for label, scores in per_class.items():
+        rows.append([_cell(label, header=True), *(_cell(scores.get(c), num=True) for c in columns)])
+        f1 = scores.get("f1")
+        classes.append("weak" if isinstance(f1, (int, float)) and f1 < _WEAK_F1 else "")
+    return _html_table(["Label", "Precision", "Recall", "F1", "Support"], rows, row_classes=classes)
+
+
+def _html_confusion_counts(confusion: Mapping[str, Any]) -> str:
+    labels = [str(label) for label in confusion["labels"]]
+    rows = [
+        [_cell(label, header=True), *(_cell(v, num=True) for v in row)]
+        for label, row in zip(labels, confusion["matrix"], strict=True)
+    ]
+    return _html_table(["True \\ Predicted", *labels], rows)
+
+
+def _html_figure(png: bytes, alt: str, caption: str) -> str:
+    width, height = _png_size(png)
+    size = f' width="{width}" height="{height}"' if width else ""
+    return (
+        f'<figure>\n<img src="{_data_uri(png)}" alt="{_h(alt)}"{size}>\n'
+        f"<figcaption>{_h(caption)}</figcaption>\n</figure>"
+    )
+
+
+def _html_details(summary: str, content: str) -> str:
+    return f"<details>\n<summary>{_h(summary)}</summary>\n{content}\n</details>"
+
+
+def _html_mistakes(mistakes: Sequence[Mapping[str, Any]]) -> str:
+    if not mistakes:
+        return '<p class="note">No mistakes.</p>'
+    rows = []
+    for i, m in enumerate(mistakes, 1):
+        image = m.get("image")
+        thumb = _thumbnail(image) if image else None
+        if thumb is not None:
+            png, (width, height) = thumb
+            scale = max(1, THUMBNAIL_PX // max(width, height, 1))  # tiny images: shown larger
+            width, height = width * scale, height * scale
+            preview = (
+                f'<img class="thumb" src="{_data_uri(png)}" alt="{_h(Path(str(image)).name)}" '
+                f'width="{width}" height="{height}">'
+            )
+        else:
+            preview = _MISSING
+        rows.append(
+            [
+                _cell(i, num=True),
+                _cell(m.get("true")),
+                _cell(m.get("predicted")),
+                _cell(m.get("confidence"), num=True),
+                f"<td>{preview}</td>",
+                _cell(image, cls="path"),
+                _cell(m.get("audio"), cls="path"),
+            ]
+        )
+    note = (
+        '<p class="note">Wrong predictions sorted by the confidence of the predicted class, '
+        "highest first: look at these files first.</p>\n"
+    )
+    header = ["#", "True", "Predicted", "Confidence", "Preview", "Image", "Audio"]
+    return note + _html_table(header, rows)
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from the IHDR chunk; (0, 0) when the bytes are not a PNG."""
+    if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n":
+        return 0, 0
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def _thumbnail(path: Any) -> tuple[bytes, tuple[int, int]] | None:
+    """A PNG re-encode of a small image file, longest side at most THUMBNAIL_PX; None when the
+    file is absent, too large, or not an image PIL can read."""
+    from PIL import Image
+
+    try:
+        file = Path(str(path))
+        if not file.is_file() or file.stat().st_size > THUMBNAIL_MAX_FILE_BYTES:
+            return None
+        with Image.open(file) as image:
+            image.seek(0)
+            image.draft(None, (THUMBNAIL_PX, THUMBNAIL_PX))  # JPEG: decode at reduced size
+            if image.mode not in ("1", "L", "LA", "RGB", "RGBA"):
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            return buffer.getvalue(), image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None

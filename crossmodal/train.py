@@ -1,10 +1,18 @@
-"""Train a model from a folder, a manifest or a prepared dataset, and write the model folder."""
+"""Train a model from a folder, a manifest or a prepared dataset, and write the model folder.
+
+The run is built in a staging folder `.<MODEL>.partial` beside the final one, checkpointed at
+the end of every epoch (weights, optimizer, random-generator states, early-stopping state), and
+renamed into place only when complete. A killed run is continued with `resume=True`: it picks up
+after its last completed epoch and ends exactly where an uninterrupted run with the same seed
+would have.
+"""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__
-from crossmodal.config import ImageConfig, RunConfig
+from crossmodal.config import FUSION_NAMES, ImageConfig, RunConfig
 from crossmodal.data.preprocess import (
     PreparedDataset,
     PrepSettings,
@@ -26,7 +34,9 @@ from crossmodal.errors import CrossmodalError
 from crossmodal.splits import compile_group_regex, group_split, stratified_split
 
 EpochCallback = Callable[[int, int, dict], None]  # (epoch, epochs, logs)
+Notice = Callable[[str], None]
 ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training samples
+STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
 
 
 @dataclass
@@ -34,10 +44,14 @@ class TrainResult:
     model_dir: Path
     config: RunConfig
     history: list[dict]
-    metrics: dict  # validation metrics (empty when there was no validation split)
+    metrics: dict  # validation metrics per modality (empty without a validation split)
     dataset: dict
     split: dict
     seconds: float
+    notes: list[str]
+
+
+# --- data ----------------------------------------------------------------------------------
 
 
 def load_dataset(
@@ -88,6 +102,464 @@ def _split(prep: PreparedDataset, cfg: RunConfig) -> tuple[list[int], list[int],
     return [s["index"] for s in prep.samples], [], {"kind": "none"}
 
 
+def label_map(from_classes: list[str], to_labels: tuple[str, ...], what: str) -> np.ndarray:
+    """Dataset class ids -> model class ids; refuses labels the model does not know."""
+    index = {name: i for i, name in enumerate(to_labels)}
+    unknown = [c for c in from_classes if c not in index]
+    if unknown:
+        raise CrossmodalError(f"{what} has label(s) the model does not know: {', '.join(unknown)}")
+    return np.array([index[c] for c in from_classes] or [0], dtype=np.int32)
+
+
+_label_map = label_map  # kept for callers of the earlier private name
+
+
+def _class_weights(
+    cfg: RunConfig, prep: PreparedDataset, train_idx: list[int]
+) -> np.ndarray | None:
+    spec = cfg.train.class_weight
+    if not spec:
+        return None
+    labels = list(cfg.labels)
+    if spec == "balanced":
+        chosen = set(train_idx)
+        counts = np.zeros(len(labels))
+        for s in prep.samples:
+            if s["index"] in chosen and s["label"] is not None:
+                counts[labels.index(s["label"])] += 1
+        # sklearn's "balanced": n_samples / (n_classes * count), absent classes weigh 0
+        return np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
+    try:
+        table = json.loads(Path(spec).read_text())
+    except (OSError, ValueError) as exc:
+        raise CrossmodalError(
+            f"--class-weight {spec}: not 'balanced' or a JSON file ({exc})"
+        ) from None
+    unknown = sorted(set(table) - set(labels))
+    if unknown:
+        raise CrossmodalError(f"--class-weight {spec}: unknown label(s) {', '.join(unknown)}")
+    return np.array([float(table.get(name, 1.0)) for name in labels])
+
+
+def _alignment(prep: PreparedDataset, train_idx: list[int], cfg: RunConfig) -> dict:
+    """Decide cross-modal transfer from the data: who teaches whom, and whether to align."""
+    chosen = set(train_idx)
+    rows = [s for s in prep.samples if s["index"] in chosen]
+    unlabeled_pairs = sum(1 for s in rows if s["label"] is None and s["image"] and s["audio"])
+    labeled_image = sum(1 for s in rows if s["label"] is not None and s["image"])
+    labeled_audio = sum(1 for s in rows if s["label"] is not None and s["audio"])
+    mode = cfg.train.align
+    active = mode == "on" or (mode == "auto" and unlabeled_pairs > 0)
+    distill = None
+    if active and labeled_audio == 0 and labeled_image > 0:
+        distill = "image->audio"
+    elif active and labeled_image == 0 and labeled_audio > 0:
+        distill = "audio->image"
+    return {
+        "active": active,
+        "distill": distill,
+        "unlabeled_pairs": unlabeled_pairs,
+        "labeled_image": labeled_image,
+        "labeled_audio": labeled_audio,
+    }
+
+
+# --- the public entry point ----------------------------------------------------------------
+
+
+def train(
+    data: str | Path | None,
+    out: str | Path,
+    *,
+    config: RunConfig | None = None,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    clip_seconds: float | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    on_epoch: EpochCallback | None = None,
+    notice: Notice | None = None,
+) -> TrainResult:
+    """Preprocess if needed, split, fit with early stopping, export and check the model folder.
+
+    With `resume`, continue the killed run that was writing `out` (its settings and data are
+    read from its staging folder; `data` and `config` may be None).
+    """
+    from crossmodal.artifacts import commit_dir
+    from crossmodal.locking import output_lock
+
+    start = time.time()
+    notes: list[str] = []
+
+    def say(message: str) -> None:
+        notes.append(message)
+        if notice is not None:
+            notice(message)
+
+    out = Path(out)
+    staging = out.with_name(f".{out.name}.partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        state = _resume_state(staging) if resume else None
+        if resume:
+            config = RunConfig.from_dict(state["config"])
+            data = state["data"]
+            image_size, channels, clip_seconds = (
+                (config.image.height, config.image.width),
+                config.image.channels,
+                config.audio.clip_seconds,
+            )
+        elif out.exists() and not overwrite:
+            raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
+        if data is None:
+            raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
+        cfg = config or RunConfig()
+        if not resume and staging.exists():
+            shutil.rmtree(staging)
+            say(f"discarded an incomplete earlier run in {staging} (pass --resume to continue one)")
+        settings = PrepSettings(
+            sample_rate=cfg.audio.sample_rate,
+            height=image_size[0] if image_size else None,
+            width=image_size[1] if image_size else None,
+            channels=channels,
+            clip_seconds=clip_seconds,
+        )
+        prep = load_dataset(data, settings, workers=workers, progress=progress)
+        if len(prep.classes) < 2:
+            raise CrossmodalError(
+                f"{data}: need at least two labeled classes, found {len(prep.classes)}"
+            )
+        img, aud = prep.info["image"], prep.info["audio"]
+        cfg = cfg.replace(
+            image=ImageConfig(img["height"], img["width"], img["channels"]),
+            audio=dataclasses.replace(cfg.audio, clip_seconds=aud["clip_seconds"]),
+            labels=tuple(prep.classes),
+            data=str(data),
+        )
+        val_prep, train_idx, val_idx, split = _make_split(cfg, prep, settings, workers, progress)
+        align = _alignment(prep, train_idx, cfg)
+        if align["distill"] and cfg.model.fusion not in ("late", "auto"):
+            say(
+                f"cross-modal transfer ({align['distill']}, {align['unlabeled_pairs']} unlabeled "
+                f"pairs): fusion '{cfg.model.fusion}' replaced by 'late', which predicts from "
+                "either modality's head"
+            )
+            cfg = cfg.replace(model=dataclasses.replace(cfg.model, fusion="late"))
+        elif align["active"]:
+            say(f"aligning the modalities on {align['unlabeled_pairs']} unlabeled pair(s)")
+        if cfg.train.mixed_precision:
+            _mixed_precision(say)
+        job = _Job(cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say)
+        selection = None
+        if cfg.model.fusion == "auto":
+            if resume and state.get("fusion"):
+                cfg = cfg.replace(model=dataclasses.replace(cfg.model, fusion=state["fusion"]))
+            else:
+                cfg, selection = job.choose_fusion()
+            job.cfg = cfg
+        if not resume:
+            staging.mkdir()
+            (staging / STATE_FILE).write_text(
+                json.dumps({"config": cfg.to_dict(), "data": str(data), "fusion": cfg.model.fusion})
+            )
+        try:
+            history, metrics = job.fit_and_export(resume=resume)
+            if selection is not None:
+                metrics["fusion_selection"] = selection
+            dataset_info = {**prep.info, "split": split, "alignment": align}
+            (staging / "dataset.json").write_text(
+                json.dumps(dataset_info, indent=2, ensure_ascii=False)
+            )
+            (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            _write_card(staging, dataset_info, metrics, history)
+            for leftover in ("checkpoint", STATE_FILE):
+                path = staging / leftover
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            commit_dir(staging, out)
+        except KeyboardInterrupt:
+            raise  # the staging folder stays: `--resume` continues from its last epoch
+    return TrainResult(
+        model_dir=out,
+        config=cfg,
+        history=history,
+        metrics=metrics,
+        dataset=prep.info,
+        split=split,
+        seconds=time.time() - start,
+        notes=notes,
+    )
+
+
+def _resume_state(staging: Path) -> dict:
+    try:
+        return json.loads((staging / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        raise CrossmodalError(
+            f"nothing to resume: no interrupted run in {staging} (train without --resume)"
+        ) from None
+
+
+def _make_split(cfg, prep, settings, workers, progress):
+    if not cfg.train.val_dir:
+        train_idx, val_idx, split = _split(prep, cfg)
+        split.update(train=len(train_idx), val=len(val_idx))
+        return None, train_idx, val_idx, split
+    val_settings = dataclasses.replace(
+        settings,
+        height=cfg.image.height,
+        width=cfg.image.width,
+        channels=cfg.image.channels,
+        clip_seconds=cfg.audio.clip_seconds,
+    )
+    val_prep = load_dataset(
+        cfg.train.val_dir, val_settings, exact=True, workers=workers, progress=progress
+    )
+    train_idx = [s["index"] for s in prep.samples]
+    val_idx = [s["index"] for s in val_prep.samples if s["label"] is not None]
+    split = {
+        "kind": "val_dir",
+        "val_dir": cfg.train.val_dir,
+        "train": len(train_idx),
+        "val": len(val_idx),
+    }
+    return val_prep, train_idx, val_idx, split
+
+
+def _mixed_precision(say: Notice) -> None:
+    import keras
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        say("mixed precision: float16 compute, float32 variables")
+    else:
+        say("--mixed-precision ignored: no GPU (float16 is slower than float32 on a CPU)")
+
+
+def _write_card(staging: Path, dataset_info: dict, metrics: dict, history: list[dict]) -> None:
+    """MODEL/README.md (the model card) and training_curves.png, which the card links to."""
+    from crossmodal.card import write_model_card, write_training_curves
+
+    config = json.loads((staging / "config.json").read_text())
+    write_training_curves(staging, history)
+    write_model_card(staging, config=config, dataset=dataset_info, metrics=metrics, history=history)
+
+
+# --- the fitting job -------------------------------------------------------------------------
+
+
+class _Job:
+    """Everything one fit needs, so fusion selection and the final fit share the set-up."""
+
+    def __init__(self, cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say):
+        self.cfg = cfg
+        self.prep = prep
+        self.val_prep = val_prep
+        self.train_idx = train_idx
+        self.val_idx = val_idx
+        self.align = align
+        self.staging = staging
+        self.on_epoch = on_epoch
+        self.say = say
+
+    # datasets
+    def train_ds(self):
+        from crossmodal.data.reader import make_dataset
+
+        t = self.cfg.train
+        return make_dataset(
+            self.prep, self.train_idx, batch_size=t.batch_size, shuffle=True, seed=t.seed
+        )
+
+    def val_ds(self, batch_size: int | None = None, with_index: bool = False):
+        from crossmodal.data.reader import make_dataset
+
+        if not self.val_idx:
+            return None
+        source = self.val_prep or self.prep
+        mapping = (
+            label_map(source.classes, self.cfg.labels, "validation data") if self.val_prep else None
+        )
+        return make_dataset(
+            source,
+            self.val_idx,
+            batch_size=batch_size or self.cfg.train.batch_size,
+            label_map=mapping,
+            with_index=with_index,
+        )
+
+    def build(self, cfg):
+        import keras
+        import tensorflow as tf
+
+        from crossmodal.model import build_network
+        from crossmodal.trainer import Trainer
+
+        t = cfg.train
+        keras.utils.set_random_seed(t.seed)
+        tf.config.experimental.enable_op_determinism()
+        net = build_network(cfg)
+        _adapt_normalization(net, self.prep, self.train_idx)
+        trainer = Trainer(
+            net,
+            aux_weight=cfg.model.aux_loss_weight,
+            label_smoothing=t.label_smoothing,
+            class_weights=_class_weights(cfg, self.prep, self.train_idx),
+            distill=self.align["distill"],
+            distill_weight=t.distill_weight,
+            contrastive_weight=t.contrastive_weight if self.align["active"] else 0.0,
+            temperature=t.contrastive_temperature,
+        )
+        trainer.compile(optimizer=_optimizer(cfg, len(self.train_idx)))
+        return net, trainer
+
+    def choose_fusion(self):
+        """`--fusion auto`: train each candidate briefly and keep the best on validation."""
+        from crossmodal.inference import MODALITIES
+
+        if not self.val_idx:
+            raise CrossmodalError("--fusion auto needs validation data (a split or --val-dir)")
+        brief = max(2, min(6, self.cfg.train.epochs // 4))
+        scores = {}
+        for name in FUSION_NAMES:
+            cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, fusion=name))
+            net, trainer = self.build(cfg)
+            trainer.fit(self.train_ds(), epochs=brief, verbose=0)
+            acc = {m: _net_accuracy(net, self.val_ds(64, with_index=True), m) for m in MODALITIES}
+            acc["score"] = float(np.mean([acc[m] for m in MODALITIES]))
+            scores[name] = acc
+            self.say(
+                f"auto fusion: {name} after {brief} epochs: both {acc['both']:.3f}, image "
+                f"{acc['image']:.3f}, audio {acc['audio']:.3f}"
+            )
+        best = max(FUSION_NAMES, key=lambda n: (scores[n]["score"], -FUSION_NAMES.index(n)))
+        why = (
+            f"'{best}' had the best mean validation accuracy over both, image alone and audio "
+            f"alone ({scores[best]['score']:.4f}) after {brief} epochs of each candidate"
+        )
+        self.say(f"auto fusion chose {why}")
+        cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, fusion=best))
+        return cfg, {"brief_epochs": brief, "candidates": scores, "chosen": best, "why": why}
+
+    def fit_and_export(self, *, resume: bool):
+        import keras
+        import tensorflow as tf
+
+        from crossmodal.artifacts import export_saved_model
+        from crossmodal.checkpointing import EpochCheckpoint
+
+        cfg, staging = self.cfg, self.staging
+        t = cfg.train
+        net, trainer = self.build(cfg)
+        val_ds = self.val_ds()
+        monitor = "val_loss" if val_ds is not None else "loss"
+        checkpoint = EpochCheckpoint(
+            staging / "checkpoint", trainer, net, monitor=monitor, patience=t.patience
+        )
+        train_ds = self.train_ds()
+        initial_epoch = checkpoint.restore() if resume else 0
+        if resume:
+            if initial_epoch == 0:
+                self.say("resuming: no epoch had completed; starting from the first")
+            else:
+                self.say(f"resuming after epoch {initial_epoch} of {t.epochs}")
+            for _ in range(initial_epoch):  # replay the shuffles of the epochs already done
+                for _ in train_ds:
+                    pass
+        callbacks = [
+            keras.callbacks.CSVLogger(str(staging / "history.csv"), append=resume),
+            keras.callbacks.TensorBoard(log_dir=str(staging / "logs"), write_graph=True),
+            *([_plateau(t)] if t.schedule == "plateau" else []),
+            checkpoint,
+        ]
+        if self.on_epoch is not None:
+            callbacks.append(
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda e, logs: self.on_epoch(e + 1, t.epochs, dict(logs or {}))
+                )
+            )
+        if initial_epoch < t.epochs and not checkpoint.stopped:
+            trainer.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=t.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=0,
+            )
+        checkpoint.restore_best()
+
+        net.save(staging / "model.keras")
+        export_saved_model(net, cfg, staging / "saved_model")
+        cfg.save(
+            staging / "config.json",
+            crossmodal_version=__version__,
+            tensorflow_version=tf.__version__,
+            keras_version=keras.__version__,
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        (staging / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
+        history = _read_history(staging / "history.csv")
+        return history, self.validate(net, staging)
+
+    def validate(self, net, staging: Path) -> dict:
+        """Validation metrics through the exported SavedModel, after checking it matches."""
+        import tensorflow as tf
+
+        from crossmodal.inference import MODALITIES, run_serving
+        from crossmodal.metrics import classification_metrics
+
+        serve = tf.saved_model.load(str(staging / "saved_model")).signatures["serving_default"]
+        ds = self.val_ds(64, with_index=True)
+        if ds is None:
+            return {}
+        _check_export(net, serve, ds)
+        metrics = {}
+        for modality in MODALITIES:
+            probs, labels, _ = run_serving(serve, ds, modality)
+            if len(labels):
+                metrics[modality] = classification_metrics(labels, probs, list(self.cfg.labels))
+        return metrics
+
+
+def _optimizer(cfg: RunConfig, num_train: int):
+    import keras
+
+    t = cfg.train
+    steps = max(1, int(np.ceil(num_train / t.batch_size)))
+    if t.schedule == "cosine":
+        warmup = int(round(t.warmup_epochs * steps))
+        lr = keras.optimizers.schedules.CosineDecay(
+            t.learning_rate * (0.1 if warmup else 1.0),
+            decay_steps=max(1, t.epochs * steps - warmup),
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    else:
+        lr = t.learning_rate  # constant, or reduced by the plateau callback
+    common = {"learning_rate": lr, "clipnorm": t.clipnorm}
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=t.weight_decay, **common)
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(**common)
+    return keras.optimizers.SGD(
+        momentum=t.momentum, nesterov=t.nesterov, weight_decay=t.weight_decay or None, **common
+    )
+
+
+def _plateau(t):
+    import keras
+
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss",
+        factor=0.5,
+        patience=max(1, t.patience // 2),
+        min_lr=t.learning_rate / 100,
+    )
+
+
 def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> None:
     """Fit the in-graph Normalization layers on present training samples only."""
     import tensorflow as tf
@@ -103,173 +575,32 @@ def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> No
     image = np.concatenate(images)
     audio = np.concatenate(audios)
     if len(image):
-        scaled = net.get_layer("image_scale")(tf.constant(image))
-        net.get_layer("image_norm").adapt(scaled)
+        net.get_layer("image_norm").adapt(net.get_layer("image_scale")(tf.constant(image)))
     if len(audio):
         spec = net.get_layer("log_mel")(net.get_layer("audio_gain")(tf.constant(audio)))
         net.get_layer("audio_norm").adapt(spec)
 
 
-def _label_map(from_classes: list[str], to_labels: tuple[str, ...], what: str) -> np.ndarray:
-    index = {name: i for i, name in enumerate(to_labels)}
-    unknown = [c for c in from_classes if c not in index]
-    if unknown:
-        raise CrossmodalError(f"{what} has label(s) the model does not know: {', '.join(unknown)}")
-    return np.array([index[c] for c in from_classes] or [0], dtype=np.int32)
+def _net_accuracy(net, ds, modality: str) -> float:
+    from crossmodal.inference import presence_for
 
-
-def train(
-    data: str | Path,
-    out: str | Path,
-    *,
-    config: RunConfig | None = None,
-    image_size: tuple[int, int] | None = None,
-    channels: int | None = None,
-    clip_seconds: float | None = None,
-    overwrite: bool = False,
-    workers: int | None = None,
-    progress: Progress | None = None,
-    on_epoch: EpochCallback | None = None,
-) -> TrainResult:
-    """Preprocess if needed, split, fit with early stopping, export and check the model folder."""
-    from crossmodal.artifacts import commit_dir, staging_dir
-
-    start = time.time()
-    cfg = config or RunConfig()
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
-    settings = PrepSettings(
-        sample_rate=cfg.audio.sample_rate,
-        height=image_size[0] if image_size else None,
-        width=image_size[1] if image_size else None,
-        channels=channels,
-        clip_seconds=clip_seconds,
-    )
-    prep = load_dataset(data, settings, workers=workers, progress=progress)
-    classes = prep.classes
-    if len(classes) < 2:
-        raise CrossmodalError(f"{data}: need at least two labeled classes, found {len(classes)}")
-    img, aud = prep.info["image"], prep.info["audio"]
-    cfg = cfg.replace(
-        image=ImageConfig(img["height"], img["width"], img["channels"]),
-        audio=dataclasses.replace(cfg.audio, clip_seconds=aud["clip_seconds"]),
-        labels=tuple(classes),
-    )
-    val_prep = None
-    if cfg.train.val_dir:
-        val_settings = dataclasses.replace(
-            settings,
-            height=img["height"],
-            width=img["width"],
-            channels=img["channels"],
-            clip_seconds=aud["clip_seconds"],
+    correct = total = 0
+    for inputs, labels, _ in ds:
+        ip, ap, keep = presence_for(
+            modality, inputs["image_present"].numpy(), inputs["audio_present"].numpy()
         )
-        val_prep = load_dataset(
-            cfg.train.val_dir, val_settings, exact=True, workers=workers, progress=progress
-        )
-        train_idx = [s["index"] for s in prep.samples]
-        val_idx = [s["index"] for s in val_prep.samples if s["label"] is not None]
-        split = {"kind": "val_dir", "val_dir": cfg.train.val_dir}
-    else:
-        train_idx, val_idx, split = _split(prep, cfg)
-    split.update(train=len(train_idx), val=len(val_idx))
-
-    tmp = staging_dir(out, overwrite)
-    try:
-        history, metrics = _fit_and_export(cfg, prep, val_prep, train_idx, val_idx, tmp, on_epoch)
-        dataset_info = {**prep.info, "split": split}
-        (tmp / "dataset.json").write_text(json.dumps(dataset_info, indent=2, ensure_ascii=False))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        commit_dir(tmp, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return TrainResult(
-        model_dir=out,
-        config=cfg,
-        history=history,
-        metrics=metrics,
-        dataset=prep.info,
-        split=split,
-        seconds=time.time() - start,
-    )
-
-
-def _fit_and_export(cfg, prep, val_prep, train_idx, val_idx, tmp: Path, on_epoch):
-    import keras
-    import tensorflow as tf
-
-    from crossmodal.artifacts import export_saved_model
-    from crossmodal.data.reader import make_dataset
-    from crossmodal.metrics import classification_metrics
-    from crossmodal.model import Trainer, build_network
-
-    t = cfg.train
-    keras.utils.set_random_seed(t.seed)
-    tf.config.experimental.enable_op_determinism()
-
-    net = build_network(cfg)
-    _adapt_normalization(net, prep, train_idx)
-    train_ds = make_dataset(prep, train_idx, batch_size=t.batch_size, shuffle=True, seed=t.seed)
-    val_ds = None
-    if val_idx:
-        source = val_prep or prep
-        label_map = _label_map(source.classes, cfg.labels, "validation data") if val_prep else None
-        val_ds = make_dataset(source, val_idx, batch_size=t.batch_size, label_map=label_map)
-
-    steps = max(1, int(np.ceil(len(train_idx) / t.batch_size)))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        t.learning_rate * 0.1,
-        decay_steps=max(1, t.epochs * steps - steps),
-        warmup_target=t.learning_rate,
-        warmup_steps=steps,
-    )
-    trainer = Trainer(net, aux_weight=cfg.model.aux_loss_weight, label_smoothing=t.label_smoothing)
-    trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay))
-    monitor = "val_loss" if val_ds is not None else "loss"
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=t.patience, restore_best_weights=True
-        ),
-        keras.callbacks.CSVLogger(str(tmp / "history.csv")),
-    ]
-    if on_epoch is not None:
-        callbacks.append(
-            keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, t.epochs, dict(logs or {}))
-            )
-        )
-    trainer.fit(train_ds, validation_data=val_ds, epochs=t.epochs, callbacks=callbacks, verbose=0)
-
-    net.save(tmp / "model.keras")
-    export_saved_model(net, cfg, tmp / "saved_model")
-    cfg.save(
-        tmp / "config.json",
-        crossmodal_version=__version__,
-        tensorflow_version=tf.__version__,
-        keras_version=keras.__version__,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
-    (tmp / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
-    history = _read_history(tmp / "history.csv")
-
-    metrics: dict = {}
-    serve = tf.saved_model.load(str(tmp / "saved_model")).signatures["serving_default"]
-    if val_ds is not None:
-        from crossmodal.inference import MODALITIES, run_serving
-
-        source = val_prep or prep
-        label_map = _label_map(source.classes, cfg.labels, "validation data") if val_prep else None
-        ds = make_dataset(source, val_idx, batch_size=64, label_map=label_map, with_index=True)
-        _check_export(net, serve, ds)
-        for modality in MODALITIES:
-            probs, labels, _ = run_serving(serve, ds, modality)
-            if len(labels):
-                metrics[modality] = classification_metrics(labels, probs, list(cfg.labels))
-    return history, metrics
+        if not keep.any():
+            continue
+        x = {
+            "image": inputs["image"].numpy()[keep],
+            "image_present": ip[keep].astype(np.float32),
+            "audio": inputs["audio"].numpy()[keep],
+            "audio_present": ap[keep].astype(np.float32),
+        }
+        pred = net(x, training=False)["probabilities"].numpy().argmax(axis=1)
+        correct += int((pred == labels.numpy()[keep]).sum())
+        total += int(keep.sum())
+    return correct / max(total, 1)
 
 
 def _check_export(net, serve, ds, atol: float = 1e-4) -> None:
@@ -292,4 +623,4 @@ def _read_history(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

@@ -171,3 +171,88 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return path
+
+
+# --- hostile files -------------------------------------------------------------------------
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    import zlib
+
+    return (
+        len(data).to_bytes(4, "big")
+        + kind
+        + data
+        + (zlib.crc32(kind + data) & 0xFFFFFFFF).to_bytes(4, "big")
+    )
+
+
+def write_bomb_png(path: str | Path, width: int = 100_000, height: int = 100_000) -> Path:
+    """A tiny PNG whose header claims `width` x `height` 8-bit gray pixels (a decompression
+    bomb as a decoder sees it: the header alone must make it refuse, before any pixel)."""
+    import zlib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    idat = zlib.compress(b"\x00" * 1024)  # far too little data: it never gets that far
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+    return path
+
+
+def write_corrupt_png(path: str | Path, size: tuple[int, int] = (8, 8)) -> Path:
+    """A PNG with a valid header (it probes fine) and garbage pixel data (it cannot decode)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", b"this is not zlib data at all")
+        + png_chunk(b"IEND", b"")
+    )
+    return path
+
+
+def truncate(path: str | Path, keep: int | float) -> Path:
+    """Cut a file to `keep` bytes (an int) or to that fraction of its size (a float)."""
+    path = Path(path)
+    data = path.read_bytes()
+    n = keep if isinstance(keep, int) else int(len(data) * keep)
+    path.write_bytes(data[:n])
+    return path
+
+
+def write_long_wav(
+    path: str | Path, seconds: float, rate: int = 8_000, chunk_seconds: float = 30.0
+) -> Path:
+    """A long 16-bit mono WAV written chunk by chunk (never held in memory whole)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunk = sine(chunk_seconds, rate, 440.0, 0.3)
+    total = int(round(seconds * rate))
+    with sf.SoundFile(str(path), "w", rate, 1, subtype="PCM_16", format="WAV") as f:
+        written = 0
+        while written < total:
+            part = chunk[: total - written]
+            f.write(part)
+            written += len(part)
+    return path
+
+
+def write_animated_gif(
+    path: str | Path,
+    colours: Sequence[tuple[int, int, int]] = ((255, 0, 0), (0, 0, 255), (0, 255, 0)),
+    size: tuple[int, int] = (8, 8),
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = [Image.new("RGB", size, c) for c in colours]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return path

@@ -69,7 +69,8 @@ def test_help_and_bad_arguments_never_import_tensorflow():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train"], "Missing argument"),
+        (["train"], "missing option --out"),
+        (["train", "--out", "m"], "missing argument DATA"),
         (["train", "x", "--out", "y", "--epochs", "many"], "--epochs"),
         (["bogus"], "No such command"),
         (["preprocess", "does-not-exist", "--out", "z"], "no such file or folder"),

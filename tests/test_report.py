@@ -1,7 +1,9 @@
-"""Tests for crossmodal.report: JSON, Markdown and the confusion PNG."""
+"""Tests for crossmodal.report and crossmodal.plots: JSON, Markdown, HTML and PNGs."""
 
 from __future__ import annotations
 
+import base64
+import html.parser
 import json
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from crossmodal import plots
 from crossmodal.metrics import classification_metrics
-from crossmodal.report import plot_confusion, render_markdown, write_metrics_json, write_report
+from crossmodal.report import (
+    plot_confusion,
+    render_html,
+    render_markdown,
+    write_metrics_json,
+    write_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -135,14 +144,16 @@ def test_write_report(tmp_path: Path) -> None:
     metrics = make_metrics()
     out_dir = tmp_path / "nested" / "run1"
     paths = write_report(metrics, out_dir)
-    assert [p.name for p in paths] == ["metrics.json", "report.md", "confusion.png"]
+    assert [p.name for p in paths] == ["metrics.json", "report.md", "confusion.png", "report.html"]
     assert all(p.parent == out_dir and p.is_file() for p in paths)
     assert json.loads(paths[0].read_text()) == metrics
     assert "## Per-class metrics" in paths[1].read_text()
     assert_valid_png(paths[2])
+    assert paths[3].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "confusion.png",
         "metrics.json",
+        "report.html",
         "report.md",
     ]
 
@@ -151,3 +162,216 @@ def test_write_report_requires_confusion_matrix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="confusion_matrix"):
         write_report({"accuracy": 1.0}, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# --- plots ------------------------------------------------------------------
+
+
+def assert_png_bytes(data: bytes, min_side: int = 150) -> tuple[int, int]:
+    image_module = pytest.importorskip("PIL.Image")
+    import io
+
+    assert data[:8] == PNG_MAGIC
+    with image_module.open(io.BytesIO(data)) as image:
+        image.verify()
+    with image_module.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    assert min_side <= min(width, height) and max(width, height) <= 4000
+    return width, height
+
+
+def test_confusion_png_bytes_normalized_and_counts() -> None:
+    assert_png_bytes(plots.confusion_png([[3, 1], [0, 0]], ["neg", "pos"]))
+    assert_png_bytes(plots.confusion_png([[3, 1], [0, 4]], ["neg", "pos"], normalize=False))
+    with pytest.raises(ValueError, match="does not match"):
+        plots.confusion_png([[1]], ["a", "b"])
+
+
+def test_f1_bars_png() -> None:
+    metrics = make_metrics()
+    assert_png_bytes(plots.f1_bars_png(metrics["per_class"]))
+    many = {f"class_{i}": {"f1": i / 40, "support": i} for i in range(40)}
+    _, height = assert_png_bytes(plots.f1_bars_png(many))
+    assert height > 1000  # grows with the number of classes
+    with pytest.raises(ValueError):
+        plots.f1_bars_png({})
+
+
+def test_reliability_png() -> None:
+    assert_png_bytes(plots.reliability_png(make_metrics()["reliability"]))
+    empty_bins = {"bin_edges": [0.0, 0.5, 1.0], "confidence": [0, 0], "accuracy": [0, 0]}
+    assert_png_bytes(plots.reliability_png({**empty_bins, "count": [0, 0]}))
+    with pytest.raises(ValueError):
+        plots.reliability_png({**empty_bins, "count": [1]})
+
+
+def test_training_curves_png_with_and_without_validation() -> None:
+    rows = [
+        {"epoch": "0", "loss": "2.0", "accuracy": "0.3", "val_loss": "2.1", "val_accuracy": "0.25"},
+        {"epoch": "1", "loss": "1.5", "accuracy": "0.5", "val_loss": "", "val_accuracy": "0.4"},
+        {"epoch": 2.0, "loss": 1.0, "accuracy": 0.7, "val_loss": 1.2, "val_accuracy": 0.6},
+    ]
+    assert_png_bytes(plots.training_curves_png(rows))
+    train_only = [{"epoch": i, "loss": 1.0 / (i + 1), "accuracy": 0.1 * i} for i in range(5)]
+    assert_png_bytes(plots.training_curves_png(train_only))
+    with pytest.raises(ValueError):
+        plots.training_curves_png([])
+
+
+# --- html -------------------------------------------------------------------
+
+VOID = {"meta", "img", "br", "hr", "link", "input", "source", "col", "wbr", "area", "base"}
+
+
+class TagChecker(html.parser.HTMLParser):
+    """Checks that non-void tags nest and close properly; collects ids, links and images."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.ids: list[str] = []
+        self.urls: list[str] = []
+        self.images: list[dict[str, str]] = []
+        self.tags: list[str] = []
+        self.doctype = ""
+        self.text: list[str] = []
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        values = {k: v or "" for k, v in attrs}
+        if "id" in values:
+            self.ids.append(values["id"])
+        self.urls += [values[k] for k in ("src", "href", "action") if k in values]
+        if tag == "img":
+            self.images.append(values)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.errors.append(f"self-closing <{tag}/>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> does not close {self.stack[-1:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def check_html(page: str) -> TagChecker:
+    checker = TagChecker()
+    checker.feed(page)
+    checker.close()
+    assert checker.doctype.lower() == "doctype html"
+    assert checker.errors == [] and checker.stack == []
+    assert len(checker.ids) == len(set(checker.ids))
+    return checker
+
+
+def full_metrics(tmp_path: Path) -> dict[str, Any]:
+    image_module = pytest.importorskip("PIL.Image")
+    picture = tmp_path / "cat & <dog>.png"
+    image_module.new("RGB", (300, 150), (200, 30, 30)).save(picture)
+    both = make_metrics(modality="both", model="runs/m", data="data<x>", num_skipped_files=2)
+    both["ablation"] = {
+        m: {k: v for k, v in both.items() if k not in ("reliability", "mistakes")}
+        for m in ("both", "image", "audio")
+    }
+    both["mistakes"] = [
+        {
+            "image": str(picture),
+            "audio": "snd/a_1.wav",
+            "true": "a",
+            "predicted": "b",
+            "confidence": 0.93,
+        },
+        {"image": None, "audio": "snd/only.wav", "true": "c", "predicted": "a", "confidence": 0.6},
+        {
+            "image": str(tmp_path / "gone.png"),
+            "audio": None,
+            "true": "b",
+            "predicted": "c",
+            "confidence": 0.55,
+        },
+    ]
+    return both
+
+
+def test_render_html_has_every_section(tmp_path: Path) -> None:
+    metrics = full_metrics(tmp_path)
+    page = render_html(metrics, title="Eval <1>")
+    checker = check_html(page)
+    assert '<html lang="en">' in page and '<meta charset="utf-8">' in page
+    assert "<title>Eval &lt;1&gt;</title>" in page
+    for section in ("summary", "per-class", "confusion", "f1", "reliability", "ablation"):
+        assert section in checker.ids
+    assert "mistakes" in checker.ids
+    text = " ".join(checker.text)
+    for number in ("0.7500", "0.8000", "0.8571"):  # accuracy, F1 of a, F1 of c
+        assert number in text
+    assert "Modality ablation" in text and "Top-1 accuracy" in text
+    # file names of the mistakes, escaped in the markup and intact in the text
+    assert "cat &amp; &lt;dog&gt;.png" in page
+    assert "snd/a_1.wav" in text and "snd/only.wav" in text and "gone.png" in text
+    assert "data&lt;x&gt;" in page and "data<x>" not in page
+
+
+def test_render_html_is_self_contained(tmp_path: Path) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    import io
+
+    page = render_html(full_metrics(tmp_path))
+    checker = check_html(page)
+    assert "script" not in checker.tags and "link" not in checker.tags
+    assert "http://" not in page and "https://" not in page
+    for url in checker.urls:
+        assert url.startswith(("#", "data:image/png;base64,")), url
+    # confusion, F1, reliability, and one thumbnail (the other mistakes have no readable image)
+    assert len(checker.images) == 4
+    for img in checker.images:
+        assert img.get("alt")
+        data = base64.b64decode(img["src"].split(",", 1)[1], validate=True)
+        with image_module.open(io.BytesIO(data)) as image:
+            image.load()
+            size = image.size
+        scale = int(img["width"]) // size[0]  # tiny thumbnails are shown enlarged
+        assert scale >= 1 and (int(img["width"]), int(img["height"])) == (
+            size[0] * scale,
+            size[1] * scale,
+        )
+    thumbnail = [img for img in checker.images if "thumb" in img.get("class", "")]
+    assert len(thumbnail) == 1 and max(int(thumbnail[0]["width"]), 96) == 96
+    assert "Content-Security-Policy" in page and "img-src data:" in page
+
+
+def test_render_html_minimal_metrics() -> None:
+    page = render_html({"accuracy": 0.5, "num_samples": 2})
+    checker = check_html(page)
+    assert checker.images == [] and "summary" in checker.ids and "0.5000" in page
+
+
+def test_render_html_escapes_labels() -> None:
+    metrics = make_metrics()
+    metrics["per_class"] = {"<b>x</b>": metrics["per_class"]["a"]}
+    page = render_html(metrics)
+    check_html(page)
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_markdown_mistakes_and_calibration(tmp_path: Path) -> None:
+    md = render_markdown(full_metrics(tmp_path))
+    mistakes = md.split("## Most confidently wrong", 1)[1]
+    assert "| # | True | Predicted | Confidence | Image | Audio |" in mistakes
+    assert "| 1 | a | b | 0.9300 | `" in mistakes and "`snd/a_1.wav` |" in mistakes
+    assert "| 2 | c | a | 0.6000 | — | `snd/only.wav` |" in mistakes
+    calibration = md.split("## Calibration", 1)[1].split("##", 1)[0]
+    assert "| Confidence bin | Samples | Mean confidence | Accuracy |" in calibration
+    assert "| 0.53–0.60 | 8 | 0.6000 | 0.7500 |" in calibration  # every max-prob is 0.6
+    assert "| Model | runs/m |" in md and "| Skipped files | 2 |" in md
+    assert "No mistakes." in render_markdown(make_metrics(mistakes=[]))

@@ -7,6 +7,8 @@ cause becomes a `DecodeError` whose message is the reason shown to the user.
 from __future__ import annotations
 
 import math
+import os
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -25,6 +27,22 @@ GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 class DecodeError(CrossmodalError):
     """A file that cannot be used; the message is the reason."""
+
+
+# What Pillow's decoders raise on a corrupt, truncated or hostile file (beyond OSError, its
+# plugins let through parsing errors of every kind; Image.open itself catches the same set).
+IMAGE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    ZeroDivisionError,
+    OverflowError,
+)
 
 
 @dataclass(frozen=True)
@@ -52,10 +70,11 @@ def _open_image(path: str) -> Image.Image:
             f"image is larger than {MAX_IMAGE_PIXELS:,} pixels (possible decompression bomb)"
         ) from None
     except UnidentifiedImageError:
-        raise DecodeError("not a readable image") from None
-    except OSError as exc:
+        raise DecodeError(_empty_or("not a readable image", path)) from None
+    except IMAGE_ERRORS as exc:
         raise DecodeError(f"cannot open image: {exc}") from None
     if img.width * img.height > MAX_IMAGE_PIXELS:
+        img.close()
         raise DecodeError(
             f"image is larger than {MAX_IMAGE_PIXELS:,} pixels (possible decompression bomb)"
         )
@@ -73,10 +92,13 @@ def _is_grayscale(img: Image.Image) -> bool:
 
 
 def probe_image(path: str) -> ImageInfo:
-    """Size and colour without decoding the pixels."""
+    """Size and colour without decoding the pixels (a palette image loads its palette)."""
     img = _open_image(path)
-    with img:
-        return ImageInfo(width=img.width, height=img.height, grayscale=_is_grayscale(img))
+    try:
+        with img:
+            return ImageInfo(width=img.width, height=img.height, grayscale=_is_grayscale(img))
+    except IMAGE_ERRORS as exc:
+        raise DecodeError(f"corrupt or truncated image: {exc}") from None
 
 
 def _to_8bit(img: Image.Image, channels: int) -> Image.Image:
@@ -113,7 +135,7 @@ def read_image(path: str, *, height: int, width: int, channels: int) -> np.ndarr
             arr = np.asarray(img, dtype=np.uint8)
     except DecodeError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except IMAGE_ERRORS as exc:
         raise DecodeError(f"corrupt or truncated image: {exc}") from None
     return arr.reshape(height, width, channels)
 
@@ -122,7 +144,9 @@ def probe_audio(path: str) -> AudioInfo:
     try:
         info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise DecodeError(f"not a readable audio file: {_sf_reason(exc)}") from None
+        raise DecodeError(
+            _empty_or(f"not a readable audio file: {_sf_reason(exc, path)}", path)
+        ) from None
     if info.samplerate <= 0 or info.frames <= 0:
         raise DecodeError("audio file has no samples")
     return AudioInfo(
@@ -130,8 +154,20 @@ def probe_audio(path: str) -> AudioInfo:
     )
 
 
-def _sf_reason(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+def _sf_reason(exc: Exception, path: str) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    prefix = f"Error opening {path!r}: "  # the path is already beside every reason
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _empty_or(reason: str, path: str) -> str:
+    """A zero-byte file says so, rather than "format not recognised"."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+    except OSError:
+        pass
+    return reason
 
 
 def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
@@ -154,14 +190,20 @@ def read_audio(path: str, *, sample_rate: int, num_samples: int) -> np.ndarray:
     except DecodeError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise DecodeError(f"not a readable audio file: {_sf_reason(exc)}") from None
+        raise DecodeError(
+            _empty_or(f"not a readable audio file: {_sf_reason(exc, path)}", path)
+        ) from None
     if data.shape[0] == 0:
         raise DecodeError("audio file has no samples")
-    wave = data.mean(axis=1)  # [frames]: mix to mono
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or NaN samples: handled below
+        wave = data.mean(axis=1)  # [frames]: mix to mono
     if not np.all(np.isfinite(wave)):
         # NaN/Inf must never reach training; zero them and keep the rest of the clip.
         wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
     if source_rate != sample_rate:
         wave = soxr.resample(wave, source_rate, sample_rate, quality="HQ")
+        if not np.all(np.isfinite(wave)):
+            # Finite but huge float samples (say 3e38) overflow inside the filter.
+            wave = np.nan_to_num(wave, nan=0.0, posinf=1.0, neginf=-1.0)
     wave = np.clip(wave, -1.0, 1.0).astype(np.float32, copy=False)
     return fit_length(wave, num_samples)

@@ -13,12 +13,15 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_a
 from crossmodal.data.records import RecordLayout
 from crossmodal.data.scan import Sample, ScanResult, scan
 from crossmodal.errors import CrossmodalError
+from crossmodal.locking import output_lock, remove_stale
 
 PREP_FORMAT_VERSION = 1
 DATASET_JSON = "dataset.json"
@@ -61,6 +65,9 @@ class PreparedDataset:
     info: dict
     samples: list[dict]
     reused: bool = False
+    # What this run found and did that a user should hear about (a killed earlier run cleaned
+    # up, an incomplete folder rebuilt); not stored in dataset.json.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -84,7 +91,9 @@ def open_prepared(path: str | Path) -> PreparedDataset:
     """Open and check a prepared folder; refuse one that is partial or of another format."""
     path = Path(path)
     try:
-        info = json.loads((path / DATASET_JSON).read_text())
+        info = json.loads((path / DATASET_JSON).read_text(encoding="utf-8"))
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path} is not a prepared dataset ({DATASET_JSON}: {exc})") from None
     if info.get("format_version") != PREP_FORMAT_VERSION:
@@ -96,7 +105,7 @@ def open_prepared(path: str | Path) -> PreparedDataset:
     if missing:
         raise CrossmodalError(f"{path} is incomplete: missing {', '.join(missing[:3])}")
     try:
-        lines = (path / SAMPLES_JSONL).read_text().splitlines()
+        lines = (path / SAMPLES_JSONL).read_text(encoding="utf-8").splitlines()
         samples = [json.loads(line) for line in lines if line]
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path} is incomplete ({SAMPLES_JSONL}: {exc})") from None
@@ -125,7 +134,7 @@ def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
                 parts.append(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}")
             except OSError:
                 parts.append(f"{p}|gone")
-        h.update("\x1f".join(parts).encode("utf-8", "surrogateescape"))
+        h.update("\x1f".join(parts).encode("utf-8", "surrogatepass"))  # any name hashes
         h.update(b"\x1e")
     return h.hexdigest()
 
@@ -204,8 +213,26 @@ def _pool_context():
     return get_context("spawn")
 
 
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:  # the parent died (say, SIGKILL): do not linger as an orphan
+            os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: Ctrl-C is the parent's to handle (it cancels the pool and cleans up; a
+    worker would only print a traceback), and a worker whose parent was killed exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
 def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None, stage: str):
-    """Apply fn to each argument tuple, in order, in a spawned pool when it pays off."""
+    """Apply fn to each argument tuple, in order, in a worker pool when it pays off.
+
+    When the consumer stops early (an error, Ctrl-C), queued chunks are cancelled and the
+    running ones are waited for, so no worker still writes once the caller cleans up.
+    """
     total = sum(len(c[-1]) if stage == "probe" else len(c[1]) for c in chunks)
     done = 0
     if progress:
@@ -218,12 +245,20 @@ def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None
                 progress(stage, done, total)
             yield res
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_pool_context(),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+    try:
         for res in pool.map(fn, *zip(*chunks, strict=True)):
             done += len(res)
             if progress:
                 progress(stage, done, total)
             yield res
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _infer(
@@ -259,6 +294,36 @@ def _infer(
     return (h, w, c), seconds, notes
 
 
+def _reusable(out: Path, fingerprint: str) -> tuple[PreparedDataset | None, str | None]:
+    """An up-to-date prepared `out`, or None and (when `out` is there but unusable) why."""
+    if not is_prepared(out):
+        return None, None
+    try:
+        existing = open_prepared(out)
+    except CrossmodalError as exc:
+        return None, f"{out} was incomplete or unreadable ({exc}); rebuilding it"
+    if existing.info.get("fingerprint") != fingerprint:
+        return None, None
+    existing.reused = True
+    return existing, None
+
+
+def _replaceable(out: Path) -> bool:
+    """A folder holding nothing but what preprocess writes (perhaps incomplete): never a
+    user's folder, nor a model folder (which has a dataset.json of its own)."""
+    if out.is_symlink() or not out.is_dir():
+        return False
+    try:
+        names = [p.name for p in out.iterdir()]
+    except OSError:
+        return False
+    return all(
+        name in (DATASET_JSON, SAMPLES_JSONL)
+        or (name.startswith("shard-") and name.endswith(".bin"))
+        for name in names
+    )
+
+
 def preprocess(
     source: str | Path,
     out: str | Path | None = None,
@@ -270,22 +335,49 @@ def preprocess(
 ) -> PreparedDataset:
     """Scan `source`, decode every pair and write records to `out` (default: a cache folder).
 
-    Returns the opened dataset; `reused` is True when an up-to-date `out` was found.
+    Returns the opened dataset; `reused` is True when an up-to-date `out` was found, and
+    `notes` says what was cleaned up or rebuilt on the way. Writing holds `output_lock(out)`:
+    a second run on the same `out` refuses while this one writes. The records are built in
+    `.<name>.tmp-<pid>` beside `out` and renamed into place at the end (dataset.json last), so
+    a run killed at any moment leaves no `out` that looks complete; the next run removes what
+    it left behind and says so.
     """
     scanned = scan(source)
     out = Path(out) if out is not None else cache_dir_for(source, settings)
     fingerprint = _fingerprint(scanned, settings)
-    if is_prepared(out):
-        try:
-            existing = open_prepared(out)
-        except CrossmodalError:
-            existing = None
-        if existing is not None and existing.info.get("fingerprint") == fingerprint:
-            existing.reused = True
+    existing, _ = _reusable(out, fingerprint)
+    if existing is not None:  # fast path, no lock: reading a complete folder is safe
+        return existing
+    with output_lock(out):
+        # Another run may have finished `out` since the first look: look again.
+        existing, why = _reusable(out, fingerprint)
+        if existing is not None:
             return existing
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CrossmodalError(f"{out} exists and is not a prepared dataset; choose another --out")
+        if (out.is_symlink() or out.exists()) and not _replaceable(out):
+            raise CrossmodalError(
+                f"{out} exists and is not a prepared dataset; choose another --out"
+            )
+        notes = [why] if why else []
+        removed = remove_stale(out, kinds=("tmp", "old"))
+        if removed:
+            notes.append(
+                f"removed an incomplete earlier run ({', '.join(removed)}); starting clean"
+            )
+        prep = _write(scanned, source, out, fingerprint, settings, workers, progress, strict)
+        prep.notes = notes
+        return prep
 
+
+def _write(
+    scanned: ScanResult,
+    source: str | Path,
+    out: Path,
+    fingerprint: str,
+    settings: PrepSettings,
+    workers: int | None,
+    progress: Progress | None,
+    strict: bool,
+) -> PreparedDataset:
     workers = workers or os.cpu_count() or 1
     n = len(scanned.samples)
     if n < SERIAL_BELOW:
@@ -299,14 +391,14 @@ def preprocess(
     probes: list[tuple[object, object]] = []
     if needs_probe:
         chunks = [(scanned.samples[i : i + per_chunk],) for i in bounds]
-        for res in _run_chunks(_probe_chunk, chunks, workers, progress, "probe"):
-            probes.extend(res)
+        with closing(_run_chunks(_probe_chunk, chunks, workers, progress, "probe")) as results:
+            for res in results:
+                probes.extend(res)
     (h, w, c), seconds, notes = _infer(scanned, probes, settings)
     layout = RecordLayout(h, w, c, int(round(settings.sample_rate * seconds)))
 
     classes = sorted({s.label for s in scanned.samples if s.label is not None})
     label_index = {name: i for i, name in enumerate(classes)}
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -338,45 +430,83 @@ def preprocess(
                 if isinstance(err, str):
                     scanned.skip(path, err)
         kept: list[dict] = []
-        for res in _run_chunks(_write_chunk, chunks, workers, progress, "decode"):
-            for index, has_image, has_audio, errors in res:
-                for path, reason in errors:
-                    scanned.skip(path, reason)
-                s = scanned.samples[index]
-                if not (has_image or has_audio):
-                    continue  # both parts unusable: the reasons are listed under `skipped`
-                kept.append(
-                    {
-                        "index": index,
-                        "stem": s.stem,
-                        "label": s.label,
-                        "group": s.group,
-                        "image": s.image if has_image else None,
-                        "audio": s.audio if has_audio else None,
-                    }
-                )
+        decoded = _run_chunks(_write_chunk, chunks, workers, progress, "decode")
+        with closing(decoded) as results:
+            for res in results:
+                for index, has_image, has_audio, errors in res:
+                    for path, reason in errors:
+                        scanned.skip(path, reason)
+                    s = scanned.samples[index]
+                    if not (has_image or has_audio):
+                        continue  # both parts unusable: the reasons are listed under `skipped`
+                    kept.append(
+                        {
+                            "index": index,
+                            "stem": s.stem,
+                            "label": s.label,
+                            "group": s.group,
+                            "image": s.image if has_image else None,
+                            "audio": s.audio if has_audio else None,
+                        }
+                    )
         if not kept:
             raise CrossmodalError(f"{source}: no usable samples (every file failed to decode)")
         if strict and scanned.skipped:
-            first = scanned.skipped[0]
-            raise CrossmodalError(
-                f"{len(scanned.skipped)} file(s) could not be used (--strict); first: "
-                f"{first['path']}: {first['reason']}"
-            )
+            raise CrossmodalError(strict_message(scanned.skipped))
         info = _summary(scanned, kept, classes, layout, settings, seconds, notes, fingerprint)
         info["shards"] = shard_names
         info["seconds_taken"] = round(time.time() - start, 3)
-        with open(tmp / SAMPLES_JSONL, "w") as f:
+        with open(tmp / SAMPLES_JSONL, "w", encoding="utf-8") as f:
             for row in kept:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.write(json_text(row) + "\n")
         # dataset.json is written last: its presence marks the folder complete.
-        (tmp / DATASET_JSON).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        (tmp / DATASET_JSON).write_text(json_text(info, indent=2) + "\n", encoding="utf-8")
+        _commit(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return open_prepared(out)
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    """Swap the finished folder into place. Killed half-way, what is left is either the old
+    complete folder, no folder, or the new complete one; leftovers are removed next run."""
+    if out.is_symlink() or out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, out)
+
+
+def json_text(obj, **kwargs) -> str:
+    """JSON text that is valid UTF-8: file names that are not (undecodable bytes, kept by
+    Python as lone surrogates) are written as \\u escapes, which read back to the same name."""
+    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, **kwargs)
+    return text
+
+
+# Control characters (a newline in a file name) escaped, so that a message stays one line.
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+def strict_message(skipped: list[dict[str, str]], show: int = 3) -> str:
+    """One line naming the first few problems (for --strict)."""
+    shown = "; ".join(f"{k['path']}: {k['reason']}" for k in skipped[:show])
+    more = f"; and {len(skipped) - show} more" if len(skipped) > show else ""
+    return one_line(f"{len(skipped)} file(s) could not be used (--strict): {shown}{more}")
 
 
 def _summary(

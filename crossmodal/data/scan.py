@@ -7,6 +7,8 @@ modality may be absent: presence travels with the sample from here to the last o
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import os
 from collections import defaultdict
@@ -99,6 +101,27 @@ def _entry_is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
+def _not_a_file(entry: os.DirEntry | str) -> str:
+    """Why an entry that is neither a file nor a folder cannot be read."""
+    try:
+        os.stat(entry if isinstance(entry, str) else entry.path)  # follows links
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "looping link"
+        if exc.errno == errno.ENOENT:
+            return "broken link (its target does not exist)"
+        return f"cannot read: {exc.strerror or exc}"
+    return "not a regular file (a FIFO, socket or device)"
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False for names the OS refuses (too long, NUL) instead of raising."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def pair_files(files: list[Path], result: ScanResult) -> dict[str, dict[str, Path]]:
     """Group media files of one folder by stem; the first extension in preference order wins."""
     by_stem: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
@@ -138,7 +161,12 @@ def scan_folder(root: Path) -> ScanResult:
         )
     for class_dir in class_dirs:
         files = []
-        for entry in _listdir(class_dir):
+        try:
+            entries = _listdir(class_dir)
+        except CrossmodalError as exc:  # one unreadable class folder does not stop the rest
+            result.skip(class_dir, str(exc))
+            continue
+        for entry in entries:
             if _is_hidden(entry.name):
                 continue
             if _entry_is_file(entry):
@@ -146,7 +174,7 @@ def scan_folder(root: Path) -> ScanResult:
             elif _entry_is_dir(entry):
                 result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
             else:
-                result.skip(entry.path, "broken or looping link")
+                result.skip(entry.path, _not_a_file(entry))
         pairs = pair_files(files, result)
         if not pairs:
             result.ignore(class_dir, "empty class folder")
@@ -171,17 +199,22 @@ def _read_manifest_rows(path: Path) -> list[dict[str, str]]:
     except OSError as exc:
         raise CrossmodalError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        columns = set(reader.fieldnames or [])
-        rows = list(reader)
+        # newline="": quoted cells may hold line breaks; str.splitlines would also split on
+        # characters such as U+2028 that are plain text inside a cell.
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            columns = set(reader.fieldnames or []) - {None}
+            rows = list(reader)
+        except csv.Error as exc:
+            raise CrossmodalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
     else:
         rows, columns = [], set()
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise CrossmodalError(f"{path}:{number}: not a JSON object") from None
             if not isinstance(row, dict):
                 raise CrossmodalError(f"{path}:{number}: not a JSON object")
@@ -206,7 +239,7 @@ def scan_manifest(path: Path) -> ScanResult:
                 found[kind] = None
                 continue
             file = Path(cell) if os.path.isabs(cell) else base / cell
-            if not file.is_file():
+            if not _is_file(file):
                 result.skip(file, f"row {number}: {kind} file does not exist")
                 found[kind] = None
             else:
@@ -237,11 +270,11 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
     loose: dict[Path, list[Path]] = defaultdict(list)
     for raw in paths:
         p = Path(raw)
-        if p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
+        if _is_file(p) and p.suffix.lower() in MANIFEST_EXTENSIONS:
             sub = scan_manifest(p)
             result.samples.extend(sub.samples)
             result.skipped.extend(sub.skipped)
-        elif p.is_file():
+        elif _is_file(p):
             loose[p.parent].append(p)
         elif p.is_dir():
             seen: set[tuple[int, int]] = set()
@@ -253,8 +286,13 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
                 seen.add((st.st_dev, st.st_ino))
                 dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
                 for name in sorted(names):
-                    if not _is_hidden(name) and os.path.isfile(os.path.join(folder, name)):
+                    if _is_hidden(name):
+                        continue
+                    full = os.path.join(folder, name)
+                    if os.path.isfile(full):
                         loose[Path(folder)].append(Path(folder) / name)
+                    elif modality_of(Path(name)) is not None:  # a broken link, a FIFO
+                        result.skip(full, _not_a_file(full))
         else:
             result.skip(p, "does not exist")
     for folder in sorted(loose):

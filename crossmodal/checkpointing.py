@@ -1,0 +1,124 @@
+"""Per-epoch checkpoints that make a killed run resumable to the same final result.
+
+Each epoch end saves, atomically: every model variable, every optimizer variable (moments,
+iteration count, hence the learning-rate schedule), the random-generator states of the
+augmentation and dropout layers, and the early-stopping state (best value, patience counter,
+best weights). Restoring all of it, and replaying the data shuffles of the finished epochs,
+continues the run exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def seed_states(net) -> list:
+    """The state variables of every random generator in the network's layers."""
+    states = []
+    for layer in net._flatten_layers(include_self=True, recursive=True):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                states.append(value.state)
+    return states
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Checkpointing and early stopping in one callback, so both resume together."""
+
+    def __init__(self, folder: Path, trainer, net, *, monitor: str, patience: int):
+        super().__init__()
+        self.folder = Path(folder)
+        self.trainer = trainer
+        self.net = net
+        self.monitor = monitor
+        self.patience = patience
+        self.best = math.inf
+        self.best_epoch = -1
+        self.wait = 0
+        self.stopped = False
+        self.best_weights: list[np.ndarray] | None = None
+
+    def _variables(self) -> list:
+        seen, out = set(), []
+        candidates = [
+            *self.trainer.variables,
+            *self.trainer.optimizer.variables,
+            *seed_states(self.net),
+        ]
+        for v in candidates:
+            key = id(v)
+            if key not in seen:
+                seen.add(key)
+                out.append(v)
+        return out
+
+    # --- early stopping ---
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and np.isfinite(value) and value < self.best:
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            self.best_weights = self.net.get_weights()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stopped = True
+                self.model.stop_training = True
+        self._save(epoch + 1)
+
+    def restore_best(self) -> None:
+        if self.best_weights is not None:
+            self.net.set_weights(self.best_weights)
+
+    # --- persistence ---
+    def _save(self, epochs_done: int) -> None:
+        tmp = self.folder.with_name(self.folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        np.savez(tmp / "state.npz", *[np.asarray(v.numpy()) for v in self._variables()])
+        if self.best_weights is not None:
+            np.savez(tmp / "best.npz", *self.best_weights)
+        meta = {
+            "epochs_done": epochs_done,
+            "best": self.best if math.isfinite(self.best) else None,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped": self.stopped,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        old = self.folder.with_name(self.folder.name + ".old")
+        if self.folder.exists():
+            os.replace(self.folder, old)
+        os.replace(tmp, self.folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def restore(self) -> int:
+        """Load the last checkpoint into the trainer; returns the number of finished epochs."""
+        folder = self.folder
+        if not (folder / "meta.json").exists():
+            folder = self.folder.with_name(self.folder.name + ".old")  # killed mid-swap
+        if not (folder / "meta.json").exists():
+            return 0
+        meta = json.loads((folder / "meta.json").read_text())
+        self.trainer.optimizer.build(self.trainer.trainable_variables)
+        variables = self._variables()
+        with np.load(folder / "state.npz") as saved:
+            arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(arrays) != len(variables):
+            raise RuntimeError(
+                f"checkpoint has {len(arrays)} variables, the model {len(variables)}"
+            )
+        for var, value in zip(variables, arrays, strict=True):
+            var.assign(value)
+        if (folder / "best.npz").exists():
+            with np.load(folder / "best.npz") as best:
+                self.best_weights = [best[f"arr_{i}"] for i in range(len(best.files))]
+        self.best = meta["best"] if meta["best"] is not None else math.inf
+        self.best_epoch, self.wait, self.stopped = meta["best_epoch"], meta["wait"], meta["stopped"]
+        return int(meta["epochs_done"])

@@ -1,0 +1,72 @@
+"""Config files and flag overrides for `train`: a file holds every option, flags override it.
+
+A TOML file (`--config train.toml`) or a model's own `config.json` (`--config MODEL/config.json`
+repeats that run) has the same sections as RunConfig:
+
+    data = "sample_data"
+    [train]
+    epochs = 20
+    group_regex = "^([a-z]+)_"
+    [model]
+    fusion = "gated"
+
+Files are parsed (tomllib, json), never evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from crossmodal.config import RunConfig
+from crossmodal.errors import CrossmodalError
+
+METADATA_KEYS = {
+    "format_version",
+    "crossmodal_version",
+    "tensorflow_version",
+    "keras_version",
+    "created",
+}
+DERIVED_KEYS = {"labels"}  # always re-read from the data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CrossmodalError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise CrossmodalError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise CrossmodalError(f"{path}: expected a table of settings")
+    return {k: v for k, v in data.items() if k not in METADATA_KEYS | DERIVED_KEYS}
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested dict update: `overrides` wins, section by section."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve(file_settings: dict[str, Any], flags: dict[str, Any]) -> tuple[RunConfig, dict]:
+    """The RunConfig, plus which data-shape settings were given explicitly (not inferred)."""
+    merged = merge(file_settings, flags)
+    explicit = {
+        "image": dict(merged.get("image", {})),
+        "clip_seconds": merged.get("audio", {}).get("clip_seconds"),
+    }
+    return RunConfig.from_dict(merged), explicit

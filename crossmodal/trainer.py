@@ -1,0 +1,112 @@
+"""The training objective, wrapped around the network for `fit`.
+
+    loss = CE(fused)                                   labeled samples
+         + aux_weight   * Σ_m CE(head_m)                labeled samples where m is present
+         + distill_weight * KL(teacher head ‖ student head)   pairs (teacher = labeled modality)
+         + contrastive_weight * InfoNCE(shared_image, shared_audio)   pairs, both directions
+
+Per-modality heads keep each encoder learning on its own (a plain fused loss lets the easier
+modality dominate); distillation and the contrastive loss carry labels from one modality to
+the other through the pairs, so a model trained with labeled images predicts from sound.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+DISTILL_DIRECTIONS = (None, "image->audio", "audio->image")
+
+
+class Trainer(keras.Model):
+    def __init__(
+        self,
+        net: keras.Model,
+        *,
+        aux_weight: float,
+        label_smoothing: float,
+        class_weights: np.ndarray | None = None,
+        distill: str | None = None,
+        distill_weight: float = 0.0,
+        contrastive_weight: float = 0.0,
+        temperature: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if distill not in DISTILL_DIRECTIONS:
+            raise ValueError(f"distill must be one of {DISTILL_DIRECTIONS}")
+        self.net = net
+        self.aux_weight = aux_weight
+        self.label_smoothing = label_smoothing
+        self.num_classes = net.output["probabilities"].shape[-1]
+        weights = np.ones(self.num_classes) if class_weights is None else class_weights
+        self.class_weights = tf.constant(np.asarray(weights, np.float32))  # [K]
+        self.distill = distill
+        self.distill_weight = distill_weight if distill else 0.0
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self.image_accuracy_tracker = keras.metrics.Mean(name="image_accuracy")
+        self.audio_accuracy_tracker = keras.metrics.Mean(name="audio_accuracy")
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def _cross_entropy(self, labels, logits):
+        onehot = tf.one_hot(tf.maximum(labels, 0), self.num_classes)  # [N, K]
+        return keras.losses.categorical_crossentropy(
+            onehot, logits, from_logits=True, label_smoothing=self.label_smoothing
+        )  # [N]
+
+    @staticmethod
+    def _masked_mean(values, mask):
+        return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+    def _distillation(self, y_pred, pairs):
+        teacher, student = self.distill.split("->")
+        target = tf.stop_gradient(tf.nn.softmax(y_pred[f"{teacher}_logits"]))  # [N, K]
+        log_student = tf.nn.log_softmax(y_pred[f"{student}_logits"])  # [N, K]
+        kl = tf.reduce_sum(target * (tf.math.log(target + 1e-8) - log_student), axis=-1)  # [N]
+        return self._masked_mean(kl, pairs)
+
+    def _contrastive(self, y_pred, pairs):
+        """Symmetric InfoNCE over the pairs of the batch; other rows never act as negatives."""
+        zi, za = y_pred["image_shared"], y_pred["audio_shared"]  # [N, S] unit rows
+        sim = tf.matmul(zi, za, transpose_b=True) / self.temperature  # [N, N]
+        valid = tf.logical_and(pairs[:, tf.newaxis] > 0, pairs[tf.newaxis, :] > 0)  # [N, N]
+        sim = tf.where(valid, sim, -1e9)
+        target = tf.range(tf.shape(sim)[0])
+        i2a = keras.losses.sparse_categorical_crossentropy(target, sim, from_logits=True)  # [N]
+        a2i = keras.losses.sparse_categorical_crossentropy(
+            target, tf.transpose(sim), from_logits=True
+        )  # [N]
+        enough = tf.cast(tf.reduce_sum(pairs) >= 2.0, tf.float32)  # one pair teaches nothing
+        return enough * self._masked_mean(0.5 * (i2a + a2i), pairs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        labels = tf.cast(y, tf.int32)  # [N]
+        labeled = tf.cast(labels >= 0, tf.float32)  # [N]
+        weight = labeled * tf.gather(self.class_weights, tf.maximum(labels, 0))  # [N]
+        if sample_weight is not None:
+            weight = weight * tf.cast(sample_weight, tf.float32)
+        loss = self._masked_mean(self._cross_entropy(labels, y_pred["logits"]), weight)
+        for name in ("image", "audio"):
+            mask = weight * x[f"{name}_present"]
+            aux = self._masked_mean(self._cross_entropy(labels, y_pred[f"{name}_logits"]), mask)
+            loss = loss + self.aux_weight * aux
+        pairs = x["image_present"] * x["audio_present"]  # [N]: true presence, before dropout
+        if self.distill_weight > 0:
+            loss = loss + self.distill_weight * self._distillation(y_pred, pairs)
+        if self.contrastive_weight > 0:
+            loss = loss + self.contrastive_weight * self._contrastive(y_pred, pairs)
+        if self.losses:
+            loss = loss + tf.add_n(self.losses)
+        for tracker, key, present in (
+            (self.accuracy_tracker, "logits", labeled),
+            (self.image_accuracy_tracker, "image_logits", labeled * x["image_present"]),
+            (self.audio_accuracy_tracker, "audio_logits", labeled * x["audio_present"]),
+        ):
+            pred = tf.argmax(y_pred[key], -1, output_type=tf.int32)
+            tracker.update_state(tf.cast(pred == labels, tf.float32), sample_weight=present)
+        return loss
