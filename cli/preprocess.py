@@ -46,12 +46,12 @@ def preprocess(
             )
         info = prep.info
         for note in prep.notes:
-            o.info(shown(f"note: {note}"))
-        o.info(shown(summary_line(info, prep.path, prep.reused)))
+            say(o, f"note: {note}")
+        say(o, summary_line(info, prep.path, prep.reused))
         for item in info["skipped"][:20]:
-            o.info(shown(f"  skipped {item['path']}: {item['reason']}"))
+            say(o, f"  skipped {item['path']}: {item['reason']}")
         if len(info["skipped"]) > 20:
-            o.info(f"  ... and {len(info['skipped']) - 20} more (see dataset.json)")
+            say(o, f"  ... and {len(info['skipped']) - 20} more (see dataset.json)")
         if json_output:
             from crossmodal.data.preprocess import json_text
 
@@ -59,15 +59,18 @@ def preprocess(
             sys.stdout.write(json_text(payload, indent=2) + "\n")
 
 
-def shown(text: str) -> str:
-    """Safe to print on one line: file names can hold rich markup ("a[/b].png"), newlines,
-    and bytes that are not UTF-8 (kept by Python as lone surrogates, which a strict terminal
-    encoding refuses)."""
-    from rich.markup import escape
-
+def say(o: Output, text: str) -> None:
+    """Like Output.info, for text holding file names: they are printed as they are (no rich
+    markup or emoji codes read into "a[/b].png" or "a:smile:.png"), on one line (a newline in
+    a name is escaped, a long line is not wrapped), and safely when a name is not UTF-8 (Python
+    keeps such bytes as lone surrogates, which a strict terminal encoding refuses)."""
     from crossmodal.data.preprocess import one_line
 
-    return escape(one_line(text).encode("utf-8", "backslashreplace").decode("utf-8"))
+    if o.quiet:
+        return
+    text = one_line(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    console = o.err if o.json_mode else o.out
+    console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def summary_line(info: dict, path: Path, reused: bool) -> str:

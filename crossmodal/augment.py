@@ -106,6 +106,65 @@ class SpecAugment(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="crossmodal")
+class SpecWarp(keras.layers.Layer):
+    """Random time stretch/shift and frequency (vocal-tract-length-like) warp of [N, F, M, 1].
+
+    Each sample is resampled from a random box: its time span is scaled by 1 +- `time_stretch`
+    and shifted by up to `time_shift` of the length; its mel span is [0, a] with
+    a in 1 +- `freq_warp` (a < 1 stretches the low bands upwards, a > 1 compresses the spectrum
+    downwards, filling the top with `fill`). Identity at inference.
+    """
+
+    def __init__(
+        self,
+        time_stretch: float = 0.15,
+        time_shift: float = 0.05,
+        freq_warp: float = 0.1,
+        fill: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.time_stretch = time_stretch
+        self.time_shift = time_shift
+        self.freq_warp = freq_warp
+        self.fill = fill
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, spec, training=None):
+        if not training:
+            return spec
+        n = tf.shape(spec)[0]
+
+        def uniform(low, high):
+            return keras.random.uniform([n], low, high, seed=self.seed_generator)
+
+        span = uniform(1.0 - self.time_stretch, 1.0 + self.time_stretch)  # [N]
+        center = 0.5 + uniform(-self.time_shift, self.time_shift)
+        y1, y2 = center - span / 2.0, center + span / 2.0
+        x2 = uniform(1.0 - self.freq_warp, 1.0 + self.freq_warp)
+        boxes = tf.stack([y1, tf.zeros_like(x2), y2, x2], axis=-1)  # [N, 4]
+        size = [tf.shape(spec)[1], tf.shape(spec)[2]]
+        return tf.image.crop_and_resize(
+            spec, boxes, tf.range(n), size, extrapolation_value=self.fill
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "time_stretch": self.time_stretch,
+            "time_shift": self.time_shift,
+            "freq_warp": self.freq_warp,
+            "fill": self.fill,
+            "seed": self.seed,
+        }
+
+
 def image_augmentation(cfg: AugmentConfig, seed: int | None) -> keras.Sequential:
     """Geometric and photometric jitter on [0, 1] images; no flips (they break digits, text)."""
     layers = [

@@ -36,6 +36,12 @@ class AudioConfig:
     fmin: float = 60.0
     fmax: float = 7_800.0  # capped at Nyquist by `effective_fmax`
     log_offset: float = 1e-6  # keeps log() finite on silence
+    # Per-utterance processing after the per-band normalization (all in the graph):
+    crop_frames: int = 0  # >0: crop to the active region, resample to this many frames
+    crop_threshold_db: float = 30.0  # active = within this many dB of the loudest frame
+    crop_margin: int = 2  # frames kept on each side of the active region
+    cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
+    utterance_norm: str = "none"  # none | mean (per-band mean over time) | mean_std
 
     @property
     def num_samples(self) -> int:
@@ -88,6 +94,9 @@ class AugmentConfig:
     audio_noise_prob: float = 0.5
     spec_time_mask: int = 10  # frames
     spec_freq_mask: int = 8  # mel bands
+    spec_time_stretch: float = 0.0  # log-mel resampled from a time span of 1 +- this
+    spec_time_shift: float = 0.0  # and shifted by up to this fraction of the length
+    spec_freq_warp: float = 0.0  # mel axis resampled from [0, 1 +- this] (speaker-like warp)
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class ModelConfig:
     modality_dropout: float = 0.25  # chance per sample to hide one modality while training
     aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
     filters: tuple[int, ...] = (32, 64, 128)
+    audio_filters: tuple[int, ...] = ()  # audio encoder's blocks; empty: the same as `filters`
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
 
     def __post_init__(self) -> None:

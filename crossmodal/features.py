@@ -147,3 +147,116 @@ def mel_band_normalization(name: str) -> keras.layers.Normalization:
 def channel_normalization(name: str) -> keras.layers.Normalization:
     """Per-channel statistics of [N, H, W, C] images, adapted on training images."""
     return keras.layers.Normalization(axis=-1, name=name)
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class SpeechCrop(keras.layers.Layer):
+    """Crop each utterance's spectrogram to its active region and resize it to `frames`.
+
+    Inputs: [raw log-mel, features], both [N, F, M, 1]. Activity is judged on the raw log-mel
+    (frames within `threshold_db` of the loudest frame of the clip); the box, widened by
+    `margin` frames, is cut from `features` and resampled to [N, frames, M, 1]. This aligns the
+    onset (clips start at different times and are padded at the end) and normalizes speaking
+    rate, identically in training and serving. An all-silent clip keeps its whole length.
+    """
+
+    def __init__(self, frames: int = 32, threshold_db: float = 30.0, margin: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.frames = frames
+        self.threshold_db = threshold_db
+        self.margin = margin
+
+    def call(self, inputs):
+        raw, spec = inputs
+        n, f = tf.shape(spec)[0], tf.shape(spec)[1]
+        energy = tf.reduce_logsumexp(raw[..., 0], axis=-1)  # [N, F]: log of total magnitude
+        threshold = tf.reduce_max(energy, axis=1, keepdims=True) - self.threshold_db * (
+            np.log(10.0) / 20.0
+        )  # [N, 1]: natural-log magnitude units
+        active = energy >= threshold  # [N, F]
+        pos = tf.range(f)[tf.newaxis, :]  # [1, F]
+        first = tf.reduce_min(tf.where(active, pos, f), axis=1)  # [N]
+        last = tf.reduce_max(tf.where(active, pos, -1), axis=1)  # [N]
+        start = tf.maximum(first - self.margin, 0)
+        end = tf.minimum(last + self.margin, f - 1)
+        end = tf.maximum(end, start)
+        denom = tf.cast(tf.maximum(f - 1, 1), tf.float32)
+        y1 = tf.cast(start, tf.float32) / denom
+        y2 = tf.cast(end, tf.float32) / denom
+        boxes = tf.stack([y1, tf.zeros_like(y1), y2, tf.ones_like(y1)], axis=-1)  # [N, 4]
+        return tf.image.crop_and_resize(
+            spec, boxes, tf.range(n), [self.frames, tf.shape(spec)[2]]
+        )  # [N, frames, M, 1]
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[1]
+        return (shape[0], self.frames, shape[2], shape[3])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "frames": self.frames,
+            "threshold_db": self.threshold_db,
+            "margin": self.margin,
+        }
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class UtteranceNormalization(keras.layers.Layer):
+    """Per-utterance normalization of [N, F, M, 1] features.
+
+    `mean`: subtract each band's mean over the utterance's frames (cepstral mean normalization:
+    removes the channel and much of the speaker's spectral tilt). `scale`: divide by the
+    utterance's overall standard deviation.
+    """
+
+    def __init__(self, mean: bool = True, scale: bool = False, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = mean
+        self.scale = scale
+        self.epsilon = epsilon
+
+    def call(self, spec):
+        if self.mean:
+            spec = spec - tf.reduce_mean(spec, axis=1, keepdims=True)  # [N, F, M, 1]
+        if self.scale:
+            std = tf.math.reduce_std(spec, axis=[1, 2, 3], keepdims=True)  # [N, 1, 1, 1]
+            spec = spec / (std + self.epsilon)
+        return spec
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "mean": self.mean,
+            "scale": self.scale,
+            "epsilon": self.epsilon,
+        }
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class CepstralLifter(keras.layers.Layer):
+    """Smooth each frame's log-mel envelope: DCT along mels, keep `keep` coefficients, invert.
+
+    Low cepstral coefficients carry the vocal-tract envelope (what the word is); the high ones
+    carry pitch harmonics (who is speaking). The output keeps the [N, F, M, 1] layout.
+    """
+
+    def __init__(self, keep: int = 20, **kwargs):
+        super().__init__(**kwargs)
+        self.keep = keep
+
+    def build(self, input_shape):
+        m = int(input_shape[2])
+        k = np.arange(m)[:, None]
+        j = np.arange(m)[None, :]
+        dct = np.sqrt(2.0 / m) * np.cos(np.pi * k * (2 * j + 1) / (2 * m))  # [K, M] orthonormal
+        dct[0] /= np.sqrt(2.0)
+        mask = (np.arange(m) < self.keep).astype(np.float64)
+        self._projection = (dct.T @ np.diag(mask) @ dct).astype(np.float32)  # [M, M]
+
+    def call(self, spec):
+        x = spec[..., 0]  # [N, F, M]
+        return tf.tensordot(x, self._projection, axes=1)[..., tf.newaxis]  # [N, F, M, 1]
+
+    def get_config(self):
+        return {**super().get_config(), "keep": self.keep}

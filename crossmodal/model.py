@@ -9,16 +9,21 @@ two embeddings [N, D].
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
-from crossmodal.augment import SpecAugment, WaveformAugment, image_augmentation
+from crossmodal.augment import SpecAugment, SpecWarp, WaveformAugment, image_augmentation
 from crossmodal.config import RunConfig
 from crossmodal.encoders import build_encoder
 from crossmodal.features import (
+    CepstralLifter,
     GainNormalization,
     LogMel,
     ScaleImage,
+    SpeechCrop,
+    UtteranceNormalization,
     channel_normalization,
     mel_band_normalization,
 )
@@ -83,6 +88,34 @@ class L2Normalize(keras.layers.Layer):
         return tf.math.l2_normalize(x, axis=-1)  # [N, S]
 
 
+def audio_features(x_aud, cfg: RunConfig):
+    """Waveform after gain and augmentation [N, T] -> encoder input [N, F', M, 1].
+
+    log-mel -> per-band standardization ("audio_norm", adapted on training audio) -> crop to
+    the active region (onset alignment, rate normalization) -> training-only warps ->
+    cepstral smoothing -> per-utterance normalization -> training-only SpecAugment.
+    """
+    aud, aug, seed = cfg.audio, cfg.augment, cfg.train.seed
+    raw = LogMel.from_audio_config(aud, name="log_mel")(x_aud)  # [N, F, M, 1]
+    x = mel_band_normalization("audio_norm")(raw)  # [N, F, M, 1], per-band standardized
+    if aud.crop_frames > 0:
+        x = SpeechCrop(
+            aud.crop_frames, aud.crop_threshold_db, aud.crop_margin, name="speech_crop"
+        )([raw, x])  # [N, crop_frames, M, 1]
+    warp = (aug.spec_time_stretch, aug.spec_time_shift, aug.spec_freq_warp)
+    if aug.enabled and any(w > 0 for w in warp):
+        x = SpecWarp(*warp, seed=seed, name="spec_warp")(x)
+    if aud.cepstral_keep > 0:
+        x = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter")(x)
+    if aud.utterance_norm != "none":
+        x = UtteranceNormalization(
+            mean=True, scale=aud.utterance_norm == "mean_std", name="utterance_norm"
+        )(x)
+    if aug.enabled and (aug.spec_time_mask > 0 or aug.spec_freq_mask > 0):
+        x = SpecAugment(aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment")(x)
+    return x
+
+
 def build_network(cfg: RunConfig) -> keras.Model:
     """The functional model; training-only layers (augmentation, dropouts) pass through at
     inference, so this same graph is what the SavedModel serves."""
@@ -110,16 +143,14 @@ def build_network(cfg: RunConfig) -> keras.Model:
             seed=seed,
             name="audio_augment",
         )(x_aud)
-    x_aud = LogMel.from_audio_config(aud, name="log_mel")(x_aud)  # [N, F, M, 1]
-    x_aud = mel_band_normalization("audio_norm")(x_aud)  # [N, F, M, 1], per-band standardized
-    if aug.enabled:
-        x_aud = SpecAugment(aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment")(
-            x_aud
-        )
+    x_aud = audio_features(x_aud, cfg)  # [N, F', M, 1]
 
     # === Encoders ===
     image_map = build_encoder(m.image_encoder, tuple(x_img.shape[1:]), m, "image_encoder")(x_img)
-    audio_map = build_encoder(m.audio_encoder, tuple(x_aud.shape[1:]), m, "audio_encoder")(x_aud)
+    audio_m = dataclasses.replace(m, filters=m.audio_filters) if m.audio_filters else m
+    audio_map = build_encoder(
+        m.audio_encoder, tuple(x_aud.shape[1:]), audio_m, "audio_encoder"
+    )(x_aud)
     e_img = keras.layers.GlobalAveragePooling2D(name="image_pool")(image_map)  # [N, c]
     e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
     e_img = keras.layers.Dense(m.embed_dim, activation="relu", name="image_embedding")(e_img)

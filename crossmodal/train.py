@@ -14,6 +14,7 @@ import dataclasses
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -398,6 +399,10 @@ class _Job:
         from crossmodal.trainer import Trainer
 
         t = cfg.train
+        # Expected, not alarming: the shared-space projections (no alignment) or the missing
+        # embeddings (no absent modality in the data) get no gradient in some runs.
+        warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+        warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
         keras.utils.set_random_seed(t.seed)
         tf.config.experimental.enable_op_determinism()
         net = build_network(cfg)

@@ -105,7 +105,8 @@ def open_prepared(path: str | Path) -> PreparedDataset:
     if missing:
         raise CrossmodalError(f"{path} is incomplete: missing {', '.join(missing[:3])}")
     try:
-        lines = (path / SAMPLES_JSONL).read_text(encoding="utf-8").splitlines()
+        # split("\n"), not splitlines(): U+2028 and friends are text inside a JSON string
+        lines = (path / SAMPLES_JSONL).read_text(encoding="utf-8").split("\n")
         samples = [json.loads(line) for line in lines if line]
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path} is incomplete ({SAMPLES_JSONL}: {exc})") from None

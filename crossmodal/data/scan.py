@@ -11,6 +11,7 @@ import errno
 import io
 import json
 import os
+import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,21 @@ def _not_a_file(entry: os.DirEntry | str) -> str:
             return "broken link (its target does not exist)"
         return f"cannot read: {exc.strerror or exc}"
     return "not a regular file (a FIFO, socket or device)"
+
+
+def _why_not_a_file(path: Path) -> str:
+    """Why a path named in a manifest cannot be used as a file."""
+    try:
+        st = os.stat(path)
+    except ValueError:  # a NUL, or text that is no file name on this system
+        return "is not a valid file name"
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return "does not exist"
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    return "is not a regular file (a FIFO, socket or device)"
 
 
 def _is_file(path: Path) -> bool:
@@ -240,7 +256,7 @@ def scan_manifest(path: Path) -> ScanResult:
                 continue
             file = Path(cell) if os.path.isabs(cell) else base / cell
             if not _is_file(file):
-                result.skip(file, f"row {number}: {kind} file does not exist")
+                result.skip(file, f"row {number}: {kind} file {_why_not_a_file(file)}")
                 found[kind] = None
             else:
                 found[kind] = str(file)

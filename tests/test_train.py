@@ -1,0 +1,167 @@
+"""Training through the Python API on tiny data: resume, config files, alignment, auto fusion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny import make_dataset
+
+pytest.importorskip("tensorflow")
+
+from crossmodal.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from crossmodal.errors import CrossmodalError  # noqa: E402
+from crossmodal.train import train  # noqa: E402
+
+SMALL = ModelConfig(embed_dim=16, filters=(8, 16), shared_dim=8)
+
+
+def tiny_config(**train_overrides) -> RunConfig:
+    fields = {"epochs": 4, "batch_size": 8, "val_fraction": 0.25, "seed": 5, "patience": 10}
+    return RunConfig(model=SMALL, train=TrainConfig(**{**fields, **train_overrides}))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+class Kill(KeyboardInterrupt):
+    """Stands in for a SIGINT arriving after an epoch."""
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path):
+    full = train(data, tmp_path / "full", config=tiny_config())
+
+    def die_after_two(epoch, total, logs):
+        if epoch == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        train(data, tmp_path / "cut", config=tiny_config(), on_epoch=die_after_two)
+    assert not (tmp_path / "cut").exists(), "an interrupted run must not look complete"
+    assert (tmp_path / ".cut.partial" / "checkpoint" / "meta.json").exists()
+    notes = []
+    resumed = train(None, tmp_path / "cut", resume=True, notice=notes.append)
+    assert any("resuming after epoch 2" in n for n in notes)
+    assert [round(r["loss"], 5) for r in resumed.history] == [
+        round(r["loss"], 5) for r in full.history
+    ]
+    for modality in ("both", "image", "audio"):
+        assert resumed.metrics[modality]["accuracy"] == full.metrics[modality]["accuracy"]
+    np.testing.assert_allclose(
+        resumed.history[-1]["val_loss"], full.history[-1]["val_loss"], rtol=1e-5
+    )
+
+
+def test_same_seed_same_metrics(data, tmp_path):
+    a = train(data, tmp_path / "a", config=tiny_config(epochs=2))
+    b = train(data, tmp_path / "b", config=tiny_config(epochs=2))
+    assert a.history == b.history
+    assert a.metrics["both"]["confusion_matrix"] == b.metrics["both"]["confusion_matrix"]
+
+
+def test_resume_without_a_killed_run_is_a_user_error(tmp_path):
+    with pytest.raises(CrossmodalError, match="nothing to resume"):
+        train(None, tmp_path / "never", resume=True)
+
+
+def test_a_stale_partial_run_is_discarded_and_said(data, tmp_path):
+    stale = tmp_path / ".m.partial"
+    stale.mkdir()
+    (stale / "junk").write_text("x")
+    notes = []
+    train(data, tmp_path / "m", config=tiny_config(epochs=1), notice=notes.append)
+    assert any("discarded an incomplete earlier run" in n for n in notes)
+    assert not stale.exists()
+
+
+def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
+    """Labeled images only, plus unlabeled image+sound pairs: the audio head learns from the
+    image head (distillation) and the two embeddings are aligned (contrastive loss)."""
+    rows = ["image,audio,label"]
+    for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
+        for k, png in enumerate(sorted(label_dir.glob("*.png"))):
+            if k % 2 == 0:
+                rows.append(f"{png},,{label_dir.name}")
+            else:
+                rows.append(f"{png},{png.with_suffix('.wav')},")
+    manifest = tmp_path / "transfer.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    notes = []
+    result = train(manifest, tmp_path / "xm", config=tiny_config(), notice=notes.append)
+    assert result.config.model.fusion == "late"
+    assert any("image->audio" in n for n in notes)
+    info = json.loads((tmp_path / "xm" / "dataset.json").read_text())
+    assert info["alignment"]["distill"] == "image->audio"
+    assert info["alignment"]["labeled_audio"] == 0 and info["alignment"]["unlabeled_pairs"] == 12
+
+    from crossmodal.evaluate import evaluate
+
+    report = evaluate(tmp_path / "xm", data)
+    assert "retrieval" in report
+    assert report["retrieval"]["num_pairs"] == 24
+    assert 0.0 <= report["retrieval"]["audio_to_image"]["recall_at_1"] <= 1.0
+
+
+def test_auto_fusion_tries_every_candidate_and_says_why(data, tmp_path):
+    cfg = tiny_config(epochs=4).replace(model=ModelConfig(**{**SMALL.__dict__, "fusion": "auto"}))
+    result = train(data, tmp_path / "auto", config=cfg)
+    selection = json.loads((tmp_path / "auto" / "metrics.json").read_text())["fusion_selection"]
+    assert set(selection["candidates"]) == {"concat", "late", "gated", "conv"}
+    assert result.config.model.fusion == selection["chosen"] != "auto"
+    assert selection["chosen"] in selection["why"]
+    assert (
+        json.loads((tmp_path / "auto" / "config.json").read_text())["model"]["fusion"]
+        == (selection["chosen"])
+    )
+
+
+def test_config_file_then_flags_then_repeat(data, tmp_path):
+    from crossmodal.settings import read_config_file, resolve
+
+    toml = tmp_path / "train.toml"
+    toml.write_text(
+        f'data = "{data}"\n[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n'
+        "[model]\nembed_dim = 16\nfilters = [8, 16]\nshared_dim = 8\n"
+    )
+    cfg, explicit = resolve(read_config_file(toml), {"train": {"seed": 11}})
+    assert cfg.train.epochs == 1 and cfg.train.seed == 11 and cfg.model.filters == (8, 16)
+    assert explicit == {"image": {}, "clip_seconds": None}
+    first = train(cfg.data, tmp_path / "one", config=cfg)
+    again_cfg, explicit = resolve(read_config_file(tmp_path / "one" / "config.json"), {})
+    assert explicit["image"]["height"] == 16 and again_cfg.data == str(data)
+    again = train(
+        again_cfg.data,
+        tmp_path / "two",
+        config=again_cfg,
+        image_size=(explicit["image"]["height"], explicit["image"]["width"]),
+        clip_seconds=explicit["clip_seconds"],
+    )
+    assert again.config == first.config
+    assert again.history == first.history
+
+
+def test_bad_settings_fail_before_training(tmp_path):
+    from crossmodal.settings import read_config_file, resolve
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochs = 2\nepoch = 3\n")
+    with pytest.raises(CrossmodalError, match="unknown setting"):
+        resolve(read_config_file(bad), {})
+    bad.write_text("[train\n")
+    with pytest.raises(CrossmodalError, match="not valid TOML"):
+        read_config_file(bad)
+    with pytest.raises(CrossmodalError, match="unknown optimizer"):
+        TrainConfig(optimizer="lbfgs")
+
+
+def test_class_weight_balanced_and_from_file(data, tmp_path):
+    result = train(data, tmp_path / "bal", config=tiny_config(epochs=1, class_weight="balanced"))
+    assert result.config.train.class_weight == "balanced"
+    weights = tmp_path / "w.json"
+    weights.write_text(json.dumps({"zzz": 2.0}))
+    with pytest.raises(CrossmodalError, match="unknown label"):
+        train(data, tmp_path / "w", config=tiny_config(epochs=1, class_weight=str(weights)))
