@@ -35,6 +35,7 @@ FLAG_FIELDS = {
     "dropout": ("model", "dropout"),
     "modality_dropout": ("model", "modality_dropout"),
     "augment": ("augment", "enabled"),
+    "multi_label": ("model", "multi_label"),
     "sample_rate": ("audio", "sample_rate"),
 }
 
@@ -115,6 +116,10 @@ def train(
         bool | None,
         typer.Option("--mixed-precision", help="float16 compute on GPUs (no-op on CPU)."),
     ] = None,
+    multi_label: Annotated[
+        bool | None,
+        typer.Option("--multi-label", help="Sigmoid outputs; label cells may hold 'a;b' (auto)."),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed for splits, initialization and shuffling [0].")
     ] = None,
@@ -140,7 +145,7 @@ def train(
         "schedule": schedule, "clipnorm": clipnorm, "class_weight": class_weight,
         "patience": patience, "seed": seed, "align": align, "mixed_precision": mixed_precision,
         "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
-        "augment": augment, "sample_rate": sample_rate,
+        "augment": augment, "sample_rate": sample_rate, "multi_label": multi_label,
     }  # fmt: skip
     with handled(o):
         from crossmodal.errors import CrossmodalError

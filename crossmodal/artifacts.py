@@ -124,6 +124,16 @@ class ModelDir:
     labels: list[str]
     info: dict  # config.json as written (versions, format)
 
+    def thresholds(self):
+        """Multi-label decision thresholds [K], in label order (thresholds.json)."""
+        import numpy as np
+
+        try:
+            table = json.loads((self.path / "thresholds.json").read_text())
+            return np.array([float(table[name]) for name in self.labels])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CrossmodalError(f"{self.path}: missing or bad thresholds.json ({exc})") from None
+
     def load_serving(self):
         import tensorflow as tf
 

@@ -113,6 +113,7 @@ class ModelConfig:
     filters: tuple[int, ...] = (32, 64, 128)
     audio_filters: tuple[int, ...] = ()  # audio encoder's blocks; empty: the same as `filters`
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
+    multi_label: bool = False  # sigmoid outputs, several labels per sample (label cells "a;b")
 
     def __post_init__(self) -> None:
         # Checked here, without TensorFlow, so a bad name fails before any slow import.

@@ -30,7 +30,7 @@ def evaluate(
     is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under."""
     from crossmodal.data.reader import make_dataset
     from crossmodal.inference import run_serving
-    from crossmodal.metrics import classification_metrics
+    from crossmodal.metrics import classification_metrics, multilabel_metrics
     from crossmodal.train import label_map, load_dataset
 
     if modality not in MODALITIES:
@@ -50,7 +50,14 @@ def evaluate(
     if not labeled:
         raise CrossmodalError(f"{data} has no labeled samples to evaluate on")
     by_index = {s["index"]: s for s in prep.samples}
-    ds = make_dataset(prep, labeled, batch_size=batch_size, label_map=mapping, with_index=True)
+    multi = cfg.model.multi_label
+    if multi:
+        from crossmodal.data.reader import multi_hot_targets
+
+        targets, thresholds = multi_hot_targets(prep, cfg.labels), md.thresholds()
+        ds = make_dataset(prep, labeled, batch_size=batch_size, targets=targets, with_index=True)
+    else:
+        ds = make_dataset(prep, labeled, batch_size=batch_size, label_map=mapping, with_index=True)
     serve = md.load_serving()
 
     results: dict[str, dict] = {}
@@ -60,6 +67,9 @@ def evaluate(
             serve, ds, m, embeddings=pairs if m == "both" else None
         )
         if len(labels) == 0:
+            continue
+        if multi:
+            results[m] = multilabel_metrics(labels, probs, list(cfg.labels), thresholds)
             continue
         metrics = classification_metrics(labels, probs, list(cfg.labels))
         metrics["mistakes"] = _worst_mistakes(probs, labels, indices, by_index, list(cfg.labels))

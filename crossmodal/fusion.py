@@ -58,10 +58,17 @@ class LateFusion(keras.layers.Layer):
     The two weights are learned (softmax of two logits) unless `fixed_image_weight` is given.
     """
 
-    def __init__(self, num_classes: int, fixed_image_weight: float | None = None, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        fixed_image_weight: float | None = None,
+        multi_label: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.fixed_image_weight = fixed_image_weight
+        self.multi_label = multi_label
 
     def build(self, input_shape):
         self.weight_logits = self.add_weight(
@@ -82,10 +89,14 @@ class LateFusion(keras.layers.Layer):
         mask = tf.stack([inputs["image_present"], inputs["audio_present"]], axis=-1)  # [N, 2]
         weights = mask * w  # [N, 2]: an absent modality gets no vote
         weights = weights / tf.maximum(tf.reduce_sum(weights, -1, keepdims=True), 1e-6)
+        squash = tf.nn.sigmoid if self.multi_label else tf.nn.softmax
         probs = tf.stack(
-            [tf.nn.softmax(inputs["image_logits"]), tf.nn.softmax(inputs["audio_logits"])], axis=1
+            [squash(inputs["image_logits"]), squash(inputs["audio_logits"])], axis=1
         )  # [N, 2, K]
         fused = tf.reduce_sum(weights[:, :, tf.newaxis] * probs, axis=1)  # [N, K]
+        if self.multi_label:  # logits whose sigmoid is the fused probability
+            fused = tf.clip_by_value(fused, 1e-7, 1.0 - 1e-7)
+            return tf.math.log(fused) - tf.math.log1p(-fused)
         return tf.math.log(fused + 1e-7)  # log-probabilities serve as logits
 
     def get_config(self):
@@ -93,6 +104,7 @@ class LateFusion(keras.layers.Layer):
             **super().get_config(),
             "num_classes": self.num_classes,
             "fixed_image_weight": self.fixed_image_weight,
+            "multi_label": self.multi_label,
         }
 
 
@@ -190,11 +202,13 @@ FUSIONS = {"concat": ConcatFusion, "late": LateFusion, "gated": GatedFusion, "co
 assert tuple(FUSIONS) == FUSION_NAMES, "config.FUSION_NAMES must list the registry"
 
 
-def build_fusion(name: str, num_classes: int, *, hidden: int, dropout: float) -> keras.layers.Layer:
+def build_fusion(
+    name: str, num_classes: int, *, hidden: int, dropout: float, multi_label: bool = False
+) -> keras.layers.Layer:
     if name == "concat":
         return ConcatFusion(num_classes, hidden=hidden, dropout=dropout, name="fusion")
     if name == "late":
-        return LateFusion(num_classes, name="fusion")
+        return LateFusion(num_classes, multi_label=multi_label, name="fusion")
     if name == "gated":
         return GatedFusion(num_classes, hidden=hidden, dropout=dropout, name="fusion")
     if name == "conv":

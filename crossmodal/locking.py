@@ -56,10 +56,12 @@ def _holder_pid(fd: int) -> str:
 
 
 @contextmanager
-def output_lock(out: str | Path) -> Iterator[Path]:
+def output_lock(
+    out: str | Path, *, advice: str = "wait for it or choose another --out"
+) -> Iterator[Path]:
     """Hold the exclusive lock for writing `out` (a folder or a file); refuse if held.
 
-    Raises CrossmodalError("<out> is being written by another crossmodal run (pid N); ...").
+    Raises CrossmodalError("<out> is being written by another crossmodal run (pid N); <advice>").
     """
     out = Path(out)
     path = lock_path(out)
@@ -77,7 +79,7 @@ def output_lock(out: str | Path) -> Iterator[Path]:
                     raise CrossmodalError(f"cannot lock {path}: {exc.strerror or exc}") from None
                 raise CrossmodalError(
                     f"{out} is being written by another crossmodal run (pid {_holder_pid(fd)}); "
-                    "wait for it or choose another --out"
+                    f"{advice}"
                 ) from None
         _held.add(fd)
         command = " ".join(sys.argv) or "python"

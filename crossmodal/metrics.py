@@ -208,3 +208,87 @@ def _reliability(confidence: np.ndarray, correct: np.ndarray, num_bins: int) -> 
         "accuracy": [float(a) for a in mean_acc],
         "count": [int(c) for c in count],
     }
+
+
+# --- multi-label (sigmoid outputs, several labels per sample) ------------------------------
+
+
+def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Per class, the threshold in 0.05..0.95 that maximizes F1 on (validation) data.
+
+    A class without positives keeps 0.5: there is nothing to tune it on.
+    """
+    y = np.asarray(y_true, dtype=bool)
+    p = np.asarray(probabilities, dtype=np.float64)
+    candidates = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    best = np.full(y.shape[1], 0.5)
+    for k in range(y.shape[1]):
+        if not y[:, k].any():
+            continue
+        pred = p[:, k][None, :] >= candidates[:, None]  # [T, N]
+        tp = (pred & y[:, k]).sum(axis=1)
+        fp = (pred & ~y[:, k]).sum(axis=1)
+        fn = (~pred & y[:, k]).sum(axis=1)
+        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+        best[k] = candidates[int(np.argmax(f1))]  # first best: the lowest threshold on ties
+    return best
+
+
+def _average_precision(y: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall step curve (sklearn's average_precision_score)."""
+    order = np.argsort(-scores, kind="mergesort")
+    hits = y[order]
+    tp = np.cumsum(hits)
+    precision = tp / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / max(hits.sum(), 1))
+
+
+def multilabel_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], thresholds: np.ndarray
+) -> dict[str, Any]:
+    """Micro/macro precision, recall and F1 at the given thresholds, mean average precision
+    over classes with positives, subset accuracy (every label right), Hamming loss.
+
+    Rows whose first target is negative (-1) are unlabeled and excluded. `accuracy` is the
+    subset accuracy, so `--fail-under` means the same strict thing here.
+    """
+    y = np.asarray(y_true)
+    keep = y[:, 0] >= 0 if y.size else np.zeros(0, bool)
+    y = y[keep].astype(bool)
+    p = np.asarray(probabilities, dtype=np.float64)[keep]
+    if len(y) == 0:
+        raise ValueError("cannot compute metrics on an empty evaluation set (N=0)")
+    pred = p >= np.asarray(thresholds)[None, :]
+    tp = (pred & y).sum(axis=0).astype(float)
+    fp = (pred & ~y).sum(axis=0).astype(float)
+    fn = (~pred & y).sum(axis=0).astype(float)
+    precision = _safe_divide(tp, tp + fp)
+    recall = _safe_divide(tp, tp + fn)
+    f1 = _safe_divide(2 * tp, 2 * tp + fp + fn)
+    micro_p = float(tp.sum() / max(tp.sum() + fp.sum(), 1))
+    micro_r = float(tp.sum() / max(tp.sum() + fn.sum(), 1))
+    ap = [_average_precision(y[:, k], p[:, k]) for k in range(y.shape[1]) if y[:, k].any()]
+    return {
+        "multi_label": True,
+        "accuracy": float(np.mean(np.all(pred == y, axis=1))),
+        "subset_accuracy": float(np.mean(np.all(pred == y, axis=1))),
+        "hamming_loss": float(np.mean(pred != y)),
+        "micro_precision": micro_p,
+        "micro_recall": micro_r,
+        "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "mean_average_precision": float(np.mean(ap)) if ap else 0.0,
+        "num_samples": int(len(y)),
+        "thresholds": {name: float(t) for name, t in zip(labels, thresholds, strict=True)},
+        "per_class": {
+            name: {
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "f1": float(f1[k]),
+                "support": int(y[:, k].sum()),
+            }
+            for k, name in enumerate(labels)
+        },
+    }

@@ -99,9 +99,9 @@ def audio_features(x_aud, cfg: RunConfig):
     raw = LogMel.from_audio_config(aud, name="log_mel")(x_aud)  # [N, F, M, 1]
     x = mel_band_normalization("audio_norm")(raw)  # [N, F, M, 1], per-band standardized
     if aud.crop_frames > 0:
-        x = SpeechCrop(
-            aud.crop_frames, aud.crop_threshold_db, aud.crop_margin, name="speech_crop"
-        )([raw, x])  # [N, crop_frames, M, 1]
+        x = SpeechCrop(aud.crop_frames, aud.crop_threshold_db, aud.crop_margin, name="speech_crop")(
+            [raw, x]
+        )  # [N, crop_frames, M, 1]
     warp = (aug.spec_time_stretch, aug.spec_time_shift, aug.spec_freq_warp)
     if aug.enabled and any(w > 0 for w in warp):
         x = SpecWarp(*warp, seed=seed, name="spec_warp")(x)
@@ -148,9 +148,9 @@ def build_network(cfg: RunConfig) -> keras.Model:
     # === Encoders ===
     image_map = build_encoder(m.image_encoder, tuple(x_img.shape[1:]), m, "image_encoder")(x_img)
     audio_m = dataclasses.replace(m, filters=m.audio_filters) if m.audio_filters else m
-    audio_map = build_encoder(
-        m.audio_encoder, tuple(x_aud.shape[1:]), audio_m, "audio_encoder"
-    )(x_aud)
+    audio_map = build_encoder(m.audio_encoder, tuple(x_aud.shape[1:]), audio_m, "audio_encoder")(
+        x_aud
+    )
     e_img = keras.layers.GlobalAveragePooling2D(name="image_pool")(image_map)  # [N, c]
     e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
     e_img = keras.layers.Dense(m.embed_dim, activation="relu", name="image_embedding")(e_img)
@@ -172,7 +172,9 @@ def build_network(cfg: RunConfig) -> keras.Model:
     e_aud_m = MissingEmbedding(name="audio_missing")([e_aud, aud_p])  # [N, D]
 
     # === Fusion ===
-    fusion = build_fusion(m.fusion, k, hidden=m.embed_dim, dropout=m.dropout)
+    fusion = build_fusion(
+        m.fusion, k, hidden=m.embed_dim, dropout=m.dropout, multi_label=m.multi_label
+    )
     logits = fusion(
         {
             "image_embedding": e_img_m,
@@ -185,7 +187,10 @@ def build_network(cfg: RunConfig) -> keras.Model:
             "audio_map": audio_map,
         }
     )
-    probabilities = keras.layers.Softmax(name="probabilities")(logits)
+    # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
+    probabilities = keras.layers.Activation(
+        "sigmoid" if m.multi_label else "softmax", name="probabilities"
+    )(logits)
 
     # === Shared space (cross-modal alignment and retrieval) ===
     shared_image = L2Normalize(name="image_shared")(

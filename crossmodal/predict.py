@@ -84,6 +84,7 @@ def predict(
         return
     serve = md.load_serving()
     labels = md.labels
+    thresholds = md.thresholds() if cfg.model.multi_label else None
     h, w, c = cfg.image.height, cfg.image.width, cfg.image.channels
     k = min(top_k, len(labels))
     for batch in _batches(scanned.samples, cfg, batch_size, workers):
@@ -132,6 +133,10 @@ def predict(
                     "audio_used": bool(ap[i]),
                 }
             )
+            if thresholds is not None:  # multi-label: every label above its own threshold
+                chosen = [labels[j] for j in np.flatnonzero(probs[i] >= thresholds)]
+                row["labels"] = chosen
+                row["label"] = ";".join(chosen)
             if errors:
                 row["warning"] = "; ".join(errors)
             yield row

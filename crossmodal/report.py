@@ -38,6 +38,10 @@ _SUMMARY_KEYS: tuple[tuple[str, str], ...] = (
     ("macro_f1", "Macro F1"),
     ("weighted_f1", "Weighted F1"),
     ("ece", "ECE"),
+    ("micro_f1", "Micro F1"),
+    ("mean_average_precision", "Mean average precision"),
+    ("subset_accuracy", "Subset accuracy"),
+    ("hamming_loss", "Hamming loss"),
 )
 _CONTEXT_KEYS: tuple[tuple[str, str], ...] = (
     ("modality", "Modality"),
@@ -98,7 +102,10 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     from crossmodal.plots import confusion_png
 
     confusion = metrics.get("confusion_matrix")
-    if not isinstance(confusion, Mapping) or "matrix" not in confusion or "labels" not in confusion:
+    has_confusion = (
+        isinstance(confusion, Mapping) and "matrix" in confusion and "labels" in confusion
+    )
+    if not has_confusion and not metrics.get("multi_label"):
         raise ValueError("metrics must contain confusion_matrix with 'labels' and 'matrix'")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,13 +115,17 @@ def write_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
         out_dir / CONFUSION_PNG,
         out_dir / REPORT_HTML,
     )
-    confusion_bytes = confusion_png(confusion["matrix"], list(confusion["labels"]))
+    # A multi-label model has no single confusion matrix: no confusion.png then.
+    confusion_bytes = (
+        confusion_png(confusion["matrix"], list(confusion["labels"])) if has_confusion else None
+    )
     write_metrics_json(metrics, json_path)
     _atomic_write_bytes(render_markdown(metrics).encode("utf-8"), md_path)
-    _atomic_write_bytes(confusion_bytes, png_path)
+    if confusion_bytes is not None:
+        _atomic_write_bytes(confusion_bytes, png_path)
     page = _render_html(metrics, title="Evaluation report", confusion_bytes=confusion_bytes)
     _atomic_write_bytes(page.encode("utf-8"), html_path)
-    return [json_path, md_path, png_path, html_path]
+    return [p for p in (json_path, md_path, png_path, html_path) if p.exists()]
 
 
 def render_html(metrics: dict[str, Any], *, title: str = "Evaluation report") -> str:

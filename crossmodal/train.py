@@ -38,6 +38,7 @@ EpochCallback = Callable[[int, int, dict], None]  # (epoch, epochs, logs)
 Notice = Callable[[str], None]
 ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training samples
 STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
+THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision thresholds
 
 
 @dataclass
@@ -239,6 +240,11 @@ def train(
             labels=tuple(prep.classes),
             data=str(data),
         )
+        if prep.info.get("multi_label") and not cfg.model.multi_label:
+            say("label cells hold several labels ('a;b'): training a multi-label model")
+            cfg = cfg.replace(model=dataclasses.replace(cfg.model, multi_label=True))
+        if cfg.model.multi_label and cfg.train.class_weight:
+            raise CrossmodalError("--class-weight applies to single-label models only")
         val_prep, train_idx, val_idx, split = _make_split(cfg, prep, settings, workers, progress)
         align = _alignment(prep, train_idx, cfg)
         if align["distill"] and cfg.model.fusion not in ("late", "auto"):
@@ -366,12 +372,28 @@ class _Job:
         self.say = say
 
     # datasets
+    def _targets(self, prep):
+        """Multi-hot targets for a multi-label model (None: class ids from the records)."""
+        from crossmodal.data.reader import multi_hot_targets
+
+        if not self.cfg.model.multi_label:
+            return None
+        unknown = sorted(set(prep.classes) - set(self.cfg.labels))
+        if unknown:
+            raise CrossmodalError(f"labels the model does not know: {', '.join(unknown)}")
+        return multi_hot_targets(prep, self.cfg.labels)
+
     def train_ds(self):
         from crossmodal.data.reader import make_dataset
 
         t = self.cfg.train
         return make_dataset(
-            self.prep, self.train_idx, batch_size=t.batch_size, shuffle=True, seed=t.seed
+            self.prep,
+            self.train_idx,
+            batch_size=t.batch_size,
+            shuffle=True,
+            seed=t.seed,
+            targets=self._targets(self.prep),
         )
 
     def val_ds(self, batch_size: int | None = None, with_index: bool = False):
@@ -380,14 +402,16 @@ class _Job:
         if not self.val_idx:
             return None
         source = self.val_prep or self.prep
-        mapping = (
-            label_map(source.classes, self.cfg.labels, "validation data") if self.val_prep else None
-        )
+        targets = self._targets(source)
+        mapping = None
+        if self.val_prep is not None and targets is None:
+            mapping = label_map(source.classes, self.cfg.labels, "validation data")
         return make_dataset(
             source,
             self.val_idx,
             batch_size=batch_size or self.cfg.train.batch_size,
             label_map=mapping,
+            targets=targets,
             with_index=with_index,
         )
 
@@ -403,6 +427,7 @@ class _Job:
         # embeddings (no absent modality in the data) get no gradient in some runs.
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
         warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
         keras.utils.set_random_seed(t.seed)
         tf.config.experimental.enable_op_determinism()
         net = build_network(cfg)
@@ -416,6 +441,7 @@ class _Job:
             distill_weight=t.distill_weight,
             contrastive_weight=t.contrastive_weight if self.align["active"] else 0.0,
             temperature=t.contrastive_temperature,
+            multi_label=cfg.model.multi_label,
         )
         trainer.compile(optimizer=_optimizer(cfg, len(self.train_idx)))
         return net, trainer
@@ -507,25 +533,40 @@ class _Job:
         )
         (staging / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
         history = _read_history(staging / "history.csv")
-        return history, self.validate(net, staging)
+        metrics = self.validate(net, staging)
+        if cfg.model.multi_label and not (staging / THRESHOLDS_FILE).exists():
+            labels = list(cfg.labels)  # no validation data to tune on: 0.5 for every class
+            (staging / THRESHOLDS_FILE).write_text(json.dumps(dict.fromkeys(labels, 0.5), indent=2))
+        return history, metrics
 
     def validate(self, net, staging: Path) -> dict:
         """Validation metrics through the exported SavedModel, after checking it matches."""
         import tensorflow as tf
 
         from crossmodal.inference import MODALITIES, run_serving
-        from crossmodal.metrics import classification_metrics
+        from crossmodal.metrics import classification_metrics, multilabel_metrics, tune_thresholds
 
         serve = tf.saved_model.load(str(staging / "saved_model")).signatures["serving_default"]
         ds = self.val_ds(64, with_index=True)
         if ds is None:
             return {}
         _check_export(net, serve, ds)
+        labels = list(self.cfg.labels)
         metrics = {}
+        thresholds = None
         for modality in MODALITIES:
-            probs, labels, _ = run_serving(serve, ds, modality)
-            if len(labels):
-                metrics[modality] = classification_metrics(labels, probs, list(self.cfg.labels))
+            probs, y, _ = run_serving(serve, ds, modality)
+            if not len(y):
+                continue
+            if not self.cfg.model.multi_label:
+                metrics[modality] = classification_metrics(y, probs, labels)
+                continue
+            if thresholds is None:  # tuned once, on the fused validation predictions
+                thresholds = tune_thresholds(y[y[:, 0] >= 0], probs[y[:, 0] >= 0])
+                (staging / THRESHOLDS_FILE).write_text(
+                    json.dumps(dict(zip(labels, thresholds.tolist(), strict=True)), indent=2)
+                )
+            metrics[modality] = multilabel_metrics(y, probs, labels, thresholds)
         return metrics
 
 
@@ -602,8 +643,12 @@ def _net_accuracy(net, ds, modality: str) -> float:
             "audio": inputs["audio"].numpy()[keep],
             "audio_present": ap[keep].astype(np.float32),
         }
-        pred = net(x, training=False)["probabilities"].numpy().argmax(axis=1)
-        correct += int((pred == labels.numpy()[keep]).sum())
+        probs = net(x, training=False)["probabilities"].numpy()
+        truth = labels.numpy()[keep]
+        if truth.ndim == 2:  # multi-label: subset accuracy at 0.5
+            correct += int(np.all((probs >= 0.5) == (truth > 0.5), axis=1).sum())
+        else:
+            correct += int((probs.argmax(axis=1) == truth).sum())
         total += int(keep.sum())
     return correct / max(total, 1)
 

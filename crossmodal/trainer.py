@@ -31,6 +31,7 @@ class Trainer(keras.Model):
         distill_weight: float = 0.0,
         contrastive_weight: float = 0.0,
         temperature: float = 0.1,
+        multi_label: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -46,6 +47,7 @@ class Trainer(keras.Model):
         self.distill_weight = distill_weight if distill else 0.0
         self.contrastive_weight = contrastive_weight
         self.temperature = temperature
+        self.multi_label = multi_label
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self.image_accuracy_tracker = keras.metrics.Mean(name="image_accuracy")
         self.audio_accuracy_tracker = keras.metrics.Mean(name="audio_accuracy")
@@ -63,8 +65,21 @@ class Trainer(keras.Model):
     def _masked_mean(values, mask):
         return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
+    def _binary_cross_entropy(self, targets, logits):
+        """Multi-label: mean over classes of per-class sigmoid cross-entropy."""
+        targets = tf.maximum(targets, 0.0)  # [N, K]; unlabeled rows (-1) are masked anyway
+        if self.label_smoothing:
+            targets = targets * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        return tf.reduce_mean(per_class, axis=-1)  # [N]
+
     def _distillation(self, y_pred, pairs):
         teacher, student = self.distill.split("->")
+        if self.multi_label:
+            target = tf.stop_gradient(tf.nn.sigmoid(y_pred[f"{teacher}_logits"]))
+            return self._masked_mean(
+                self._binary_cross_entropy(target, y_pred[f"{student}_logits"]), pairs
+            )
         target = tf.stop_gradient(tf.nn.softmax(y_pred[f"{teacher}_logits"]))  # [N, K]
         log_student = tf.nn.log_softmax(y_pred[f"{student}_logits"])  # [N, K]
         kl = tf.reduce_sum(target * (tf.math.log(target + 1e-8) - log_student), axis=-1)  # [N]
@@ -85,15 +100,27 @@ class Trainer(keras.Model):
         return enough * self._masked_mean(0.5 * (i2a + a2i), pairs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        labels = tf.cast(y, tf.int32)  # [N]
-        labeled = tf.cast(labels >= 0, tf.float32)  # [N]
-        weight = labeled * tf.gather(self.class_weights, tf.maximum(labels, 0))  # [N]
+        if self.multi_label:
+            targets = tf.cast(y, tf.float32)  # [N, K] multi-hot, rows of -1 when unlabeled
+            labeled = tf.cast(targets[:, 0] >= 0, tf.float32)  # [N]
+            weight = labeled
+
+            def criterion(logits):
+                return self._binary_cross_entropy(targets, logits)
+        else:
+            labels = tf.cast(y, tf.int32)  # [N]
+            labeled = tf.cast(labels >= 0, tf.float32)  # [N]
+            weight = labeled * tf.gather(self.class_weights, tf.maximum(labels, 0))  # [N]
+
+            def criterion(logits):
+                return self._cross_entropy(labels, logits)
+
         if sample_weight is not None:
             weight = weight * tf.cast(sample_weight, tf.float32)
-        loss = self._masked_mean(self._cross_entropy(labels, y_pred["logits"]), weight)
+        loss = self._masked_mean(criterion(y_pred["logits"]), weight)
         for name in ("image", "audio"):
             mask = weight * x[f"{name}_present"]
-            aux = self._masked_mean(self._cross_entropy(labels, y_pred[f"{name}_logits"]), mask)
+            aux = self._masked_mean(criterion(y_pred[f"{name}_logits"]), mask)
             loss = loss + self.aux_weight * aux
         pairs = x["image_present"] * x["audio_present"]  # [N]: true presence, before dropout
         if self.distill_weight > 0:
@@ -107,6 +134,9 @@ class Trainer(keras.Model):
             (self.image_accuracy_tracker, "image_logits", labeled * x["image_present"]),
             (self.audio_accuracy_tracker, "audio_logits", labeled * x["audio_present"]),
         ):
-            pred = tf.argmax(y_pred[key], -1, output_type=tf.int32)
-            tracker.update_state(tf.cast(pred == labels, tf.float32), sample_weight=present)
+            if self.multi_label:  # subset accuracy at 0.5: every label right
+                hit = tf.reduce_all((y_pred[key] > 0) == (targets > 0.5), axis=-1)
+            else:
+                hit = tf.argmax(y_pred[key], -1, output_type=tf.int32) == labels
+            tracker.update_state(tf.cast(hit, tf.float32), sample_weight=present)
         return loss

@@ -328,6 +328,10 @@ def test_strict_exits_1_naming_the_problems(corpus, prepared, tmp_path):
     assert f"and {n - 3} more" in lines[0]
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    _, _, done = prepared  # up to date, but --strict still says no (and keeps the folder)
+    again = cli("preprocess", str(corpus.root), "--out", str(done), *FLAGS, "--strict")
+    assert again.returncode == 1 and again.stderr.strip().splitlines() == lines
+    assert open_prepared(done).info == info
 
 
 # --- manifests --------------------------------------------------------------------------------

@@ -321,3 +321,13 @@ def test_remove_stale_keeps_own_and_unrelated(tmp_path):
         f".x.tmp-{os.getpid()}",
         ".xy.tmp-3",
     ]
+
+
+def test_shared_cache_being_filled_is_refused_with_advice(data):
+    from crossmodal.data.preprocess import PrepSettings, cache_dir_for, preprocess
+
+    settings = PrepSettings(sample_rate=8_000, clip_seconds=0.1)
+    busy = pytest.raises(CrossmodalError, match="then read from the cache")
+    with output_lock(cache_dir_for(data, settings)), busy:  # a train on the same data
+        preprocess(data, None, settings=settings, workers=1)
+    assert preprocess(data, None, settings=settings, workers=1).info["num_samples"] == 200

@@ -165,3 +165,35 @@ def test_class_weight_balanced_and_from_file(data, tmp_path):
     weights.write_text(json.dumps({"zzz": 2.0}))
     with pytest.raises(CrossmodalError, match="unknown label"):
         train(data, tmp_path / "w", config=tiny_config(epochs=1, class_weight=str(weights)))
+
+
+def test_multi_label_trains_evaluates_and_predicts_label_sets(data, tmp_path):
+    """A manifest whose label cells hold several labels: sigmoid outputs, tuned thresholds."""
+    from crossmodal.evaluate import evaluate
+    from crossmodal.predict import predict
+
+    rows = ["image,audio,label"]
+    for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
+        tags = {"a": "round;low", "b": "round;high", "c": "bar;low"}[label_dir.name]
+        for png in sorted(label_dir.glob("*.png")):
+            rows.append(f"{png},{png.with_suffix('.wav')},{tags}")
+    manifest = tmp_path / "multi.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    notes = []
+    result = train(manifest, tmp_path / "ml", config=tiny_config(), notice=notes.append)
+    assert result.config.model.multi_label and result.config.labels == (
+        "bar",
+        "high",
+        "low",
+        "round",
+    )
+    assert any("multi-label" in n for n in notes)
+    thresholds = json.loads((tmp_path / "ml" / "thresholds.json").read_text())
+    assert set(thresholds) == {"bar", "high", "low", "round"}
+    report = evaluate(tmp_path / "ml", manifest, out=tmp_path / "report")
+    for key in ("micro_f1", "macro_f1", "mean_average_precision", "subset_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["accuracy"] == report["subset_accuracy"]
+    assert (tmp_path / "report" / "report.html").exists()
+    row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
+    assert isinstance(row["labels"], list) and row["label"] == ";".join(row["labels"])

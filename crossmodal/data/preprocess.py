@@ -83,6 +83,13 @@ class PreparedDataset:
         return [self.path / name for name in self.info["shards"]]
 
 
+def label_set(label: str | None) -> list[str]:
+    """A label cell's classes: "cat; dog" -> ["cat", "dog"] (multi-label manifests)."""
+    if not label:
+        return []
+    return [part.strip() for part in label.split(";") if part.strip()]
+
+
 def is_prepared(path: Path) -> bool:
     return path.is_dir() and (path / DATASET_JSON).is_file()
 
@@ -344,16 +351,19 @@ def preprocess(
     it left behind and says so.
     """
     scanned = scan(source)
+    advice = "wait for it or choose another --out"
+    if out is None:  # the shared cache: another train/evaluate on the same data fills it
+        advice = "wait for it to finish; this data is then read from the cache"
     out = Path(out) if out is not None else cache_dir_for(source, settings)
     fingerprint = _fingerprint(scanned, settings)
     existing, _ = _reusable(out, fingerprint)
     if existing is not None:  # fast path, no lock: reading a complete folder is safe
-        return existing
-    with output_lock(out):
+        return _checked(existing, strict)
+    with output_lock(out, advice=advice):
         # Another run may have finished `out` since the first look: look again.
         existing, why = _reusable(out, fingerprint)
         if existing is not None:
-            return existing
+            return _checked(existing, strict)
         if (out.is_symlink() or out.exists()) and not _replaceable(out):
             raise CrossmodalError(
                 f"{out} exists and is not a prepared dataset; choose another --out"
@@ -367,6 +377,13 @@ def preprocess(
         prep = _write(scanned, source, out, fingerprint, settings, workers, progress, strict)
         prep.notes = notes
         return prep
+
+
+def _checked(prep: PreparedDataset, strict: bool) -> PreparedDataset:
+    """--strict holds for an up-to-date folder too: its files are no better than last time."""
+    if strict and prep.info.get("skipped"):
+        raise CrossmodalError(strict_message(prep.info["skipped"]))
+    return prep
 
 
 def _write(
@@ -398,8 +415,8 @@ def _write(
     (h, w, c), seconds, notes = _infer(scanned, probes, settings)
     layout = RecordLayout(h, w, c, int(round(settings.sample_rate * seconds)))
 
-    classes = sorted({s.label for s in scanned.samples if s.label is not None})
-    label_index = {name: i for i, name in enumerate(classes)}
+    classes = sorted({name for s in scanned.samples for name in label_set(s.label)})
+    label_index = {name: i for i, name in enumerate(classes)}  # multi-label rows record -1
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -522,8 +539,8 @@ def _summary(
 ) -> dict:
     per_class = {c: {"samples": 0, "image": 0, "audio": 0} for c in classes}
     for row in kept:
-        if row["label"] in per_class:
-            entry = per_class[row["label"]]
+        for name in label_set(row["label"]):
+            entry = per_class[name]
             entry["samples"] += 1
             entry["image"] += row["image"] is not None
             entry["audio"] += row["audio"] is not None
@@ -535,6 +552,7 @@ def _summary(
         "source": str(scanned.source),
         "source_kind": scanned.kind,
         "classes": classes,
+        "multi_label": any(";" in (r["label"] or "") for r in kept),
         "num_samples": len(kept),
         "num_unlabeled": sum(1 for r in kept if r["label"] is None),
         "counts": {

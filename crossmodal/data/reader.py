@@ -49,13 +49,16 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     label_map: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
     with_index: bool = False,
     cache: bool = True,
 ) -> tf.data.Dataset:
     """Batches of (inputs, labels) or, with `with_index`, (inputs, labels, index).
 
     `indices` selects records by their scan index (a split); `label_map` maps the dataset's
-    class ids to the model's (-1 for a class the model does not know).
+    class ids to the model's (-1 for a class the model does not know). `targets`, a
+    [max index + 1, K] multi-hot table (rows of -1 for unlabeled samples), replaces the class
+    id by a float vector: the labels of a multi-label dataset.
     """
     layout = prep.layout
     files = [str(p) for p in prep.shard_paths]
@@ -82,6 +85,12 @@ def make_dataset(
             return {**e, "label": tf.where(e["label"] < 0, -1, mapped)}
 
         ds = ds.map(remap, num_parallel_calls=tf.data.AUTOTUNE)
+    if targets is not None:
+        table = tf.constant(np.asarray(targets, dtype=np.float32))  # [max index + 1, K]
+        ds = ds.map(
+            lambda e: {**e, "label": tf.gather(table, e["index"])},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     if cache and count * layout.record_bytes <= CACHE_LIMIT_BYTES:
         ds = ds.cache()
     if shuffle:
@@ -95,3 +104,20 @@ def make_dataset(
 
     ds = ds.batch(batch_size).map(split, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def multi_hot_targets(prep: PreparedDataset, labels: Sequence[str]) -> np.ndarray:
+    """[max index + 1, K] targets from samples.jsonl's label cells ("a;b"); -1 rows unlabeled."""
+    from crossmodal.data.preprocess import label_set
+
+    position = {name: k for k, name in enumerate(labels)}
+    top = max([s["index"] for s in prep.samples] + [0]) + 1
+    table = np.full((top, len(labels)), -1.0, dtype=np.float32)
+    for s in prep.samples:
+        names = label_set(s["label"])
+        if names:
+            table[s["index"]] = 0.0
+            for name in names:
+                if name in position:
+                    table[s["index"], position[name]] = 1.0
+    return table

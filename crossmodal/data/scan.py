@@ -209,7 +209,8 @@ def scan_folder(root: Path) -> ScanResult:
 
 def _read_manifest_rows(path: Path) -> list[dict[str, str]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # bytes, then text: read_text would turn a quoted "\r" inside a CSV cell into "\n"
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CrossmodalError(f"{path}: manifest is not UTF-8 text") from None
     except OSError as exc:
