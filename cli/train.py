@@ -36,6 +36,7 @@ FLAG_FIELDS = {
     "modality_dropout": ("model", "modality_dropout"),
     "augment": ("augment", "enabled"),
     "multi_label": ("model", "multi_label"),
+    "calibrate": ("train", "calibrate"),
     "sample_rate": ("audio", "sample_rate"),
 }
 
@@ -116,6 +117,12 @@ def train(
         bool | None,
         typer.Option("--mixed-precision", help="float16 compute on GPUs (no-op on CPU)."),
     ] = None,
+    calibrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--calibrate", help="Fit temperature scaling on validation; store it in the model."
+        ),
+    ] = None,
     multi_label: Annotated[
         bool | None,
         typer.Option("--multi-label", help="Sigmoid outputs; label cells may hold 'a;b' (auto)."),
@@ -146,6 +153,7 @@ def train(
         "patience": patience, "seed": seed, "align": align, "mixed_precision": mixed_precision,
         "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
         "augment": augment, "sample_rate": sample_rate, "multi_label": multi_label,
+        "calibrate": calibrate,
     }  # fmt: skip
     with handled(o):
         from crossmodal.errors import CrossmodalError

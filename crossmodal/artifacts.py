@@ -63,8 +63,11 @@ def commit_dir(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
-    """Write the serving graph: frontends, network and label names in one SavedModel."""
+def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 1.0) -> None:
+    """Write the serving graph: frontends, network and label names in one SavedModel.
+
+    `temperature` (from `--calibrate`) divides the logits before the softmax/sigmoid.
+    """
     import tensorflow as tf
 
     from crossmodal.checkpointing import seed_states
@@ -72,6 +75,7 @@ def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
 
     img, aud = cfg.image, cfg.audio
     labels = list(cfg.labels)
+    multi_label = cfg.model.multi_label
 
     class Serving(tf.Module):
         def __init__(self, net):
@@ -99,6 +103,9 @@ def export_saved_model(net, cfg: RunConfig, path: Path) -> None:
             }
             outputs = self.net(inputs, training=False)
             probs = outputs["probabilities"]  # [N, K]
+            if temperature != 1.0:
+                scaled = outputs["logits"] / temperature  # [N, K]
+                probs = tf.nn.sigmoid(scaled) if multi_label else tf.nn.softmax(scaled)
             n = tf.shape(probs)[0]
             return {
                 "probabilities": probs,

@@ -151,6 +151,7 @@ class TrainConfig:
     clipnorm: float | None = 1.0  # global gradient-norm clipping; None disables
     class_weight: str | None = None  # None | "balanced" | path to a JSON {label: weight}
     mixed_precision: bool = False  # float16 compute on GPUs; a no-op with a notice on CPU
+    calibrate: bool = False  # temperature scaling fitted on validation, baked into the export
     # Cross-modal alignment: a contrastive loss between the two projected embeddings of each
     # pair, and distillation of the labeled modality's predictions into the other. "auto" turns
     # it on when the data holds unlabeled pairs; "on" uses it as an extra loss anyway.

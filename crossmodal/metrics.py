@@ -292,3 +292,34 @@ def multilabel_metrics(
             for k, name in enumerate(labels)
         },
     }
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray, *, multi_label: bool = False) -> float:
+    """Temperature T minimizing the negative log-likelihood of softmax(logits / T) (or sigmoid,
+    multi-label) on held-out data: golden-section search over log T in [1/20, 20]."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y_true)
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        if multi_label:
+            t = np.maximum(y, 0)
+            return float(np.mean(np.logaddexp(0, s) - t * s))
+        s = s - s.max(axis=1, keepdims=True)
+        log_p = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        return float(-np.mean(log_p[np.arange(len(y)), y]))
+
+    lo, hi = np.log(1 / 20), np.log(20)
+    ratio = (np.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return float(np.exp((lo + hi) / 2))

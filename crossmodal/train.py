@@ -522,8 +522,9 @@ class _Job:
             )
         checkpoint.restore_best()
 
+        temperature = self.calibrate(net) if t.calibrate else 1.0
         net.save(staging / "model.keras")
-        export_saved_model(net, cfg, staging / "saved_model")
+        export_saved_model(net, cfg, staging / "saved_model", temperature=temperature)
         cfg.save(
             staging / "config.json",
             crossmodal_version=__version__,
@@ -533,13 +534,33 @@ class _Job:
         )
         (staging / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
         history = _read_history(staging / "history.csv")
-        metrics = self.validate(net, staging)
+        metrics = self.validate(net, staging, temperature=temperature)
+        if t.calibrate:
+            metrics["calibration"] = {"temperature": temperature}
         if cfg.model.multi_label and not (staging / THRESHOLDS_FILE).exists():
             labels = list(cfg.labels)  # no validation data to tune on: 0.5 for every class
             (staging / THRESHOLDS_FILE).write_text(json.dumps(dict.fromkeys(labels, 0.5), indent=2))
         return history, metrics
 
-    def validate(self, net, staging: Path) -> dict:
+    def calibrate(self, net) -> float:
+        """Temperature scaling on the fused validation logits (`--calibrate`)."""
+        from crossmodal.metrics import fit_temperature
+
+        ds = self.val_ds(64)
+        if ds is None:
+            self.say("--calibrate ignored: no validation data to fit a temperature on")
+            return 1.0
+        logits, labels = [], []
+        for inputs, y in ds:
+            logits.append(net(inputs, training=False)["logits"].numpy())
+            labels.append(y.numpy())
+        z, y = np.concatenate(logits), np.concatenate(labels)
+        keep = (y[:, 0] if y.ndim == 2 else y) >= 0
+        temperature = fit_temperature(z[keep], y[keep], multi_label=self.cfg.model.multi_label)
+        self.say(f"calibrated: temperature {temperature:.3f} fitted on the validation split")
+        return temperature
+
+    def validate(self, net, staging: Path, temperature: float = 1.0) -> dict:
         """Validation metrics through the exported SavedModel, after checking it matches."""
         import tensorflow as tf
 
@@ -550,7 +571,9 @@ class _Job:
         ds = self.val_ds(64, with_index=True)
         if ds is None:
             return {}
-        _check_export(net, serve, ds)
+        _check_export(
+            net, serve, ds, temperature=temperature, multi_label=self.cfg.model.multi_label
+        )
         labels = list(self.cfg.labels)
         metrics = {}
         thresholds = None
@@ -653,10 +676,16 @@ def _net_accuracy(net, ds, modality: str) -> float:
     return correct / max(total, 1)
 
 
-def _check_export(net, serve, ds, atol: float = 1e-4) -> None:
+def _check_export(net, serve, ds, *, temperature=1.0, multi_label=False, atol=1e-4) -> None:
     """Every artifact is reloaded and checked: the SavedModel must match the live network."""
+    import tensorflow as tf
+
     inputs, _, _ = next(iter(ds))
-    want = net(inputs, training=False)["probabilities"].numpy()
+    out = net(inputs, training=False)
+    want = out["probabilities"].numpy()
+    if temperature != 1.0:
+        scaled = out["logits"] / temperature
+        want = (tf.nn.sigmoid(scaled) if multi_label else tf.nn.softmax(scaled)).numpy()
     got = serve(
         image=inputs["image"],
         image_present=inputs["image_present"] > 0,

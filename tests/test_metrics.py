@@ -268,3 +268,33 @@ def test_matches_sklearn() -> None:
     np.testing.assert_array_equal(
         m["confusion_matrix"]["matrix"], sk.confusion_matrix(y_true, y_pred, labels=list(range(5)))
     )
+
+
+def test_fit_temperature_cools_overconfident_logits_and_keeps_calibrated_ones():
+    from crossmodal.metrics import fit_temperature
+
+    rng = np.random.default_rng(0)
+    n, k = 4000, 4
+    true_logits = rng.normal(0, 1.5, (n, k))
+    p = np.exp(true_logits) / np.exp(true_logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=row) for row in p])
+    assert abs(fit_temperature(true_logits, y) - 1.0) < 0.1  # already calibrated
+    assert abs(fit_temperature(true_logits * 3.0, y) - 3.0) < 0.3  # three times too sharp
+
+
+def test_multilabel_metrics_and_thresholds_by_hand():
+    from crossmodal.metrics import multilabel_metrics, tune_thresholds
+
+    y = np.array([[1, 0], [0, 1], [1, 1], [-1, -1]])  # the last row is unlabeled
+    p = np.array([[0.9, 0.2], [0.3, 0.6], [0.7, 0.4], [0.5, 0.5]])
+    thresholds = tune_thresholds(y[:3], p[:3])
+    # class 0: positives score 0.9, 0.7, the negative 0.3 -> lowest perfect threshold 0.35
+    # class 1: positives 0.6, 0.4, the negative 0.2 -> 0.25
+    np.testing.assert_allclose(thresholds, [0.35, 0.25])
+    m = multilabel_metrics(y, p, ["a", "b"], thresholds)
+    assert m["num_samples"] == 3 and m["subset_accuracy"] == 1.0 and m["micro_f1"] == 1.0
+    fixed = multilabel_metrics(y, p, ["a", "b"], np.array([0.5, 0.5]))
+    # at 0.5 the (1, 1) row loses its second label: 3 of 4 positives found, no false positive
+    assert fixed["subset_accuracy"] == 2 / 3
+    assert abs(fixed["micro_recall"] - 0.75) < 1e-12 and fixed["micro_precision"] == 1.0
+    assert fixed["hamming_loss"] == 1 / 6

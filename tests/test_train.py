@@ -197,3 +197,11 @@ def test_multi_label_trains_evaluates_and_predicts_label_sets(data, tmp_path):
     assert (tmp_path / "report" / "report.html").exists()
     row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
     assert isinstance(row["labels"], list) and row["label"] == ";".join(row["labels"])
+
+
+def test_calibrate_bakes_a_temperature_into_the_export(data, tmp_path):
+    result = train(data, tmp_path / "cal", config=tiny_config(epochs=2, calibrate=True))
+    temperature = result.metrics["calibration"]["temperature"]
+    assert 0.05 <= temperature <= 20
+    # train() has already checked the SavedModel against softmax(logits / T) on a batch.
+    assert "ece" in result.metrics["both"]
