@@ -1,6 +1,10 @@
 """Acceptance on real data (../shared/datasets/avdigits): spoken digits from four speakers
-paired with MNIST handwriting. Skipped when the data is absent. Slow: each training takes
-minutes, so models are trained once per session and shared."""
+paired with MNIST handwriting. Skipped when the data is absent. Slow: each training takes a few
+minutes, so models are trained once per session and shared between tests.
+
+The thresholds are the issues' targets, checked on the one speaker held out here (nicolas);
+the leave-one-speaker-out figures over all four speakers come from `benchmarks/loso.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +15,97 @@ import pytest
 pytestmark = pytest.mark.acceptance
 
 SPEAKER_REGEX = r"^([a-z]+)_"
+HELD_OUT = "nicolas"
+
+
+def speaker_manifest(avdigits: Path, path: Path, speakers: set[str]) -> Path:
+    rows = ["image,audio,label"]
+    for label_dir in sorted(p for p in avdigits.iterdir() if p.is_dir()):
+        for wav in sorted(label_dir.glob("*.wav")):
+            if wav.stem.split("_")[0] in speakers:
+                rows.append(f"{wav.with_suffix('.png')},{wav},{label_dir.name}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 @pytest.fixture(scope="session")
-def nicolas_model(avdigits, tmp_path_factory) -> tuple[Path, dict]:
+def held_out_model(avdigits, tmp_path_factory) -> tuple[Path, dict]:
     """Defaults, with speaker nicolas held out of training as the validation group."""
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.train import train
 
-    out = tmp_path_factory.mktemp("accept") / "nicolas"
-    cfg = RunConfig(train=TrainConfig(group_regex=SPEAKER_REGEX, val_groups=("nicolas",)))
+    out = tmp_path_factory.mktemp("accept") / HELD_OUT
+    cfg = RunConfig(train=TrainConfig(group_regex=SPEAKER_REGEX, val_groups=(HELD_OUT,)))
     result = train(avdigits, out, config=cfg)
-    assert result.split["val_groups"] == ["nicolas"]
+    assert result.split["val_groups"] == [HELD_OUT]
     return out, result.metrics
 
 
-def test_fused_accuracy_on_an_unseen_speaker(nicolas_model, avdigits, tmp_path):
-    """Issue 2: defaults, group split holding out nicolas: fused accuracy >= 0.97 on nicolas."""
+def test_fused_accuracy_on_an_unseen_speaker(held_out_model, avdigits, tmp_path):
+    """Issue 2: defaults, group split holding out nicolas: fused accuracy >= 0.97."""
     from crossmodal.evaluate import evaluate
 
-    model, metrics = nicolas_model
+    model, metrics = held_out_model
     assert metrics["both"]["num_samples"] == 500
     assert metrics["both"]["accuracy"] >= 0.97, metrics["both"]["accuracy"]
     # The same figure through the public evaluate path, on nicolas's files only.
-    manifest = tmp_path / "nicolas.csv"
-    rows = ["image,audio,label"]
-    for label_dir in sorted(p for p in avdigits.iterdir() if p.is_dir()):
-        for wav in sorted(label_dir.glob("nicolas_*.wav")):
-            rows.append(f"{wav.with_suffix('.png')},{wav},{label_dir.name}")
-    manifest.write_text("\n".join(rows) + "\n")
+    manifest = speaker_manifest(avdigits, tmp_path / "held_out.csv", {HELD_OUT})
     report = evaluate(model, manifest, out=tmp_path / "report")
     assert report["num_samples"] == 500
     assert abs(report["accuracy"] - metrics["both"]["accuracy"]) < 1e-9
+
+
+def test_one_model_predicts_from_either_modality_alone(held_out_model):
+    """Issue 3: the same fused model, with each modality removed from every sample."""
+    _, metrics = held_out_model
+    assert metrics["both"]["accuracy"] >= 0.99, metrics["both"]["accuracy"]
+    assert metrics["image"]["accuracy"] >= 0.97, metrics["image"]["accuracy"]
+    assert metrics["audio"]["accuracy"] >= 0.88, metrics["audio"]["accuracy"]
+
+
+def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
+    """Issue 4: the held-out speaker's samples corrupted: image pixel noise and an occluding
+    patch, sound mixed with background babble at 5 dB SNR."""
+    import shutil
+
+    from crossmodal.evaluate import evaluate
+    from crossmodal.robustness import corrupt_folder
+
+    model, _ = held_out_model
+    clean = tmp_path / "clean"
+    for label_dir in (p for p in avdigits.iterdir() if p.is_dir()):
+        (clean / label_dir.name).mkdir(parents=True)
+        for f in label_dir.glob(f"{HELD_OUT}_*"):
+            shutil.copy(f, clean / label_dir.name / f.name)
+    noisy = corrupt_folder(clean, tmp_path / "noisy", snr_db=5.0, seed=0)
+    report = evaluate(model, noisy, out=tmp_path / "noisy-report")
+    assert report["num_samples"] == 500
+    assert report["accuracy"] >= 0.95, report["ablation"]
+
+
+def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_factory):
+    """Issue 3: labels on images only, plus unlabeled image+sound pairs (no audio label
+    anywhere); the model then classifies the held-out speaker's sounds alone."""
+    from crossmodal.config import RunConfig, TrainConfig
+    from crossmodal.evaluate import evaluate
+    from crossmodal.train import train
+
+    work = tmp_path_factory.mktemp("transfer")
+    rows = ["image,audio,label"]
+    for label_dir in sorted(p for p in avdigits.iterdir() if p.is_dir()):
+        for k, wav in enumerate(sorted(label_dir.glob("*.wav"))):
+            if wav.stem.split("_")[0] == HELD_OUT:
+                continue
+            png = wav.with_suffix(".png")
+            if k % 2 == 0:
+                rows.append(f"{png},,{label_dir.name}")  # a labeled image
+            else:
+                rows.append(f"{png},{wav},")  # an unlabeled pair
+    manifest = work / "transfer.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    result = train(manifest, work / "model", config=RunConfig(train=TrainConfig()))
+    assert result.dataset["num_unlabeled"] > 0
+    test = speaker_manifest(avdigits, work / "test.csv", {HELD_OUT})
+    report = evaluate(work / "model", test, modality="audio")
+    assert report["num_samples"] == 500
+    assert report["accuracy"] >= 0.80, report["accuracy"]
