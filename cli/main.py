@@ -52,8 +52,10 @@ app.command()(info)
 def main() -> None:
     """Run the app with our exit codes: usage errors are user errors (1), not click's 2,
     which is reserved for --fail-under."""
+    import signal
     import sys
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # Typer may vendor click; take the exception classes from wherever its own come from.
     errors = sys.modules[typer.BadParameter.__module__]
     no_args = getattr(errors, "NoArgsIsHelpError", ())

@@ -56,11 +56,12 @@ class Output:
         """Human progress and summaries: stderr in JSON mode, stdout otherwise."""
         if self.quiet:
             return
-        (self.err if self.json_mode else self.out).print(message)
+        # File names may hold anything: never read them as rich markup or emoji codes.
+        (self.err if self.json_mode else self.out).print(message, markup=False, emoji=False)
 
     def result(self, payload: Any) -> None:
         if self.json_mode:
-            sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.write(json_document(payload) + "\n")
 
     @contextmanager
     def progress(self) -> Callable[[str, int, int], None]:
@@ -104,6 +105,16 @@ def handled(out: Output | None = None):
     except MemoryError:
         typer.echo("error: out of memory; try a smaller --batch-size", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def json_document(payload: Any) -> str:
+    """Pretty JSON; names that are not valid UTF-8 (lone surrogates) become \\u escapes."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(payload, indent=2, ensure_ascii=True, default=str)
+    return text
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -78,12 +79,15 @@ def _print_table(o: Output, rows) -> int:
     header = ["image", "audio", "label", "probability", "top_k"]
     if o.out.is_terminal:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*header)
         for fields in lines:
-            table.add_row(*fields)
+            table.add_row(*(Text(f) for f in fields))  # names are text, never markup
         o.out.print(table)
     else:
         for fields in [header, *lines]:
-            print("\t".join(fields))
+            line = "\t".join(fields) + "\n"
+            sys.stdout.buffer.write(line.encode("utf-8", "surrogateescape"))
+        sys.stdout.flush()
     return failed

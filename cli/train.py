@@ -37,6 +37,7 @@ FLAG_FIELDS = {
     "augment": ("augment", "enabled"),
     "multi_label": ("model", "multi_label"),
     "calibrate": ("train", "calibrate"),
+    "strategy": ("train", "strategy"),
     "sample_rate": ("audio", "sample_rate"),
 }
 
@@ -117,6 +118,10 @@ def train(
         bool | None,
         typer.Option("--mixed-precision", help="float16 compute on GPUs (no-op on CPU)."),
     ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="auto, one-device, mirrored or multi-worker (reads TF_CONFIG) [auto]."),
+    ] = None,
     calibrate: Annotated[
         bool | None,
         typer.Option(
@@ -154,6 +159,7 @@ def train(
         "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
         "augment": augment, "sample_rate": sample_rate, "multi_label": multi_label,
         "calibrate": calibrate,
+        "strategy": strategy,
     }  # fmt: skip
     with handled(o):
         from crossmodal.errors import CrossmodalError

@@ -22,6 +22,7 @@ FUSION_CHOICES = (*FUSION_NAMES, "auto")  # auto: pick one of FUSION_NAMES on va
 ENCODER_NAMES = ("cnn",)  # registry keys of crossmodal.encoders
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant", "plateau")
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class ModelConfig:
     aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
     filters: tuple[int, ...] = (32, 64, 128)
     audio_filters: tuple[int, ...] = ()  # audio encoder's blocks; empty: the same as `filters`
+    audio_pool: str = "avg"  # avg (global average) | flatten (keeps the time/frequency layout)
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
     multi_label: bool = False  # sigmoid outputs, several labels per sample (label cells "a;b")
 
@@ -152,6 +154,9 @@ class TrainConfig:
     class_weight: str | None = None  # None | "balanced" | path to a JSON {label: weight}
     mixed_precision: bool = False  # float16 compute on GPUs; a no-op with a notice on CPU
     calibrate: bool = False  # temperature scaling fitted on validation, baked into the export
+    # tf.distribute: auto = mirrored with several GPUs, multi-worker when TF_CONFIG names a
+    # cluster of several tasks, else one device. batch_size is global across replicas.
+    strategy: str = "auto"  # auto | one-device | mirrored | multi-worker
     # Cross-modal alignment: a contrastive loss between the two projected embeddings of each
     # pair, and distillation of the labeled modality's predictions into the other. "auto" turns
     # it on when the data holds unlabeled pairs; "on" uses it as an extra loss anyway.
@@ -165,6 +170,7 @@ class TrainConfig:
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("schedule", self.schedule, SCHEDULES),
             ("align", self.align, ("auto", "on", "off")),
+            ("strategy", self.strategy, STRATEGIES),
         ):
             if value not in allowed:
                 raise CrossmodalError(

@@ -160,16 +160,25 @@ class SpeechCrop(keras.layers.Layer):
     rate, identically in training and serving. An all-silent clip keeps its whole length.
     """
 
-    def __init__(self, frames: int = 32, threshold_db: float = 30.0, margin: int = 2, **kwargs):
+    def __init__(
+        self,
+        frames: int = 32,
+        threshold_db: float = 30.0,
+        margin: int = 2,
+        log_offset: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.frames = frames
         self.threshold_db = threshold_db
         self.margin = margin
+        self.log_offset = log_offset  # the LogMel's offset, removed before judging activity
 
     def call(self, inputs):
         raw, spec = inputs
         n, f = tf.shape(spec)[0], tf.shape(spec)[1]
-        energy = tf.reduce_logsumexp(raw[..., 0], axis=-1)  # [N, F]: log of total magnitude
+        mel = tf.nn.relu(tf.exp(raw[..., 0]) - self.log_offset)  # [N, F, M] mel magnitudes
+        energy = tf.math.log(tf.reduce_sum(mel, axis=-1) + 1e-6)  # [N, F]
         threshold = tf.reduce_max(energy, axis=1, keepdims=True) - self.threshold_db * (
             np.log(10.0) / 20.0
         )  # [N, 1]: natural-log magnitude units
@@ -198,6 +207,7 @@ class SpeechCrop(keras.layers.Layer):
             "frames": self.frames,
             "threshold_db": self.threshold_db,
             "margin": self.margin,
+            "log_offset": self.log_offset,
         }
 
 

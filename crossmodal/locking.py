@@ -57,11 +57,13 @@ def _holder_pid(fd: int) -> str:
 
 @contextmanager
 def output_lock(
-    out: str | Path, *, advice: str = "wait for it or choose another --out"
+    out: str | Path, *, advice: str = "wait for it or choose another --out", wait: bool = False
 ) -> Iterator[Path]:
     """Hold the exclusive lock for writing `out` (a folder or a file); refuse if held.
 
     Raises CrossmodalError("<out> is being written by another crossmodal run (pid N); <advice>").
+    With `wait`, block until the holder is done instead (for shared caches, where the second
+    run should simply read what the first one wrote).
     """
     out = Path(out)
     path = lock_path(out)
@@ -73,7 +75,7 @@ def output_lock(
     try:
         if fcntl is not None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise CrossmodalError(f"cannot lock {path}: {exc.strerror or exc}") from None

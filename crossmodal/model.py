@@ -99,9 +99,13 @@ def audio_features(x_aud, cfg: RunConfig):
     raw = LogMel.from_audio_config(aud, name="log_mel")(x_aud)  # [N, F, M, 1]
     x = mel_band_normalization("audio_norm")(raw)  # [N, F, M, 1], per-band standardized
     if aud.crop_frames > 0:
-        x = SpeechCrop(aud.crop_frames, aud.crop_threshold_db, aud.crop_margin, name="speech_crop")(
-            [raw, x]
-        )  # [N, crop_frames, M, 1]
+        x = SpeechCrop(
+            aud.crop_frames,
+            aud.crop_threshold_db,
+            aud.crop_margin,
+            log_offset=aud.log_offset,
+            name="speech_crop",
+        )([raw, x])  # [N, crop_frames, M, 1]
     warp = (aug.spec_time_stretch, aug.spec_time_shift, aug.spec_freq_warp)
     if aug.enabled and any(w > 0 for w in warp):
         x = SpecWarp(*warp, seed=seed, name="spec_warp")(x)
@@ -152,7 +156,10 @@ def build_network(cfg: RunConfig) -> keras.Model:
         x_aud
     )
     e_img = keras.layers.GlobalAveragePooling2D(name="image_pool")(image_map)  # [N, c]
-    e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
+    if m.audio_pool == "flatten":  # the cropped log-mel is aligned: where things are matters
+        e_aud = keras.layers.Flatten(name="audio_pool")(audio_map)  # [N, h * w * c]
+    else:
+        e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
     e_img = keras.layers.Dense(m.embed_dim, activation="relu", name="image_embedding")(e_img)
     e_aud = keras.layers.Dense(m.embed_dim, activation="relu", name="audio_embedding")(e_aud)
 

@@ -4,7 +4,6 @@ batches, stream rows out. Memory is bounded by a few batches whatever the number
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import numpy as np
 
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
+from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import Sample, scan_inputs
 from crossmodal.errors import CrossmodalError
 
@@ -150,12 +150,12 @@ def write_rows(rows, out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     failed = 0
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = None
         for row in rows:
             failed += "error" in row
             if suffix == ".jsonl":
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.write(json_text(row) + "\n")
                 continue
             if writer is None:
                 writer = csv.writer(f)

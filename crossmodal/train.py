@@ -9,10 +9,12 @@ would have.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -190,7 +192,8 @@ def train(
     read from its staging folder; `data` and `config` may be None).
     """
     from crossmodal.artifacts import commit_dir
-    from crossmodal.locking import output_lock
+    from crossmodal.distribute import choose_strategy
+    from crossmodal.locking import output_lock, remove_stale
 
     start = time.time()
     notes: list[str] = []
@@ -203,7 +206,17 @@ def train(
     out = Path(out)
     staging = out.with_name(f".{out.name}.partial")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(out):
+    placement = choose_strategy((config or RunConfig()).train.strategy)
+    if placement.replicas > 1 or placement.kind != "one-device":
+        say(
+            f"strategy {placement.kind}: {placement.replicas} replica(s)"
+            + ("" if placement.is_chief else "; this worker is not the chief")
+        )
+    if not placement.is_chief:  # only the chief writes MODEL; the others write to a temp dir
+        staging = Path(tempfile.mkdtemp(prefix="crossmodal-worker-")) / "partial"
+    with output_lock(out) if placement.is_chief else contextlib.nullcontext():
+        for name in remove_stale(out, kinds=("old",)) if placement.is_chief else ():
+            say(f"removed {name}, left by an interrupted run")  # a swap killed half-way
         state = _resume_state(staging) if resume else None
         if resume:
             config = RunConfig.from_dict(state["config"])
@@ -213,7 +226,7 @@ def train(
                 config.image.channels,
                 config.audio.clip_seconds,
             )
-        elif out.exists() and not overwrite:
+        elif out.exists() and not overwrite and placement.is_chief:
             raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
@@ -229,6 +242,8 @@ def train(
             clip_seconds=clip_seconds,
         )
         prep = load_dataset(data, settings, workers=workers, progress=progress)
+        for note in prep.notes:
+            say(note)
         if len(prep.classes) < 2:
             raise CrossmodalError(
                 f"{data}: need at least two labeled classes, found {len(prep.classes)}"
@@ -259,6 +274,7 @@ def train(
         if cfg.train.mixed_precision:
             _mixed_precision(say)
         job = _Job(cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say)
+        job.placement = placement
         selection = None
         if cfg.model.fusion == "auto":
             if resume and state.get("fusion"):
@@ -284,7 +300,10 @@ def train(
             for leftover in ("checkpoint", STATE_FILE):
                 path = staging / leftover
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-            commit_dir(staging, out)
+            if placement.is_chief:
+                commit_dir(staging, out)
+            else:
+                shutil.rmtree(staging.parent, ignore_errors=True)
         except KeyboardInterrupt:
             raise  # the staging folder stays: `--resume` continues from its last epoch
     return TrainResult(
@@ -360,6 +379,8 @@ def _write_card(staging: Path, dataset_info: dict, metrics: dict, history: list[
 class _Job:
     """Everything one fit needs, so fusion selection and the final fit share the set-up."""
 
+    placement = None  # crossmodal.distribute.Placement, set by train()
+
     def __init__(self, cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say):
         self.cfg = cfg
         self.prep = prep
@@ -387,7 +408,7 @@ class _Job:
         from crossmodal.data.reader import make_dataset
 
         t = self.cfg.train
-        return make_dataset(
+        ds = make_dataset(
             self.prep,
             self.train_idx,
             batch_size=t.batch_size,
@@ -395,6 +416,19 @@ class _Job:
             seed=t.seed,
             targets=self._targets(self.prep),
         )
+        return self._sharded(ds)
+
+    def _sharded(self, ds):
+        """Across workers, split by batch (the records are cached, not re-read per worker)."""
+        import tensorflow as tf
+
+        if ds is None or self.placement is None or self.placement.kind != "multi-worker":
+            return ds
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        return ds.with_options(options)
 
     def val_ds(self, batch_size: int | None = None, with_index: bool = False):
         from crossmodal.data.reader import make_dataset
@@ -406,7 +440,7 @@ class _Job:
         mapping = None
         if self.val_prep is not None and targets is None:
             mapping = label_map(source.classes, self.cfg.labels, "validation data")
-        return make_dataset(
+        ds = make_dataset(
             source,
             self.val_idx,
             batch_size=batch_size or self.cfg.train.batch_size,
@@ -414,13 +448,12 @@ class _Job:
             targets=targets,
             with_index=with_index,
         )
+        return ds if with_index else self._sharded(ds)
 
     def build(self, cfg):
         import keras
         import tensorflow as tf
 
-        from crossmodal.model import build_network
-        from crossmodal.trainer import Trainer
 
         t = cfg.train
         # Expected, not alarming: the shared-space projections (no alignment) or the missing
@@ -430,6 +463,14 @@ class _Job:
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         keras.utils.set_random_seed(t.seed)
         tf.config.experimental.enable_op_determinism()
+        scope = self.placement.strategy.scope() if self.placement else contextlib.nullcontext()
+        with scope:
+            return self._build(cfg, t)
+
+    def _build(self, cfg, t):
+        from crossmodal.model import build_network
+        from crossmodal.trainer import Trainer
+
         net = build_network(cfg)
         _adapt_normalization(net, self.prep, self.train_idx)
         trainer = Trainer(

@@ -139,4 +139,6 @@ class Trainer(keras.Model):
             else:
                 hit = tf.argmax(y_pred[key], -1, output_type=tf.int32) == labels
             tracker.update_state(tf.cast(hit, tf.float32), sample_weight=present)
-        return loss
+        # Under tf.distribute every replica's gradients are summed: each returns its share.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas if replicas > 1 else loss

@@ -438,12 +438,6 @@ def tiny_model(tmp_path_factory) -> Path:
 def test_predict_on_hostile_corpus_reports_errors_and_exits_3(tiny_model, corpus, tmp_path):
     out = tmp_path / "p.jsonl"
     proc = cli("predict", str(tiny_model), str(corpus.root), "--out", str(out))
-    if "UnicodeEncodeError" in proc.stderr:  # known; remove this once predict.py is patched
-        pytest.xfail(
-            "crossmodal/predict.py write_rows cannot write a file name that is not UTF-8 "
-            "(mixed [/caf\\xe9.png): write JSONL rows with crossmodal.data.preprocess.json_text "
-            "and open the file with errors='surrogateescape'"
-        )
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

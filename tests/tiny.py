@@ -24,10 +24,8 @@ SOUND_OF = {"a": 300.0, "b": 1200.0, "c": 300.0}
 def _image(kind: str, k: int) -> np.ndarray:
     rng = np.random.default_rng(1000 * (kind == "bar") + k)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-    if kind == "disc":
-        mask = (yy - 8) ** 2 + (xx - 8) ** 2 < 25
-    else:
-        mask = (xx > 6) & (xx < 10)
+    disc = (yy - 8) ** 2 + (xx - 8) ** 2 < 25
+    mask = disc if kind == "disc" else (xx > 6) & (xx < 10)
     img = np.where(mask, 220, 30) + rng.normal(0, 12, (SIZE, SIZE))
     return np.clip(img, 0, 255).astype(np.uint8)
 

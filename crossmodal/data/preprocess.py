@@ -352,14 +352,13 @@ def preprocess(
     """
     scanned = scan(source)
     advice = "wait for it or choose another --out"
-    if out is None:  # the shared cache: another train/evaluate on the same data fills it
-        advice = "wait for it to finish; this data is then read from the cache"
+    shared_cache = out is None  # another train/evaluate on the same data may be filling it
     out = Path(out) if out is not None else cache_dir_for(source, settings)
     fingerprint = _fingerprint(scanned, settings)
     existing, _ = _reusable(out, fingerprint)
     if existing is not None:  # fast path, no lock: reading a complete folder is safe
         return _checked(existing, strict)
-    with output_lock(out, advice=advice):
+    with output_lock(out, advice=advice, wait=shared_cache):
         # Another run may have finished `out` since the first look: look again.
         existing, why = _reusable(out, fingerprint)
         if existing is not None:

@@ -1,0 +1,109 @@
+"""Smoke tests of benchmarks/run.py's helpers (no benchmark is run, TensorFlow is not needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("crossmodal_bench_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_importing_the_script_does_not_import_tensorflow():
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('b', {str(SCRIPT)!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_check_targets(bench):
+    targets = {"a": (">=", 1.0), "b": ("<=", 2.0), "c": ("<", 1.5)}
+    assert bench.check_targets({"a": 1.0, "b": 2.0, "c": 1.49}, targets) == []
+    misses = bench.check_targets({"a": 0.99, "b": 2.01, "c": None}, targets)
+    assert [m.split()[0] for m in misses] == ["a", "b", "c:"]
+    assert "not measured" in misses[2]
+    assert bench.check_targets({}, {"a": (">=", 1.0)}) == ["a: not measured (target >= 1.0)"]
+
+
+def test_all_misses_checks_the_nested_avdigits_figures(bench):
+    results = {key: (0.0 if op.startswith("<") else 1e9) for key, (op, _) in bench.TARGETS.items()}
+    assert bench.all_misses(results) == []
+    results["avdigits"] = {"preprocess_vs_decode": 0.5, "preprocess_cache_speedup": 100.0}
+    assert bench.all_misses(results) == [
+        "avdigits.preprocess_vs_decode = 0.5 misses its target (>= 1.0)"
+    ]
+    results["avdigits"] = {"error": "unreadable"}  # reported, not judged
+    assert bench.all_misses(results) == []
+
+
+def test_ratios_and_rates(bench):
+    assert bench.ratio(3.0, 2.0) == 1.5
+    assert bench.ratio(1.0, 0.0) is None
+    assert bench.ratio(None, 1.0) is None
+    assert bench.rate_by_difference(1001, 6.0, 1, 2.0) == 250.0
+    assert bench.rate_by_difference(10, 1.0, 1, 2.0) is None  # noise larger than the work
+    assert bench.best([3.0, 1.0, 2.0]) == 1.0
+    assert bench.median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_alternate_interleaves_the_sides(bench):
+    calls = []
+    out = bench.alternate(2, lambda: calls.append("a") or 1.0, lambda: calls.append("b") or 2.0)
+    assert calls == ["a", "b", "a", "b"]
+    assert out == [[1.0, 1.0], [2.0, 2.0]]
+
+
+def test_run_measured_reports_wall_exit_code_and_peak_memory(bench):
+    wall, code, rss = bench.run_measured(
+        [sys.executable, "-c", "import sys; print('x' * 100000); sys.exit(3)"]
+    )
+    assert code == 3
+    assert wall > 0
+    assert rss > 1 << 20  # an interpreter is more than a megabyte
+
+
+def test_generated_pairs_scan_and_decode(bench, tmp_path):
+    from crossmodal.data.scan import scan
+
+    root = bench.generate_pairs(tmp_path / "data", 12, classes=3, size=16, seconds=(0.2, 0.3))
+    samples = scan(root).samples
+    assert len(samples) == 12
+    assert all(s.image and s.audio for s in samples)
+    assert sorted({s.label for s in samples}) == ["0", "1", "2"]
+    took = bench.decode_loop(
+        samples, height=16, width=16, channels=1, sample_rate=16000, num_samples=4000
+    )
+    assert took > 0
+    again = bench.generate_pairs(tmp_path / "again", 12, classes=3, size=16, seconds=(0.2, 0.3))
+    first = sorted(p.read_bytes() for p in root.rglob("*.wav"))
+    assert first == sorted(p.read_bytes() for p in again.rglob("*.wav"))  # deterministic
+
+
+def test_parse_args_modes(bench):
+    full = bench.parse_args([])
+    assert (full.pairs, full.rss, full.quick) == (2000, (1000, 10_000), False)
+    quick = bench.parse_args(["--quick"])
+    assert quick.repeats == 1 and quick.pairs < full.pairs and quick.rss[1] < full.rss[1]
+
+
+def test_every_target_is_documented(bench):
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    for key in [*bench.TARGETS, "help_seconds", "train_samples_per_second",
+                "compute_utilization", "xla_speedup"]:
+        assert f"`{key}`" in bench.__doc__, key
+        assert f"`{key}`" in readme, key
