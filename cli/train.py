@@ -199,11 +199,14 @@ def train(
 
         start = time.time()
 
-        def on_epoch(epoch: int, total: int, logs: dict) -> None:
-            parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "learning_rate")
-            o.info(f"epoch {epoch}/{total} {parts} ({time.time() - start:.0f}s)")
-
         with o.progress() as progress:
+
+            def on_epoch(epoch: int, total: int, logs: dict) -> None:
+                # A line per epoch (what CI logs keep), plus the bar on a terminal.
+                parts = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "learning_rate")
+                o.info(f"epoch {epoch}/{total} {parts} ({time.time() - start:.0f}s)")
+                progress("training (epochs)", epoch, total)
+
             result = run(
                 data,
                 out,

@@ -115,9 +115,6 @@ def label_map(from_classes: list[str], to_labels: tuple[str, ...], what: str) ->
     return np.array([index[c] for c in from_classes] or [0], dtype=np.int32)
 
 
-_label_map = label_map  # kept for callers of the earlier private name
-
-
 def _class_weights(
     cfg: RunConfig, prep: PreparedDataset, train_idx: list[int]
 ) -> np.ndarray | None:
@@ -453,7 +450,6 @@ class _Job:
     def build(self, cfg):
         import keras
         import tensorflow as tf
-
 
         t = cfg.train
         # Expected, not alarming: the shared-space projections (no alignment) or the missing

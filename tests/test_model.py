@@ -13,7 +13,8 @@ keras = pytest.importorskip("keras")
 from crossmodal.config import AudioConfig, ImageConfig, ModelConfig, RunConfig  # noqa: E402
 from crossmodal.errors import CrossmodalError  # noqa: E402
 from crossmodal.fusion import FUSIONS  # noqa: E402
-from crossmodal.model import ModalityDropout, Trainer, build_network  # noqa: E402
+from crossmodal.model import ModalityDropout, build_network  # noqa: E402
+from crossmodal.trainer import Trainer  # noqa: E402
 
 CFG = RunConfig(
     audio=AudioConfig(clip_seconds=0.25, num_mels=32),
