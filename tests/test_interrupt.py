@@ -323,11 +323,23 @@ def test_remove_stale_keeps_own_and_unrelated(tmp_path):
     ]
 
 
-def test_shared_cache_being_filled_is_refused_with_advice(data):
+def test_shared_cache_being_filled_is_waited_for_then_reused(data):
+    """Two runs on the same data (two workers of a cluster, say) share one cache: the second
+    waits for the first instead of failing, then reads what it wrote."""
+    import threading
+    import time
+
     from crossmodal.data.preprocess import PrepSettings, cache_dir_for, preprocess
 
     settings = PrepSettings(sample_rate=8_000, clip_seconds=0.1)
-    busy = pytest.raises(CrossmodalError, match="then read from the cache")
-    with output_lock(cache_dir_for(data, settings)), busy:  # a train on the same data
-        preprocess(data, None, settings=settings, workers=1)
+    results = []
+    with output_lock(cache_dir_for(data, settings)):  # a train on the same data, busy
+        waiter = threading.Thread(
+            target=lambda: results.append(preprocess(data, None, settings=settings, workers=1))
+        )
+        waiter.start()
+        time.sleep(1.0)
+        assert waiter.is_alive() and not results, "the second run must wait, not fail"
+    waiter.join(timeout=120)
+    assert results and results[0].info["num_samples"] == 200
     assert preprocess(data, None, settings=settings, workers=1).info["num_samples"] == 200
