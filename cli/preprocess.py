@@ -1,4 +1,4 @@
-"""crossmodal preprocess DATA --out PREP"""
+"""crossmodal preprocess DATA --out PREP [--num-shards N --shard-index I]"""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from cli.output import Output, handled, parse_size
 
 
 def preprocess(
-    data: Annotated[Path, typer.Argument(help="Folder DATA/<label>/<stem>.<ext> or a manifest.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the records.")],
+    data: Annotated[
+        Path,
+        typer.Argument(help="Folder DATA/<label>/<stem>.<ext> or a manifest (also gs://, s3://)."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the records (also gs://, s3://).")
+    ],
     image_size: ImageSize = None,
     channels: Channels = None,
     clip_seconds: ClipSeconds = None,
@@ -23,10 +28,25 @@ def preprocess(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if any file could not be used.")
     ] = False,
+    num_shards: Annotated[
+        int,
+        typer.Option(
+            "--num-shards", min=1, help="Split the work into N parallel jobs (one part each)."
+        ),
+    ] = 1,
+    shard_index: Annotated[
+        int,
+        typer.Option(
+            "--shard-index", min=0, help="Which job this is, 0..N-1: writes PREP/part-I-of-N/."
+        ),
+    ] = 0,
     json_output: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Decode, resize and resample every pair into sharded records plus dataset.json."""
+    """Decode, resize and resample every pair into sharded records plus dataset.json.
+
+    With --num-shards N, N jobs (--shard-index 0..N-1, e.g. a cluster's job array) each write
+    PREP/part-I-of-N/; training on PREP reads their union once every part is there."""
     size = parse_size(image_size)
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
@@ -42,7 +62,14 @@ def preprocess(
         )
         with o.progress() as progress:
             prep = run(
-                data, out, settings=settings, workers=workers, progress=progress, strict=strict
+                data,
+                out,
+                settings=settings,
+                workers=workers,
+                progress=progress,
+                strict=strict,
+                num_shards=num_shards,
+                shard_index=shard_index,
             )
         info = prep.info
         for note in prep.notes:

@@ -221,14 +221,18 @@ def train(
                 on_epoch=on_epoch,
                 notice=o.info,
             )
-        o.info(f"wrote {result.model_dir} in {result.seconds:.0f}s ({len(result.history)} epochs)")
+        if result.model_dir is None:
+            o.info(f"worker done in {result.seconds:.0f}s; the chief writes the model folder")
+        else:
+            epochs = len(result.history)
+            o.info(f"wrote {result.model_dir} in {result.seconds:.0f}s ({epochs} epochs)")
         for modality, m in result.metrics.items():
             if modality in ("both", "image", "audio"):
                 scores = f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}"
                 o.info(f"  validation {modality:>5}: {scores}")
         o.result(
             {
-                "model_dir": str(result.model_dir),
+                "model_dir": str(result.model_dir) if result.model_dir else None,
                 "seconds": round(result.seconds, 2),
                 "epochs": len(result.history),
                 "split": result.split,

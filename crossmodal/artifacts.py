@@ -14,21 +14,26 @@
 
 Images of any size are resized in the graph; waveforms (at the model's sample rate) of any
 length are cropped or padded in the graph. The folder is built beside its final place and
-renamed into it at the end, so a folder that exists is complete.
+renamed into it at the end, so a folder that exists is complete. A remote MODEL (`gs://...`,
+any filesystem tf.io.gfile knows) is built in a local folder and copied over with config.json
+last: a remote folder whose config.json exists is complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from crossmodal import fsio
 from crossmodal.config import FORMAT_VERSION, RunConfig
 from crossmodal.errors import CrossmodalError
 
 REQUIRED_FILES = ("saved_model", "config.json", "labels.json")
+COMPLETE_MARKER = "config.json"  # copied last to a remote MODEL
 ALL_FILES = (
     "saved_model",
     "model.keras",
@@ -52,8 +57,15 @@ def staging_dir(out: Path, overwrite: bool) -> Path:
     return tmp
 
 
-def commit_dir(tmp: Path, out: Path) -> None:
-    """Swap the finished folder into place (the old one, if any, is removed only now)."""
+def commit_dir(tmp: Path, out: Path | str) -> None:
+    """Swap the finished folder into place (the old one, if any, is removed only now).
+
+    A remote `out` is replaced by a copy of `tmp`, config.json last (its old config.json goes
+    first), and `tmp` is removed."""
+    if fsio.is_remote(out):
+        fsio.copy_tree(tmp, out, marker=COMPLETE_MARKER)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
@@ -122,11 +134,14 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
     )
 
 
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
 @dataclass
 class ModelDir:
     """An opened, checked model folder."""
 
-    path: Path
+    path: Path | str  # text for a remote folder (gs://...)
     config: RunConfig
     labels: list[str]
     info: dict  # config.json as written (versions, format)
@@ -136,7 +151,7 @@ class ModelDir:
         import numpy as np
 
         try:
-            table = json.loads((self.path / "thresholds.json").read_text())
+            table = json.loads(fsio.read_text(fsio.join(self.path, "thresholds.json")))
             return np.array([float(table[name]) for name in self.labels])
         except (OSError, ValueError, KeyError) as exc:
             raise CrossmodalError(f"{self.path}: missing or bad thresholds.json ({exc})") from None
@@ -145,7 +160,7 @@ class ModelDir:
         import tensorflow as tf
 
         try:
-            loaded = tf.saved_model.load(str(self.path / "saved_model"))
+            loaded = tf.saved_model.load(str(fsio.join(self.path, "saved_model")))
         except (OSError, ValueError) as exc:
             raise CrossmodalError(f"{self.path}: cannot load saved_model ({exc})") from None
         return loaded.signatures["serving_default"]
@@ -153,26 +168,32 @@ class ModelDir:
 
 def open_model_dir(path: str | Path) -> ModelDir:
     """Check format version and files, then read the config; refuse with what is wrong."""
-    path = Path(path)
-    if not path.is_dir():
+    path = fsio.local_or_url(path)
+    try:
+        folder = fsio.isdir(path)
+    except Exception as exc:  # a remote store that refuses (no credentials, bad bucket)
+        raise CrossmodalError(f"cannot read {path}: {fsio.reason(exc)}") from None
+    if not folder:
         raise CrossmodalError(f"no model folder at {path}")
-    missing = [name for name in REQUIRED_FILES if not (path / name).exists()]
+    missing = [name for name in REQUIRED_FILES if not fsio.exists(fsio.join(path, name))]
     if missing:
         raise CrossmodalError(
             f"{path} is not a complete model folder: missing {', '.join(missing)}"
         )
     try:
-        info = json.loads((path / "config.json").read_text())
-        labels = json.loads((path / "labels.json").read_text())
+        info = json.loads(fsio.read_text(fsio.join(path, "config.json")))
+        labels = json.loads(fsio.read_text(fsio.join(path, "labels.json")))
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path}: unreadable config.json or labels.json ({exc})") from None
+    if not isinstance(info, dict):
+        raise CrossmodalError(f"{path}: config.json is not a JSON object")
     version = info.get("format_version")
     if version != FORMAT_VERSION:
         raise CrossmodalError(
             f"{path} has model format {version}, this crossmodal reads format {FORMAT_VERSION}; "
             "retrain it or use a matching crossmodal version"
         )
-    config = RunConfig.load(path / "config.json")
+    config = RunConfig.from_dict({k: v for k, v in info.items() if k in _CONFIG_FIELDS})
     if list(config.labels) != labels:
         raise CrossmodalError(f"{path}: labels.json does not match config.json")
     return ModelDir(path=path, config=config, labels=labels, info=info)

@@ -10,12 +10,14 @@ history.csv, and its limits section says what the validation figures do *not* sh
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from crossmodal import fsio
 from crossmodal.errors import CrossmodalError
 
 MODEL_CARD = "README.md"
@@ -113,9 +115,9 @@ def card_summary(model_dir: str | Path) -> dict[str, Any]:
     md = open_model_dir(model_dir)
     path = md.path
     info = md.info
-    dataset = _read_json(path / "dataset.json")
-    metrics = _read_json(path / "metrics.json")
-    history = read_history(path / "history.csv")
+    dataset = _read_json(fsio.join(path, "dataset.json"))
+    metrics = _read_json(fsio.join(path, "metrics.json"))
+    history = read_history(fsio.join(path, "history.csv"))
     split = (dataset or {}).get("split")
     model = info.get("model") or {}
     train = info.get("train") or {}
@@ -165,18 +167,18 @@ def card_summary(model_dir: str | Path) -> dict[str, Any]:
             for m in _MODALITIES
             if isinstance(metrics.get(m), Mapping)
         },
-        "model_card": str(path / MODEL_CARD) if (path / MODEL_CARD).is_file() else None,
+        "model_card": str(card) if fsio.isfile(card := fsio.join(path, MODEL_CARD)) else None,
     }
 
 
-def read_history(path: Path) -> list[dict[str, float]] | None:
+def read_history(path: Path | str) -> list[dict[str, float]] | None:
     """history.csv as rows of floats (empty cells dropped); None when the file is absent."""
-    path = Path(path)
-    if not path.is_file():
+    path = fsio.local_or_url(path)
+    if not fsio.isfile(path):
         return None
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        text = fsio.read_bytes(path).decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CrossmodalError(f"{path}: unreadable history ({exc})") from None
     out = []
@@ -196,12 +198,12 @@ def read_history(path: Path) -> list[dict[str, float]] | None:
 # --- reading ------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path | str) -> dict | None:
     """A JSON object from an optional file: None when absent, an error when broken."""
-    if not path.is_file():
+    if not fsio.isfile(path):
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(fsio.read_text(path))
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path}: unreadable JSON ({exc})") from None
     if not isinstance(data, dict):

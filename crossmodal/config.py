@@ -42,7 +42,7 @@ class AudioConfig:
     crop_threshold_db: float = 30.0  # active = within this many dB of the loudest frame
     crop_margin: int = 2  # frames kept on each side of the active region
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
-    utterance_norm: str = "none"  # none | mean (per-band mean over time) | mean_std
+    utterance_norm: str = "none"  # none | mean (per-band mean over time) | mean_std | cmvn
 
     @property
     def num_samples(self) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.preprocess import PrepSettings, Progress
 from crossmodal.errors import CrossmodalError, ThresholdNotMet
@@ -27,7 +28,9 @@ def evaluate(
 ) -> dict:
     """Metrics for `modality` (the others removed from every sample), plus an `ablation`
     section with both/image/audio when `modality` is "both". Writes REPORT files when `out`
-    is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under."""
+    is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under.
+
+    `model`, `data` and `out` may be on any filesystem tf.io.gfile knows (gs://, s3://, ...)."""
     from crossmodal.data.reader import make_dataset
     from crossmodal.inference import run_serving
     from crossmodal.metrics import classification_metrics, multilabel_metrics
@@ -35,6 +38,7 @@ def evaluate(
 
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
+    data = fsio.normalize(data) if fsio.is_remote(data) else data
     md = open_model_dir(model)
     cfg = md.config
     settings = PrepSettings(
@@ -99,7 +103,7 @@ def evaluate(
     if out is not None:
         from crossmodal.report import write_report
 
-        write_report(report, Path(out))
+        write_report(report, fsio.local_or_url(out))
     if fail_under is not None and report["accuracy"] < fail_under:
         raise ThresholdNotMet(
             f"accuracy {report['accuracy']:.4f} is below --fail-under {fail_under}", report
@@ -127,12 +131,12 @@ def _worst_mistakes(probs, labels, indices, by_index, names) -> list[dict]:
     return rows
 
 
-def _has_shared_space(model_dir: Path) -> bool:
+def _has_shared_space(model_dir: Path | str) -> bool:
     """True when training aligned the modalities (contrastive loss on pairs)."""
     import json
 
     try:
-        info = json.loads((Path(model_dir) / "dataset.json").read_text())
+        info = json.loads(fsio.read_text(fsio.join(model_dir, "dataset.json")))
     except (OSError, ValueError):
         return False
     return bool(info.get("alignment", {}).get("active"))

@@ -220,15 +220,26 @@ class UtteranceNormalization(keras.layers.Layer):
     utterance's overall standard deviation.
     """
 
-    def __init__(self, mean: bool = True, scale: bool = False, epsilon: float = 1e-3, **kwargs):
+    def __init__(
+        self,
+        mean: bool = True,
+        scale: bool = False,
+        band_scale: bool = False,
+        epsilon: float = 1e-3,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.mean = mean
         self.scale = scale
+        self.band_scale = band_scale
         self.epsilon = epsilon
 
     def call(self, spec):
         if self.mean:
             spec = spec - tf.reduce_mean(spec, axis=1, keepdims=True)  # [N, F, M, 1]
+        if self.band_scale:  # cepstral mean and variance normalization, per band
+            std = tf.math.reduce_std(spec, axis=1, keepdims=True)  # [N, 1, M, 1]
+            spec = spec / (std + self.epsilon)
         if self.scale:
             std = tf.math.reduce_std(spec, axis=[1, 2, 3], keepdims=True)  # [N, 1, 1, 1]
             spec = spec / (std + self.epsilon)
@@ -239,6 +250,7 @@ class UtteranceNormalization(keras.layers.Layer):
             **super().get_config(),
             "mean": self.mean,
             "scale": self.scale,
+            "band_scale": self.band_scale,
             "epsilon": self.epsilon,
         }
 

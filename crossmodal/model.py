@@ -113,7 +113,10 @@ def audio_features(x_aud, cfg: RunConfig):
         x = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter")(x)
     if aud.utterance_norm != "none":
         x = UtteranceNormalization(
-            mean=True, scale=aud.utterance_norm == "mean_std", name="utterance_norm"
+            mean=True,
+            scale=aud.utterance_norm == "mean_std",
+            band_scale=aud.utterance_norm == "cmvn",
+            name="utterance_norm",
         )(x)
     if aug.enabled and (aug.spec_time_mask > 0 or aug.spec_freq_mask > 0):
         x = SpecAugment(aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment")(x)

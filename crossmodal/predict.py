@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
@@ -142,11 +143,24 @@ def predict(
             yield row
 
 
-def write_rows(rows, out: Path) -> int:
-    """Stream rows to CSV or JSONL by extension (atomically); returns how many failed."""
-    suffix = out.suffix.lower()
+def write_rows(rows, out: Path | str) -> int:
+    """Stream rows to CSV or JSONL by extension (atomically); returns how many failed.
+
+    A remote `out` (gs://..., any filesystem tf.io.gfile knows) is written to a local
+    temporary file and copied there at the end."""
+    name = fsio.basename(out)
+    suffix = Path(name).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
-        raise CrossmodalError(f"--out must end in .csv or .jsonl, got {out.name}")
+        raise CrossmodalError(f"--out must end in .csv or .jsonl, got {name}")
+    if fsio.is_remote(out):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="crossmodal-predict-") as local:
+            failed = write_rows(rows, Path(local) / name)
+            fsio.makedirs(fsio.parent(out))
+            fsio.copy_file(Path(local) / name, out)
+        return failed
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     failed = 0

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from crossmodal import fsio
+
 METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
 CONFUSION_PNG = "confusion.png"
@@ -93,12 +95,24 @@ def plot_confusion(
     _atomic_write_bytes(confusion_png(matrix, list(labels), normalize=normalize), Path(path))
 
 
-def write_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_report(metrics: dict[str, Any], out_dir: Path | str) -> list[Path | str]:
     """Write metrics.json, report.md, confusion.png and report.html into ``out_dir``.
 
     Returns the four paths in that order. Validates up front that a confusion matrix is
-    present so a failure does not leave a partial set of files behind.
+    present so a failure does not leave a partial set of files behind. A remote ``out_dir``
+    (any filesystem tf.io.gfile knows) is written in a local temporary folder and copied.
     """
+    if fsio.is_remote(out_dir):
+        with tempfile.TemporaryDirectory(prefix="crossmodal-report-") as local:
+            written = write_report(metrics, Path(local))
+            fsio.makedirs(out_dir)
+            for path in written:
+                fsio.copy_file(path, fsio.join(out_dir, path.name))
+            return [fsio.join(out_dir, path.name) for path in written]
+    return _write_local_report(metrics, Path(out_dir))
+
+
+def _write_local_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     from crossmodal.plots import confusion_png
 
     confusion = metrics.get("confusion_matrix")
@@ -601,15 +615,30 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
+def _remote_image(url: str) -> io.BytesIO | None:
+    """A small remote image's bytes; None when absent, too large or unreadable."""
+    try:
+        if not fsio.isfile(url) or fsio.size_and_mtime(url)[0] > THUMBNAIL_MAX_FILE_BYTES:
+            return None
+        return io.BytesIO(fsio.read_bytes(url))
+    except Exception:  # tf.errors.OpError (permissions, a store that refuses): no thumbnail
+        return None
+
+
 def _thumbnail(path: Any) -> tuple[bytes, tuple[int, int]] | None:
     """A PNG re-encode of a small image file, longest side at most THUMBNAIL_PX; None when the
     file is absent, too large, or not an image PIL can read."""
     from PIL import Image
 
     try:
-        file = Path(str(path))
-        if not file.is_file() or file.stat().st_size > THUMBNAIL_MAX_FILE_BYTES:
-            return None
+        if fsio.is_remote(str(path)):  # an image on gs://, s3://, ...: read it into memory
+            file = _remote_image(str(path))
+            if file is None:
+                return None
+        else:
+            file = Path(str(path))
+            if not file.is_file() or file.stat().st_size > THUMBNAIL_MAX_FILE_BYTES:
+                return None
         with Image.open(file) as image:
             image.seek(0)
             image.draft(None, (THUMBNAIL_PX, THUMBNAIL_PX))  # JPEG: decode at reduced size

@@ -35,9 +35,11 @@ DERIVED_KEYS = {"labels"}  # always re-read from the data
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    from crossmodal import fsio
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = fsio.read_text(path)
+        path = Path(fsio.basename(path))  # only its suffix is used below
     except (OSError, UnicodeDecodeError) as exc:
         raise CrossmodalError(f"cannot read config file {path}: {exc}") from None
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal import __version__
+from crossmodal import __version__, fsio
 from crossmodal.config import FUSION_NAMES, ImageConfig, RunConfig
 from crossmodal.data.preprocess import (
     PreparedDataset,
@@ -45,7 +45,7 @@ THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision threshold
 
 @dataclass
 class TrainResult:
-    model_dir: Path
+    model_dir: Path | None  # None on a worker that is not the chief (it writes no folder)
     config: RunConfig
     history: list[dict]
     metrics: dict  # validation metrics per modality (empty without a validation split)
@@ -71,7 +71,7 @@ def load_dataset(
     With `exact`, a prepared folder must already have the requested shapes (evaluate needs the
     model's shapes, not the data's).
     """
-    path = Path(source)
+    path = fsio.local_or_url(source)
     if is_prepared(path):
         prep = open_prepared(path)
         img, aud = prep.info["image"], prep.info["audio"]
@@ -131,7 +131,7 @@ def _class_weights(
         # sklearn's "balanced": n_samples / (n_classes * count), absent classes weigh 0
         return np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
     try:
-        table = json.loads(Path(spec).read_text())
+        table = json.loads(fsio.read_text(spec))
     except (OSError, ValueError) as exc:
         raise CrossmodalError(
             f"--class-weight {spec}: not 'balanced' or a JSON file ({exc})"
@@ -200,10 +200,17 @@ def train(
         if notice is not None:
             notice(message)
 
-    out = Path(out)
-    staging = out.with_name(f".{out.name}.partial")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = fsio.local_or_url(out)
+    remote = fsio.is_remote(out)  # built in a local staging folder, copied there at the end
+    staging = _remote_staging(out) if remote else out.with_name(f".{out.name}.partial")
+    if data is not None and fsio.is_remote(data):
+        data = fsio.normalize(data)
+    if not remote:
+        out.parent.mkdir(parents=True, exist_ok=True)
     placement = choose_strategy((config or RunConfig()).train.strategy)
+    if resume and placement.kind == "multi-worker":
+        # Only the chief keeps a staging folder; a resumed worker would wait on the others.
+        raise CrossmodalError("--resume is not supported with --strategy multi-worker yet")
     if placement.replicas > 1 or placement.kind != "one-device":
         say(
             f"strategy {placement.kind}: {placement.replicas} replica(s)"
@@ -211,8 +218,11 @@ def train(
         )
     if not placement.is_chief:  # only the chief writes MODEL; the others write to a temp dir
         staging = Path(tempfile.mkdtemp(prefix="crossmodal-worker-")) / "partial"
-    with output_lock(out) if placement.is_chief else contextlib.nullcontext():
-        for name in remove_stale(out, kinds=("old",)) if placement.is_chief else ():
+        guard = _removed_on_exit(staging.parent)
+    else:  # a remote MODEL has no lock: its config.json, copied last, marks it complete
+        guard = contextlib.nullcontext() if remote else output_lock(out)
+    with guard:
+        for name in remove_stale(out, kinds=("old",)) if placement.is_chief and not remote else ():
             say(f"removed {name}, left by an interrupted run")  # a swap killed half-way
         state = _resume_state(staging) if resume else None
         if resume:
@@ -223,7 +233,7 @@ def train(
                 config.image.channels,
                 config.audio.clip_seconds,
             )
-        elif out.exists() and not overwrite and placement.is_chief:
+        elif fsio.exists(out) and not overwrite and placement.is_chief:
             raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
@@ -280,7 +290,7 @@ def train(
                 cfg, selection = job.choose_fusion()
             job.cfg = cfg
         if not resume:
-            staging.mkdir()
+            staging.mkdir(parents=True)
             (staging / STATE_FILE).write_text(
                 json.dumps({"config": cfg.to_dict(), "data": str(data), "fusion": cfg.model.fusion})
             )
@@ -304,7 +314,7 @@ def train(
         except KeyboardInterrupt:
             raise  # the staging folder stays: `--resume` continues from its last epoch
     return TrainResult(
-        model_dir=out,
+        model_dir=out if placement.is_chief else None,
         config=cfg,
         history=history,
         metrics=metrics,
@@ -313,6 +323,26 @@ def train(
         seconds=time.time() - start,
         notes=notes,
     )
+
+
+def _remote_staging(out: str) -> Path:
+    """The local staging folder of a run writing a remote MODEL (in the cache, so that
+    `--resume` finds it again on this machine)."""
+    import hashlib
+
+    from crossmodal.data.preprocess import default_cache_root
+
+    key = hashlib.sha256(out.encode()).hexdigest()[:16]
+    return default_cache_root() / "runs" / f"{fsio.basename(out) or 'model'}-{key}.partial"
+
+
+@contextlib.contextmanager
+def _removed_on_exit(folder: Path):
+    """A non-chief worker's temporary folder, removed however the run ends."""
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _resume_state(staging: Path) -> dict:

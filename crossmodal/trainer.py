@@ -55,6 +55,40 @@ class Trainer(keras.Model):
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras builds the metrics from one batch before fitting; under a strategy it averages
+        that batch over the replicas with `strategy.reduce`, which MultiWorkerMirroredStrategy
+        refuses for a dict of inputs. One replica's share has the same structure and shapes."""
+        strategy = self._distribute_strategy
+        if strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            data_batch = tf.nest.map_structure(
+                lambda v: (
+                    strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues)
+                    else v
+                ),
+                next(it),
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def train_step(self, data):
+        return self._for_workers(super().train_step(data))
+
+    def test_step(self, data):
+        return self._for_workers(super().test_step(data))
+
+    def _for_workers(self, logs):
+        """Across workers Keras averages each step's metrics with `strategy.reduce(MEAN,
+        axis=0)`, which fails on a scalar (tensorflow#72388). The metrics are synchronized, so
+        every replica holds the same value: give it one axis and the mean is that value."""
+        if not isinstance(self._distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return logs
+        return tf.nest.map_structure(lambda v: tf.reshape(v, [1]), logs)
+
     def _cross_entropy(self, labels, logits):
         onehot = tf.one_hot(tf.maximum(labels, 0), self.num_classes)  # [N, K]
         return keras.losses.categorical_crossentropy(

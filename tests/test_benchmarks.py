@@ -103,7 +103,12 @@ def test_parse_args_modes(bench):
 
 def test_every_target_is_documented(bench):
     readme = (ROOT / "benchmarks" / "README.md").read_text()
-    for key in [*bench.TARGETS, "help_seconds", "train_samples_per_second",
-                "compute_utilization", "xla_speedup"]:
+    for key in [
+        *bench.TARGETS,
+        "help_seconds",
+        "train_samples_per_second",
+        "compute_utilization",
+        "xla_speedup",
+    ]:
         assert f"`{key}`" in bench.__doc__, key
         assert f"`{key}`" in readme, key

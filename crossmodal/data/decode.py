@@ -6,8 +6,8 @@ cause becomes a `DecodeError` whose message is the reason shown to the user.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ import soundfile as sf
 import soxr
 from PIL import Image, UnidentifiedImageError
 
+from crossmodal import fsio
 from crossmodal.errors import CrossmodalError
 
 # Decompression-bomb guard: PIL warns above this many pixels and refuses above twice it.
@@ -59,11 +60,23 @@ class AudioInfo:
     channels: int
 
 
+def _source(path: str):
+    """What PIL and soundfile open: the path itself, or a remote file's bytes in memory (read
+    through tf.io.gfile in this process; `ram://` exists only in the process that wrote it)."""
+    if not fsio.is_remote(path):
+        return path
+    try:
+        return io.BytesIO(fsio.read_bytes(path))
+    except OSError as exc:
+        raise DecodeError(str(exc)) from None
+
+
 def _open_image(path: str) -> Image.Image:
+    source = _source(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source)
             img.size  # noqa: B018  (forces the header to be parsed)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DecodeError(
@@ -142,7 +155,7 @@ def read_image(path: str, *, height: int, width: int, channels: int) -> np.ndarr
 
 def probe_audio(path: str) -> AudioInfo:
     try:
-        info = sf.info(path)
+        info = sf.info(_source(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise DecodeError(
             _empty_or(f"not a readable audio file: {_sf_reason(exc, path)}", path)
@@ -157,15 +170,17 @@ def probe_audio(path: str) -> AudioInfo:
 def _sf_reason(exc: Exception, path: str) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     prefix = f"Error opening {path!r}: "  # the path is already beside every reason
+    if text.startswith("Error opening <") and ">: " in text:  # a remote file read into memory
+        return text.split(">: ", 1)[1]
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _empty_or(reason: str, path: str) -> str:
     """A zero-byte file says so, rather than "format not recognised"."""
     try:
-        if os.path.getsize(path) == 0:
+        if fsio.size_and_mtime(path)[0] == 0:
             return "empty file (0 bytes)"
-    except OSError:
+    except Exception:  # OSError locally, tf.errors.OpError remotely: keep the first reason
         pass
     return reason
 
@@ -179,8 +194,9 @@ def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
 
 def read_audio(path: str, *, sample_rate: int, num_samples: int) -> np.ndarray:
     """float32 [num_samples] mono at `sample_rate`; reads only what the crop keeps."""
+    source = _source(path)
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(source) as f:
             if f.samplerate <= 0:
                 raise DecodeError("audio file has an invalid sample rate")
             # Enough source frames for num_samples after resampling, plus a margin for the filter.

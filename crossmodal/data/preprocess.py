@@ -8,13 +8,16 @@ mtimes and settings) finds the fingerprint in `dataset.json` and returns at once
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossmodal import __version__
+from crossmodal import __version__, fsio
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
 from crossmodal.data.records import RecordLayout
 from crossmodal.data.scan import Sample, ScanResult, scan
@@ -42,6 +45,11 @@ MAX_INFERRED_SECONDS = 10.0
 DEFAULT_IMAGE = (32, 32, 1)
 DEFAULT_SECONDS = 1.0
 SERIAL_BELOW = 192  # fewer samples than this: spawning workers costs more than it saves
+# Samples per shard: about n / TARGET_CHUNKS, within [16, 512], whatever the number of workers,
+# so the records (and a training run reading them) do not depend on the machine's core count,
+# and N sharded jobs write exactly the shards of one unsharded run.
+TARGET_CHUNKS = 64
+PART_NAME = re.compile(r"^part-(\d{5})-of-(\d{5})$")
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -59,9 +67,13 @@ class PrepSettings:
 
 @dataclass
 class PreparedDataset:
-    """A preprocessed folder, opened: its summary and its per-sample index."""
+    """A preprocessed folder, opened: its summary and its per-sample index.
 
-    path: Path
+    `path` is a Path, or a URL (text) on a filesystem tf.io.gfile knows. A folder of parts
+    written by sharded jobs (`part-IIIII-of-NNNNN/`) opens as their union.
+    """
+
+    path: Path | str
     info: dict
     samples: list[dict]
     reused: bool = False
@@ -79,8 +91,8 @@ class PreparedDataset:
         return RecordLayout(img["height"], img["width"], img["channels"], aud["num_samples"])
 
     @property
-    def shard_paths(self) -> list[Path]:
-        return [self.path / name for name in self.info["shards"]]
+    def shard_paths(self) -> list[Path | str]:
+        return [fsio.join(self.path, name) for name in self.info["shards"]]
 
 
 def label_set(label: str | None) -> list[str]:
@@ -90,15 +102,45 @@ def label_set(label: str | None) -> list[str]:
     return [part.strip() for part in label.split(";") if part.strip()]
 
 
-def is_prepared(path: Path) -> bool:
-    return path.is_dir() and (path / DATASET_JSON).is_file()
+def part_name(index: int, count: int) -> str:
+    """The folder sharded job `index` of `count` writes inside PREP."""
+    return f"part-{index:05d}-of-{count:05d}"
+
+
+def _part_names(path: Path | str) -> list[str]:
+    """The `part-IIIII-of-NNNNN` folders in `path` (sharded jobs' output); [] when none."""
+    try:
+        return [name for name in fsio.listdir(path) if PART_NAME.match(name)]
+    except Exception:  # not a folder, unreadable, or a store that refuses: no parts
+        return []
+
+
+def is_prepared(path: Path | str) -> bool:
+    """A prepared folder (dataset.json), or a folder of parts from sharded jobs."""
+    path = fsio.local_or_url(path)
+    try:
+        if not fsio.isdir(path):
+            return False
+        return fsio.isfile(fsio.join(path, DATASET_JSON)) or bool(_part_names(path))
+    except Exception:  # a remote store that refuses: not something to read
+        return False
 
 
 def open_prepared(path: str | Path) -> PreparedDataset:
-    """Open and check a prepared folder; refuse one that is partial or of another format."""
-    path = Path(path)
+    """Open and check a prepared folder; refuse one that is partial or of another format.
+
+    A folder of parts (sharded preprocessing) opens as the union of its parts, and is refused,
+    naming them, while any part is missing or unfinished.
+    """
+    path = fsio.local_or_url(path)
+    if _part_names(path) and not fsio.isfile(fsio.join(path, DATASET_JSON)):
+        return _open_parts(path)
+    return _open_one(path)
+
+
+def _open_one(path: Path | str) -> PreparedDataset:
     try:
-        info = json.loads((path / DATASET_JSON).read_text(encoding="utf-8"))
+        info = json.loads(fsio.read_text(fsio.join(path, DATASET_JSON)))
         if not isinstance(info, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
@@ -108,16 +150,77 @@ def open_prepared(path: str | Path) -> PreparedDataset:
             f"{path} was prepared by an incompatible crossmodal (format "
             f"{info.get('format_version')}, need {PREP_FORMAT_VERSION}); preprocess it again"
         )
-    missing = [name for name in info.get("shards", []) if not (path / name).is_file()]
+    missing = [name for name in info.get("shards", []) if not fsio.isfile(fsio.join(path, name))]
     if missing:
         raise CrossmodalError(f"{path} is incomplete: missing {', '.join(missing[:3])}")
     try:
         # split("\n"), not splitlines(): U+2028 and friends are text inside a JSON string
-        lines = (path / SAMPLES_JSONL).read_text(encoding="utf-8").split("\n")
+        lines = fsio.read_text(fsio.join(path, SAMPLES_JSONL)).split("\n")
         samples = [json.loads(line) for line in lines if line]
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path} is incomplete ({SAMPLES_JSONL}: {exc})") from None
     return PreparedDataset(path=path, info=info, samples=samples)
+
+
+def _open_parts(path: Path | str) -> PreparedDataset:
+    """The union of `path/part-IIIII-of-NNNNN/`: every shard, every sample, summed counts."""
+    names = _part_names(path)
+    counts = sorted({int(PART_NAME.match(name).group(2)) for name in names})
+    if len(counts) > 1:
+        raise CrossmodalError(
+            f"{path} holds parts of runs with different --num-shards ({', '.join(map(str, counts))}"
+            "); keep one set of parts"
+        )
+    total = counts[0]
+    expected = [part_name(i, total) for i in range(total)]
+    missing = [n for n in expected if not fsio.isfile(fsio.join(path, n, DATASET_JSON))]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise CrossmodalError(
+            f"{path} is incomplete: {len(missing)} of {total} parts missing or unfinished "
+            f"({shown}); run `crossmodal preprocess` with --num-shards {total} and the missing "
+            "--shard-index values"
+        )
+    parts = [_open_one(fsio.join(path, name)) for name in expected]
+    if len({p.info.get("fingerprint") for p in parts}) > 1 or len({p.layout for p in parts}) > 1:
+        raise CrossmodalError(
+            f"{path}: its parts were prepared from different data or settings; prepare them again"
+        )
+    return PreparedDataset(
+        path=path,
+        info=_union_info([p.info for p in parts], expected),
+        samples=sorted((s for p in parts for s in p.samples), key=lambda s: s["index"]),
+    )
+
+
+def _union_info(infos: list[dict], names: list[str]) -> dict:
+    """dataset.json of the union of parts: what one unsharded run would have written (the
+    skipped files may be listed in another order)."""
+    info = json.loads(json.dumps(infos[0]))  # a deep copy
+    shards = [
+        (int(s[6:11]), f"{name}/{s}")  # shard-KKKKK.bin: K is the chunk of the unsharded run
+        for i, name in zip(infos, names, strict=True)
+        for s in i["shards"]
+    ]
+    info["shards"] = [rel for _, rel in sorted(shards)]  # global chunk order, as unsharded
+    scan_level = infos[0]["part"]["scan_skipped"]
+    info["skipped"] = infos[0]["skipped"][:scan_level] + [
+        k for i in infos for k in i["skipped"][i["part"]["scan_skipped"] :]
+    ]
+    for key in ("num_samples", "num_unlabeled"):
+        info[key] = sum(i[key] for i in infos)
+    for key in ("image", "audio", "both"):
+        info["counts"][key] = sum(i["counts"][key] for i in infos)
+    for name, entry in info["counts"]["per_class"].items():
+        for key in entry:
+            entry[key] = sum(i["counts"]["per_class"][name][key] for i in infos)
+    info["multi_label"] = any(i["multi_label"] for i in infos)
+    info["seconds_taken"] = max(i.get("seconds_taken", 0) for i in infos)
+    info["parts"] = len(infos)
+    del info["part"]
+    return info
 
 
 def default_cache_root() -> Path:
@@ -138,9 +241,10 @@ def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
                 parts.append("-")
                 continue
             try:
-                st = os.stat(p)
-                parts.append(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}")
-            except OSError:
+                size, mtime = fsio.size_and_mtime(p)
+                name = p if fsio.is_remote(p) else os.path.abspath(p)
+                parts.append(f"{name}|{size}|{mtime}")
+            except Exception:  # OSError locally, tf.errors.OpError remotely
                 parts.append(f"{p}|gone")
         h.update("\x1f".join(parts).encode("utf-8", "surrogatepass"))  # any name hashes
         h.update(b"\x1e")
@@ -148,10 +252,13 @@ def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
 
 
 def cache_dir_for(source: str | Path, settings: PrepSettings) -> Path:
-    key = hashlib.sha256(
-        json.dumps([str(Path(source).resolve()), asdict(settings)]).encode()
-    ).hexdigest()[:16]
-    return default_cache_root() / f"prep-{Path(source).stem or 'data'}-{key}"
+    """A local cache folder (also for remote data: the records are read many times)."""
+    if fsio.is_remote(source):
+        where, stem = fsio.normalize(source), Path(fsio.basename(source)).stem
+    else:
+        where, stem = str(Path(source).resolve()), Path(source).stem
+    key = hashlib.sha256(json.dumps([where, asdict(settings)]).encode()).hexdigest()[:16]
+    return default_cache_root() / f"prep-{stem or 'data'}-{key}"
 
 
 # --- workers (top-level functions: they are pickled into spawned processes) -----------------
@@ -302,7 +409,7 @@ def _infer(
     return (h, w, c), seconds, notes
 
 
-def _reusable(out: Path, fingerprint: str) -> tuple[PreparedDataset | None, str | None]:
+def _reusable(out: Path | str, fingerprint: str) -> tuple[PreparedDataset | None, str | None]:
     """An up-to-date prepared `out`, or None and (when `out` is there but unusable) why."""
     if not is_prepared(out):
         return None, None
@@ -316,15 +423,23 @@ def _reusable(out: Path, fingerprint: str) -> tuple[PreparedDataset | None, str 
     return existing, None
 
 
-def _replaceable(out: Path) -> bool:
+def _replaceable(out: Path | str) -> bool:
     """A folder holding nothing but what preprocess writes (perhaps incomplete): never a
     user's folder, nor a model folder (which has a dataset.json of its own)."""
-    if out.is_symlink() or not out.is_dir():
+    if fsio.is_remote(out):
+        try:
+            names = fsio.listdir(out) if fsio.isdir(out) else None
+        except Exception:
+            return False
+        if names is None:
+            return False
+    elif out.is_symlink() or not out.is_dir():
         return False
-    try:
-        names = [p.name for p in out.iterdir()]
-    except OSError:
-        return False
+    else:
+        try:
+            names = [p.name for p in out.iterdir()]
+        except OSError:
+            return False
     return all(
         name in (DATASET_JSON, SAMPLES_JSONL)
         or (name.startswith("shard-") and name.endswith(".bin"))
@@ -340,8 +455,21 @@ def preprocess(
     workers: int | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> PreparedDataset:
     """Scan `source`, decode every pair and write records to `out` (default: a cache folder).
+
+    `source` and `out` may be on any filesystem tf.io.gfile knows (`gs://`, `s3://`, ...):
+    remote files are read in this process (no worker pool: `ram://` is per process), and a
+    remote `out` is built in a local temporary folder and copied over, dataset.json last (the
+    local lock does not apply to it; its dataset.json alone marks it complete).
+
+    With `num_shards` N > 1 this is job `shard_index` of N (a cluster's job array, say): it
+    writes `out/part-IIIII-of-NNNNN/`, a prepared folder holding the shards k with
+    k % N == shard_index of the shards one unsharded run writes (same record indices, same
+    shapes, inferred from all files), and `open_prepared(out)` is their union once every part
+    is there. Returns the part.
 
     Returns the opened dataset; `reused` is True when an up-to-date `out` was found, and
     `notes` says what was cleaned up or rebuilt on the way. Writing holds `output_lock(out)`:
@@ -350,30 +478,51 @@ def preprocess(
     a run killed at any moment leaves no `out` that looks complete; the next run removes what
     it left behind and says so.
     """
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise CrossmodalError(
+            f"--shard-index must be in 0..{num_shards - 1} and --num-shards at least 1"
+        )
+    if fsio.is_remote(source):
+        source = fsio.normalize(source)
     scanned = scan(source)
     advice = "wait for it or choose another --out"
     shared_cache = out is None  # another train/evaluate on the same data may be filling it
-    out = Path(out) if out is not None else cache_dir_for(source, settings)
+    out = fsio.local_or_url(out) if out is not None else cache_dir_for(source, settings)
+    shard = (shard_index, num_shards) if num_shards > 1 else None
+    if shard is not None:
+        fsio.makedirs(out)
+        out = fsio.join(out, part_name(shard_index, num_shards))
+    remote = fsio.is_remote(out)
     fingerprint = _fingerprint(scanned, settings)
     existing, _ = _reusable(out, fingerprint)
     if existing is not None:  # fast path, no lock: reading a complete folder is safe
         return _checked(existing, strict)
-    with output_lock(out, advice=advice, wait=shared_cache):
+    if shard is None and _part_names(out):
+        open_prepared(out)  # an incomplete set of parts: say which are missing
+        raise CrossmodalError(
+            f"{out} holds the parts of another preparation (other data or settings); "
+            "choose another --out"
+        )
+    lock = (
+        contextlib.nullcontext() if remote else output_lock(out, advice=advice, wait=shared_cache)
+    )
+    with lock:
         # Another run may have finished `out` since the first look: look again.
         existing, why = _reusable(out, fingerprint)
         if existing is not None:
             return _checked(existing, strict)
-        if (out.is_symlink() or out.exists()) and not _replaceable(out):
+        there = fsio.exists(out) if remote else (out.is_symlink() or out.exists())
+        if there and not _replaceable(out):
             raise CrossmodalError(
                 f"{out} exists and is not a prepared dataset; choose another --out"
             )
         notes = [why] if why else []
-        removed = remove_stale(out, kinds=("tmp", "old"))
+        removed = [] if remote else remove_stale(out, kinds=("tmp", "old"))
         if removed:
             notes.append(
                 f"removed an incomplete earlier run ({', '.join(removed)}); starting clean"
             )
-        prep = _write(scanned, source, out, fingerprint, settings, workers, progress, strict)
+        prep = _write(scanned, source, out, fingerprint, settings, workers, progress, strict, shard)
         prep.notes = notes
         return prep
 
@@ -388,19 +537,22 @@ def _checked(prep: PreparedDataset, strict: bool) -> PreparedDataset:
 def _write(
     scanned: ScanResult,
     source: str | Path,
-    out: Path,
+    out: Path | str,
     fingerprint: str,
     settings: PrepSettings,
     workers: int | None,
     progress: Progress | None,
     strict: bool,
+    shard: tuple[int, int] | None = None,
 ) -> PreparedDataset:
     workers = workers or os.cpu_count() or 1
     n = len(scanned.samples)
-    if n < SERIAL_BELOW:
-        workers = 1
-    per_chunk = max(16, min(512, math.ceil(n / (workers * 4))))
+    if n < SERIAL_BELOW or _any_remote(source, scanned):
+        workers = 1  # remote files are read in this process (`ram://` is per process)
+    per_chunk = max(16, min(512, math.ceil(n / TARGET_CHUNKS)))
     bounds = range(0, n, per_chunk)
+    mine = [k % shard[1] == shard[0] if shard else True for k in range(len(bounds))]
+    scan_skipped = len(scanned.skipped)  # the same in every part of a sharded run
     start = time.time()
 
     asked = (settings.height, settings.width, settings.channels, settings.clip_seconds)
@@ -416,12 +568,17 @@ def _write(
 
     classes = sorted({name for s in scanned.samples for name in label_set(s.label)})
     label_index = {name: i for i, name in enumerate(classes)}  # multi-label rows record -1
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    if fsio.is_remote(out):  # built here, copied over at the end
+        tmp = Path(tempfile.mkdtemp(prefix="crossmodal-prep-"))
+    else:
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
     try:
         chunks, shard_names = [], []
         for k, i in enumerate(bounds):
+            if not mine[k]:
+                continue  # another job's shard
             name = f"shard-{k:05d}.bin"
             items = [
                 (j, label_index.get(s.label, -1) if s.label else -1, s.image, s.audio)
@@ -440,9 +597,11 @@ def _write(
                 ]
             chunks.append((str(tmp / name), items, layout, settings.sample_rate))
             shard_names.append(name)
-        for sample, (img_err, aud_err) in zip(
-            scanned.samples, probes or [(None, None)] * n, strict=True
+        for j, (sample, (img_err, aud_err)) in enumerate(
+            zip(scanned.samples, probes or [(None, None)] * n, strict=True)
         ):
+            if not mine[j // per_chunk]:
+                continue  # another job reports it
             for path, err in ((sample.image, img_err), (sample.audio, aud_err)):
                 if isinstance(err, str):
                     scanned.skip(path, err)
@@ -466,22 +625,34 @@ def _write(
                             "audio": s.audio if has_audio else None,
                         }
                     )
-        if not kept:
+        if not kept and shard is None:  # a part may be empty; the union is checked on reading
             raise CrossmodalError(f"{source}: no usable samples (every file failed to decode)")
         if strict and scanned.skipped:
             raise CrossmodalError(strict_message(scanned.skipped))
         info = _summary(scanned, kept, classes, layout, settings, seconds, notes, fingerprint)
         info["shards"] = shard_names
         info["seconds_taken"] = round(time.time() - start, 3)
+        if shard is not None:
+            info["part"] = {"index": shard[0], "count": shard[1], "scan_skipped": scan_skipped}
         with open(tmp / SAMPLES_JSONL, "w", encoding="utf-8") as f:
             for row in kept:
                 f.write(json_text(row) + "\n")
         # dataset.json is written last: its presence marks the folder complete.
         (tmp / DATASET_JSON).write_text(json_text(info, indent=2) + "\n", encoding="utf-8")
-        _commit(tmp, out)
+        if fsio.is_remote(out):
+            fsio.copy_tree(tmp, out, marker=DATASET_JSON)
+        else:
+            _commit(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return open_prepared(out)
+
+
+def _any_remote(source: str | Path, scanned: ScanResult) -> bool:
+    """Remote data (or a local manifest naming remote files): read in this process."""
+    if fsio.is_remote(source):
+        return True
+    return any(fsio.is_remote(p) for s in scanned.samples for p in (s.image, s.audio) if p)
 
 
 def _commit(tmp: Path, out: Path) -> None:

@@ -14,8 +14,9 @@ import os
 import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from crossmodal import fsio
 from crossmodal.errors import CrossmodalError
 
 # Preference order decides which file wins when one stem has two images (or two sounds).
@@ -62,7 +63,9 @@ class ScanResult:
 
 
 def scan(source: str | Path) -> ScanResult:
-    """Scan a class folder tree or a manifest file."""
+    """Scan a class folder tree or a manifest file (local, or any filesystem gfile knows)."""
+    if fsio.is_remote(source):
+        return _scan_remote(fsio.normalize(source))
     path = Path(source)
     if not path.exists():
         raise CrossmodalError(f"no such file or folder: {source}")
@@ -207,10 +210,10 @@ def scan_folder(root: Path) -> ScanResult:
     return result
 
 
-def _read_manifest_rows(path: Path) -> list[dict[str, str]]:
+def _read_manifest_rows(path: Path | RemoteFile) -> list[dict[str, str]]:
     try:
         # bytes, then text: read_text would turn a quoted "\r" inside a CSV cell into "\n"
-        text = path.read_bytes().decode("utf-8-sig")
+        text = fsio.read_bytes(str(path)).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CrossmodalError(f"{path}: manifest is not UTF-8 text") from None
     except OSError as exc:
@@ -244,16 +247,26 @@ def _read_manifest_rows(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def scan_manifest(path: Path) -> ScanResult:
-    """Rows with `image`, `audio`, `label` (and optional `group`); paths relative to the file."""
+def scan_manifest(path: Path | RemoteFile) -> ScanResult:
+    """Rows with `image`, `audio`, `label` (and optional `group`); paths relative to the file.
+
+    A cell may also name a remote file (`gs://...`); a remote manifest's relative paths are
+    relative to its remote folder."""
     result = ScanResult(samples=[], source=str(path), kind="manifest")
-    base = path.parent
+    remote_base = isinstance(path, RemoteFile)
+    base = fsio.parent(str(path)) if remote_base else path.parent
     for number, row in enumerate(_read_manifest_rows(path), start=1):
         found: dict[str, str | None] = {}
         for kind in ("image", "audio"):
             cell = (row.get(kind) or "").strip()
             if not cell:
                 found[kind] = None
+                continue
+            if fsio.is_remote(cell) or remote_base:
+                url = fsio.normalize(cell) if fsio.is_remote(cell) else str(fsio.join(base, cell))
+                found[kind] = url if _remote_is_file(url) else None
+                if found[kind] is None:
+                    result.skip(url, f"row {number}: {kind} file {_why_not_remote(url)}")
                 continue
             file = Path(cell) if os.path.isabs(cell) else base / cell
             if not _is_file(file):
@@ -269,7 +282,7 @@ def scan_manifest(path: Path) -> ScanResult:
         first = found["image"] or found["audio"]
         result.samples.append(
             Sample(
-                stem=f"{number}:{Path(first).stem}",
+                stem=f"{number}:{PurePosixPath(fsio.basename(first)).stem}",
                 image=found["image"],
                 audio=found["audio"],
                 label=label,
@@ -283,9 +296,13 @@ def scan_manifest(path: Path) -> ScanResult:
 
 def scan_inputs(paths: list[str | Path]) -> ScanResult:
     """For predict: files, folders (searched recursively) or manifests, paired by folder+stem."""
+    paths = [fsio.normalize(p) if fsio.is_remote(p) else p for p in paths]
     result = ScanResult(samples=[], source=", ".join(str(p) for p in paths), kind="files")
-    loose: dict[Path, list[Path]] = defaultdict(list)
+    loose: dict[Path | str, list[Path | RemoteFile]] = defaultdict(list)
     for raw in paths:
+        if fsio.is_remote(raw):
+            _remote_inputs(str(raw), result, loose)
+            continue
         p = Path(raw)
         if _is_file(p) and p.suffix.lower() in MANIFEST_EXTENSIONS:
             sub = scan_manifest(p)
@@ -312,7 +329,7 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
                         result.skip(full, _not_a_file(full))
         else:
             result.skip(p, "does not exist")
-    for folder in sorted(loose):
+    for folder in sorted(loose, key=str):
         # dict.fromkeys: a file named twice (or named and inside a named folder) is one input
         for stem, chosen in pair_files(list(dict.fromkeys(loose[folder])), result).items():
             result.samples.append(
@@ -324,3 +341,130 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
                 )
             )
     return result
+
+
+# --- remote sources (gs://, s3://, ram://, ... through tf.io.gfile) ---------------------------
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A remote file where the pairing code expects a Path: name, stem, suffix, and its URL as
+    text (pathlib would collapse the scheme's "//")."""
+
+    url: str
+
+    @property
+    def name(self) -> str:
+        return fsio.basename(self.url)
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _remote_is_file(url: str) -> bool:
+    try:
+        return fsio.isfile(url)
+    except Exception:  # a malformed URL, a store that refuses: not a usable file
+        return False
+
+
+def _why_not_remote(url: str) -> str:
+    try:
+        return "is a folder, not a file" if fsio.isdir(url) else "does not exist"
+    except Exception as exc:
+        return f"cannot be read ({fsio.reason(exc)})"
+
+
+def _remote_listdir(url: str) -> list[str]:
+    try:
+        return fsio.listdir(url)
+    except Exception as exc:
+        raise CrossmodalError(f"cannot read folder {url}: {fsio.reason(exc)}") from None
+
+
+def _scan_remote(source: str) -> ScanResult:
+    if not _remote_is_file(source) and not fsio.isdir(source):
+        raise CrossmodalError(f"no such file or folder: {source}")
+    if _remote_is_file(source):
+        if PurePosixPath(fsio.basename(source)).suffix.lower() not in MANIFEST_EXTENSIONS:
+            raise CrossmodalError(
+                f"{source} is a file but not a manifest (.csv or .jsonl); give a folder of "
+                "class folders or a manifest"
+            )
+        return scan_manifest(RemoteFile(source))
+    return _scan_remote_folder(source)
+
+
+def _scan_remote_folder(root: str) -> ScanResult:
+    """scan_folder for a remote DATA/<label>/<stem>.<ext> (no links, FIFOs or devices there)."""
+    result = ScanResult(samples=[], source=root, kind="folder")
+    class_dirs = []
+    for name in _remote_listdir(root):
+        url = str(fsio.join(root, name))
+        if _is_hidden(name):
+            continue
+        if fsio.isdir(url):
+            class_dirs.append((name, url))
+        else:
+            result.ignore(url, "file outside a class folder")
+    if not class_dirs:
+        raise CrossmodalError(
+            f"{root} has no class folders: expected DATA/<label>/<stem>.<ext> or a manifest"
+        )
+    for label, class_url in class_dirs:
+        try:
+            names = _remote_listdir(class_url)
+        except CrossmodalError as exc:
+            result.skip(class_url, str(exc))
+            continue
+        files = []
+        for name in names:
+            if _is_hidden(name):
+                continue
+            url = str(fsio.join(class_url, name))
+            if fsio.isdir(url):
+                result.ignore(url, "nested folder (only DATA/<label>/<file> is read)")
+            else:
+                files.append(RemoteFile(url))
+        pairs = pair_files(files, result)  # type: ignore[arg-type]  (RemoteFile quacks)
+        if not pairs:
+            result.ignore(class_url, "empty class folder")
+            continue
+        for stem, chosen in pairs.items():
+            result.samples.append(
+                Sample(
+                    stem=stem,
+                    image=str(chosen["image"]) if "image" in chosen else None,
+                    audio=str(chosen["audio"]) if "audio" in chosen else None,
+                    label=label,
+                )
+            )
+    return result
+
+
+def _remote_inputs(url: str, result: ScanResult, loose: dict) -> None:
+    """predict's inputs: a remote file, manifest or folder (searched recursively)."""
+    if _remote_is_file(url):
+        file = RemoteFile(url)
+        if file.suffix.lower() in MANIFEST_EXTENSIONS:
+            sub = scan_manifest(file)
+            result.samples.extend(sub.samples)
+            result.skipped.extend(sub.skipped)
+        else:
+            loose[str(fsio.parent(url))].append(file)
+    elif fsio.isdir(url):
+        for found in fsio.walk_files(url):
+            rel = found[len(url.rstrip("/")) + 1 :]
+            if any(_is_hidden(part) for part in rel.split("/")):
+                continue
+            loose[str(fsio.parent(found))].append(RemoteFile(found))
+    else:
+        result.skip(url, "does not exist")

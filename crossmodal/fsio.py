@@ -1,0 +1,229 @@
+"""Files on any filesystem TensorFlow knows: local paths through os, remote ones through gfile.
+
+A path with a scheme (`gs://bucket/x`, `s3://...`, `hdfs://...`, `ram://x` in tests) is
+*remote* and goes through `tf.io.gfile`; TensorFlow is imported only then, so local use (the
+decoding workers, `crossmodal --help`, `info`) stays free of it. Everything else is a plain
+local path. `pathlib` turns `gs://b/x` into `gs:/b/x`; `normalize` undoes that for the schemes
+below, so a `Path` that went through a command-line parser still names the right object.
+
+Remote folders are never written in place: crossmodal builds them in a local temporary folder
+and copies them over with `copy_tree`, the folder's completeness marker (dataset.json for a
+prepared dataset, config.json for a model folder) last. A remote folder whose marker exists is
+complete; the local lock file (`crossmodal.locking`) does not apply to remote outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+# Schemes whose "//" pathlib collapses and `normalize` restores; any other "x://" is remote too.
+KNOWN_SCHEMES = ("gs", "s3", "ram", "hdfs", "viewfs", "az", "abfs", "abfss", "oss", "http", "https")
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]+)://")
+_COLLAPSED = re.compile(rf"^({'|'.join(KNOWN_SCHEMES)}):/(?!/)")
+
+PathLike = str | os.PathLike
+
+
+def normalize(path: PathLike) -> str:
+    """The path as text, with a scheme's "//" restored after pathlib collapsed it."""
+    text = os.fspath(path)
+    return _COLLAPSED.sub(r"\1://", text, count=1)
+
+
+def is_remote(path: PathLike) -> bool:
+    """True for a path with a scheme (`gs://`, `s3://`, `ram://`, ...), read through gfile."""
+    text = os.fspath(path)
+    return ":/" in text and _URL.match(normalize(text)) is not None
+
+
+BUILT_IN = ("gs", "ram", "file")  # TensorFlow's own filesystems; others need tensorflow-io
+_plugins_tried = False
+
+
+def _gfile(path: PathLike):
+    """tf.io.gfile, with tensorflow-io's filesystems (s3://, hdfs://, az://) registered when
+    `path` needs one and the package is installed."""
+    global _plugins_tried
+    import tensorflow as tf
+
+    scheme = normalize(path).split("://", 1)[0].lower()
+    if scheme not in BUILT_IN and not _plugins_tried:
+        _plugins_tried = True
+        with contextlib.suppress(Exception):  # not installed, or built for another TF
+            import tensorflow_io  # noqa: F401
+    return tf.io.gfile
+
+
+def local_or_url(path: PathLike) -> Path | str:
+    """A `Path` for a local path, the normalized URL (text) for a remote one."""
+    text = normalize(path)
+    return text if is_remote(text) else Path(text)
+
+
+def join(base: PathLike, *names: str) -> str | Path:
+    """`base / name / ...`: a Path when local, text with "/" separators when remote."""
+    if not is_remote(base):
+        return Path(base).joinpath(*names)
+    text = normalize(base).rstrip("/")
+    for name in names:
+        text = f"{text}/{name.strip('/')}"
+    return text
+
+
+def basename(path: PathLike) -> str:
+    return normalize(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def parent(path: PathLike) -> str | Path:
+    if not is_remote(path):
+        return Path(path).parent
+    text = normalize(path).rstrip("/")
+    head, _, _ = text.rpartition("/")
+    return head if not head.endswith(":/") else head + "/"
+
+
+def exists(path: PathLike) -> bool:
+    if not is_remote(path):
+        return os.path.exists(path)
+    return _gfile(path).exists(normalize(path))
+
+
+def isdir(path: PathLike) -> bool:
+    if not is_remote(path):
+        return os.path.isdir(path)
+    return _gfile(path).isdir(normalize(path))
+
+
+def isfile(path: PathLike) -> bool:
+    if not is_remote(path):
+        return os.path.isfile(path)
+    gfile, url = _gfile(path), normalize(path)
+    return gfile.exists(url) and not gfile.isdir(url)
+
+
+def listdir(path: PathLike) -> list[str]:
+    """Sorted entry names (no trailing "/" even where the store lists folders with one)."""
+    if not is_remote(path):
+        return sorted(os.listdir(path))
+    return sorted({name.rstrip("/") for name in _gfile(path).listdir(normalize(path))})
+
+
+def size_and_mtime(path: PathLike) -> tuple[int, int]:
+    """Bytes and modification time in ns (0 where a store keeps no time)."""
+    if not is_remote(path):
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+    st = _gfile(path).stat(normalize(path))
+    return int(st.length), int(st.mtime_nsec)
+
+
+def read_bytes(path: PathLike) -> bytes:
+    if not is_remote(path):
+        return Path(path).read_bytes()
+    try:
+        with _gfile(path).GFile(normalize(path), "rb") as f:
+            return f.read()
+    except Exception as exc:  # tf.errors.OpError and friends
+        raise OSError(f"cannot read {normalize(path)}: {reason(exc)}") from None
+
+
+def read_text(path: PathLike, encoding: str = "utf-8") -> str:
+    return read_bytes(path).decode(encoding)
+
+
+def write_bytes(path: PathLike, data: bytes) -> None:
+    if not is_remote(path):
+        Path(path).write_bytes(data)
+        return
+    with _gfile(path).GFile(normalize(path), "wb") as f:
+        f.write(data)
+
+
+def write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
+    write_bytes(path, text.encode(encoding))
+
+
+def makedirs(path: PathLike) -> None:
+    if not is_remote(path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return
+    _gfile(path).makedirs(normalize(path))
+
+
+def remove(path: PathLike) -> None:
+    """Remove a file if it is there."""
+    if not is_remote(path):
+        Path(path).unlink(missing_ok=True)
+        return
+    gfile, url = _gfile(path), normalize(path)
+    if gfile.exists(url):
+        gfile.remove(url)
+
+
+def rmtree(path: PathLike) -> None:
+    """Remove a folder and everything in it, if it is there."""
+    if not is_remote(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    gfile, url = _gfile(path), normalize(path)
+    if gfile.exists(url):
+        gfile.rmtree(url)
+
+
+def rename(src: PathLike, dst: PathLike) -> None:
+    """Move a file (atomic on a local disk; copy-and-delete on most object stores)."""
+    if not is_remote(src) and not is_remote(dst):
+        os.replace(src, dst)
+        return
+    _gfile(dst if is_remote(dst) else src).rename(normalize(src), normalize(dst), overwrite=True)
+
+
+def copy_file(src: PathLike, dst: PathLike) -> None:
+    if not is_remote(src) and not is_remote(dst):
+        shutil.copyfile(src, dst)
+        return
+    _gfile(dst if is_remote(dst) else src).copy(normalize(src), normalize(dst), overwrite=True)
+
+
+def copy_tree(src: Path, dst: PathLike, *, marker: str | None = None) -> None:
+    """Copy the local folder `src` to `dst` (any filesystem), replacing what is there.
+
+    With `marker` (a file name at the top of `src`), the old `dst/marker` is removed first and
+    the new one copied last, so `dst` never looks complete while it is being replaced.
+    """
+    src = Path(src)
+    if marker is not None:
+        remove(join(dst, marker))
+    rmtree(dst)
+    makedirs(dst)
+    last = None
+    for folder, dirs, files in os.walk(src):
+        dirs.sort()
+        rel = os.path.relpath(folder, src)
+        target = dst if rel == "." else join(dst, *Path(rel).parts)
+        if rel != ".":
+            makedirs(target)
+        for name in sorted(files):
+            if rel == "." and name == marker:
+                last = (Path(folder) / name, join(target, name))
+                continue
+            copy_file(Path(folder) / name, join(target, name))
+    if last is not None:
+        copy_file(*last)
+
+
+def walk_files(root: PathLike) -> list[str]:
+    """Every file under a remote folder, recursively, sorted (for `predict FOLDER`)."""
+    out = []
+    for folder, _dirs, files in _gfile(root).walk(normalize(root)):
+        out.extend(f"{folder.rstrip('/')}/{name.rstrip('/')}" for name in files)
+    return sorted(out)
+
+
+def reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.splitlines()[0]
