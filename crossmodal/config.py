@@ -114,6 +114,8 @@ class ModelConfig:
     filters: tuple[int, ...] = (32, 64, 128)
     audio_filters: tuple[int, ...] = ()  # audio encoder's blocks; empty: the same as `filters`
     audio_pool: str = "avg"  # avg (global average) | flatten (keeps the time/frequency layout)
+    audio_feature_dropout: float = 0.0  # dropout on the pooled audio features, before the embedding
+    freq_instance_norm: float = 0.0  # >0: relaxed frequency-wise instance norm after block 1
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
     multi_label: bool = False  # sigmoid outputs, several labels per sample (label cells "a;b")
 

@@ -9,9 +9,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import tensorflow as tf
 
 from crossmodal.config import ModelConfig
 from crossmodal.errors import CrossmodalError
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class RelaxedFreqInstanceNorm(keras.layers.Layer):
+    """x -> relax * x + (1 - relax) * IFN(x), IFN normalizing each frequency row of each sample
+    over time and channels: removes per-utterance spectral "style" (speaker, device) from the
+    feature map while keeping some of it (Kim et al., 2022, relaxed instance frequency-wise
+    normalization)."""
+
+    def __init__(self, relax: float = 0.5, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.relax = relax
+        self.epsilon = epsilon
+
+    def call(self, x):
+        mean, var = tf.nn.moments(x, axes=[1, 3], keepdims=True)  # [N, 1, W, 1]
+        normed = (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        return self.relax * x + (1.0 - self.relax) * normed
+
+    def get_config(self):
+        return {**super().get_config(), "relax": self.relax, "epsilon": self.epsilon}
 
 
 def small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> keras.Model:
@@ -30,6 +52,8 @@ def small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> kera
         pool = (2 if h >= 4 else 1, 2 if w >= 4 else 1)
         if pool != (1, 1):
             x = keras.layers.MaxPooling2D(pool, name=f"{name}_pool{i}")(x)
+        if i == 0 and cfg.freq_instance_norm > 0:
+            x = RelaxedFreqInstanceNorm(cfg.freq_instance_norm, name=f"{name}_freq_norm")(x)
     return keras.Model(inputs, x, name=name)  # [N, h / 2^k, w / 2^k, filters[-1]]
 
 

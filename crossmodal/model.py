@@ -153,8 +153,11 @@ def build_network(cfg: RunConfig) -> keras.Model:
     x_aud = audio_features(x_aud, cfg)  # [N, F', M, 1]
 
     # === Encoders ===
-    image_map = build_encoder(m.image_encoder, tuple(x_img.shape[1:]), m, "image_encoder")(x_img)
-    audio_m = dataclasses.replace(m, filters=m.audio_filters) if m.audio_filters else m
+    image_m = dataclasses.replace(m, freq_instance_norm=0.0)  # a spectrogram-only option
+    audio_m = dataclasses.replace(m, filters=m.audio_filters or m.filters)
+    image_map = build_encoder(m.image_encoder, tuple(x_img.shape[1:]), image_m, "image_encoder")(
+        x_img
+    )
     audio_map = build_encoder(m.audio_encoder, tuple(x_aud.shape[1:]), audio_m, "audio_encoder")(
         x_aud
     )
@@ -163,6 +166,8 @@ def build_network(cfg: RunConfig) -> keras.Model:
         e_aud = keras.layers.Flatten(name="audio_pool")(audio_map)  # [N, h * w * c]
     else:
         e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
+    if m.audio_feature_dropout > 0:
+        e_aud = keras.layers.Dropout(m.audio_feature_dropout, name="audio_feature_dropout")(e_aud)
     e_img = keras.layers.Dense(m.embed_dim, activation="relu", name="image_embedding")(e_img)
     e_aud = keras.layers.Dense(m.embed_dim, activation="relu", name="audio_embedding")(e_aud)
 

@@ -325,7 +325,7 @@ def test_worker_pool_matches_serial(tmp_path, monkeypatch):
 
     monkeypatch.setattr(preprocess_module, "ProcessPoolExecutor", SpyPool)
     pooled = preprocess(root, tmp_path / "pooled", settings=S8K, workers=2)
-    assert pools == [2, 2]  # probe and decode both ran in a process pool
+    assert pools == [2]  # one process pool served both stages, probe and decode
     assert pooled.info["num_samples"] == serial.info["num_samples"] == 200
     assert len(pooled.shard_paths) > 1
     assert pooled.samples == serial.samples

@@ -155,16 +155,15 @@ def read_image(path: str, *, height: int, width: int, channels: int) -> np.ndarr
 
 def probe_audio(path: str) -> AudioInfo:
     try:
-        info = sf.info(_source(path))
+        with sf.SoundFile(_source(path)) as f:  # the header only; faster than sf.info
+            frames, rate, channels = f.frames, f.samplerate, f.channels
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise DecodeError(
             _empty_or(f"not a readable audio file: {_sf_reason(exc, path)}", path)
         ) from None
-    if info.samplerate <= 0 or info.frames <= 0:
+    if rate <= 0 or frames <= 0:
         raise DecodeError("audio file has no samples")
-    return AudioInfo(
-        seconds=info.frames / info.samplerate, sample_rate=info.samplerate, channels=info.channels
-    )
+    return AudioInfo(seconds=frames / rate, sample_rate=rate, channels=channels)
 
 
 def _sf_reason(exc: Exception, path: str) -> str:

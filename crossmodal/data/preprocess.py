@@ -342,11 +342,26 @@ def _worker_init(parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
-def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None, stage: str):
+def _make_pool(workers: int) -> ProcessPoolExecutor | None:
+    """One pool for both stages (probe, decode): starting workers twice costs a second."""
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_pool_context(),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+
+
+def _run_chunks(
+    fn, chunks: list[tuple], workers: int, progress: Progress | None, stage: str, pool=None
+):
     """Apply fn to each argument tuple, in order, in a worker pool when it pays off.
 
     When the consumer stops early (an error, Ctrl-C), queued chunks are cancelled and the
-    running ones are waited for, so no worker still writes once the caller cleans up.
+    running ones are waited for, so no worker still writes once the caller cleans up. A
+    `pool` passed in is shared: its owner shuts it down (which cancels what is queued).
     """
     total = sum(len(c[-1]) if stage == "probe" else len(c[1]) for c in chunks)
     done = 0
@@ -360,12 +375,8 @@ def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None
                 progress(stage, done, total)
             yield res
         return
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=_pool_context(),
-        initializer=_worker_init,
-        initargs=(os.getpid(),),
-    )
+    own = pool is None
+    pool = pool or _make_pool(workers)
     try:
         for res in pool.map(fn, *zip(*chunks, strict=True)):
             done += len(res)
@@ -373,7 +384,8 @@ def _run_chunks(fn, chunks: list[tuple], workers: int, progress: Progress | None
                 progress(stage, done, total)
             yield res
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _infer(
@@ -554,13 +566,57 @@ def _write(
     mine = [k % shard[1] == shard[0] if shard else True for k in range(len(bounds))]
     scan_skipped = len(scanned.skipped)  # the same in every part of a sharded run
     start = time.time()
+    pool = _make_pool(workers)
+    try:
+        return _write_with(
+            pool,
+            scanned,
+            source,
+            out,
+            fingerprint,
+            settings,
+            workers,
+            progress,
+            strict,
+            shard,
+            n,
+            per_chunk,
+            bounds,
+            mine,
+            scan_skipped,
+            start,
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_with(
+    pool,
+    scanned,
+    source,
+    out,
+    fingerprint,
+    settings,
+    workers,
+    progress,
+    strict,
+    shard,
+    n,
+    per_chunk,
+    bounds,
+    mine,
+    scan_skipped,
+    start,
+) -> PreparedDataset:
 
     asked = (settings.height, settings.width, settings.channels, settings.clip_seconds)
     needs_probe = None in asked
     probes: list[tuple[object, object]] = []
     if needs_probe:
         chunks = [(scanned.samples[i : i + per_chunk],) for i in bounds]
-        with closing(_run_chunks(_probe_chunk, chunks, workers, progress, "probe")) as results:
+        probing = _run_chunks(_probe_chunk, chunks, workers, progress, "probe", pool)
+        with closing(probing) as results:
             for res in results:
                 probes.extend(res)
     (h, w, c), seconds, notes = _infer(scanned, probes, settings)
@@ -606,7 +662,7 @@ def _write(
                 if isinstance(err, str):
                     scanned.skip(path, err)
         kept: list[dict] = []
-        decoded = _run_chunks(_write_chunk, chunks, workers, progress, "decode")
+        decoded = _run_chunks(_write_chunk, chunks, workers, progress, "decode", pool)
         with closing(decoded) as results:
             for res in results:
                 for index, has_image, has_audio, errors in res:
@@ -644,6 +700,8 @@ def _write(
         else:
             _commit(tmp, out)
     finally:
+        if pool is not None:  # no worker may still write into tmp once it is removed
+            pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return open_prepared(out)
 

@@ -141,24 +141,39 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def pair_files(files: list[Path], result: ScanResult) -> dict[str, dict[str, Path]]:
-    """Group media files of one folder by stem; the first extension in preference order wins."""
-    by_stem: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+_KIND_BY_EXTENSION = {
+    **dict.fromkeys(IMAGE_EXTENSIONS, "image"),
+    **dict.fromkeys(AUDIO_EXTENSIONS, "audio"),
+}
+_PREFERENCE = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS)}
+
+
+def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
+    """Group media files of one folder by stem; the first extension in preference order wins.
+
+    Works on plain strings (os.path), not pathlib: a folder of thousands of files is scanned
+    on every re-run, and building a Path per file costs more than the rest of the scan.
+    """
+    by_stem: dict[str, dict[str, list[tuple[int, str, str]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     for f in files:
-        kind = modality_of(f)
+        f = os.fspath(f)
+        name = os.path.basename(f)
+        stem, ext = os.path.splitext(name)
+        kind = _KIND_BY_EXTENSION.get(ext.lower())
         if kind is None:
             result.ignore(f, "not an image or audio file")
             continue
-        by_stem[f.stem][kind].append(f)
-    paired: dict[str, dict[str, Path]] = {}
-    order = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS)}
+        by_stem[stem][kind].append((_PREFERENCE[ext.lower()], name, f))
+    paired: dict[str, dict[str, str]] = {}
     for stem in sorted(by_stem):
-        chosen: dict[str, Path] = {}
-        for kind, paths in by_stem[stem].items():
-            paths.sort(key=lambda p: (order[p.suffix.lower()], p.name))
-            chosen[kind] = paths[0]
-            for loser in paths[1:]:
-                result.skip(loser, f"duplicate {kind} for stem '{stem}': {paths[0].name} is used")
+        chosen: dict[str, str] = {}
+        for kind, found in by_stem[stem].items():
+            found.sort()
+            chosen[kind] = found[0][2]
+            for _, _, loser in found[1:]:
+                result.skip(loser, f"duplicate {kind} for stem '{stem}': {found[0][1]} is used")
         paired[stem] = chosen
     return paired
 
@@ -189,7 +204,7 @@ def scan_folder(root: Path) -> ScanResult:
             if _is_hidden(entry.name):
                 continue
             if _entry_is_file(entry):
-                files.append(Path(entry.path))
+                files.append(entry.path)
             elif _entry_is_dir(entry):
                 result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
             else:
