@@ -241,3 +241,19 @@ def test_bare_saved_model_matches_crossmodal_predict(model, data, tmp_path):
         got = [probs[label] for label in CLASSES]
         np.testing.assert_allclose(got, want["p"], atol=1e-5)
         assert rows[0]["label"] == want["label"]
+
+
+def test_model_folders_of_another_format_or_incomplete_are_refused(model, data, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    proc = run("predict", str(old), str(data / "a"), check=False)
+    assert proc.returncode == 1 and "format 99" in proc.stderr and "Traceback" not in proc.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(model, broken)
+    shutil.rmtree(broken / "saved_model")
+    proc = run("evaluate", str(broken), str(data), check=False)
+    assert proc.returncode == 1 and "missing saved_model" in proc.stderr
