@@ -16,10 +16,9 @@ Files are parsed (tomllib, json), never evaluated.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from crossmodal.config import RunConfig
 from crossmodal.errors import CrossmodalError
