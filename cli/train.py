@@ -83,7 +83,9 @@ def train(
         typer.Option(help="Cross-modal alignment: auto (on with unlabeled pairs), on, off [auto]."),
     ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Most epochs [40].")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="[32]")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Global batch [auto: 32, less on small data].")
+    ] = None,
     learning_rate: Annotated[
         float | None, typer.Option(min=0.0, help="Peak learning rate [0.002].")
     ] = None,

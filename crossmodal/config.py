@@ -137,7 +137,9 @@ class TrainConfig:
     """Optimisation and validation split."""
 
     epochs: int = 40
-    batch_size: int = 32
+    # 0 = auto: 32, or smaller on small data so that an epoch takes at least 16 steps (a few
+    # hundred samples in batches of 32 give too few updates to learn). The value used is saved.
+    batch_size: int = 0
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05

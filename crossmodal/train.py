@@ -38,6 +38,7 @@ from crossmodal.splits import compile_group_regex, group_split, stratified_split
 
 EpochCallback = Callable[[int, int, dict], None]  # (epoch, epochs, logs)
 Notice = Callable[[str], None]
+AUTO_BATCH, MIN_STEPS, MIN_BATCH = 32, 16, 8
 ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training samples
 STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
 THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision thresholds
@@ -268,6 +269,13 @@ def train(
         if cfg.model.multi_label and cfg.train.class_weight:
             raise CrossmodalError("--class-weight applies to single-label models only")
         val_prep, train_idx, val_idx, split = _make_split(cfg, prep, settings, workers, progress)
+        if cfg.train.batch_size <= 0:
+            batch = auto_batch_size(len(train_idx))
+            cfg = cfg.replace(train=dataclasses.replace(cfg.train, batch_size=batch))
+            if batch < AUTO_BATCH:
+                say(
+                    f"batch size {batch}: a small training set ({len(train_idx)} samples) needs more steps per epoch"
+                )
         align = _alignment(prep, train_idx, cfg)
         if align["distill"] and cfg.model.fusion not in ("late", "auto"):
             say(
@@ -343,6 +351,11 @@ def _removed_on_exit(folder: Path):
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def auto_batch_size(num_train: int) -> int:
+    """32, or smaller (down to 8) so that an epoch has at least 16 steps."""
+    return int(max(MIN_BATCH, min(AUTO_BATCH, num_train // MIN_STEPS)))
 
 
 def _resume_state(staging: Path) -> dict:

@@ -205,3 +205,13 @@ def test_calibrate_bakes_a_temperature_into_the_export(data, tmp_path):
     assert 0.05 <= temperature <= 20
     # train() has already checked the SavedModel against softmax(logits / T) on a batch.
     assert "ece" in result.metrics["both"]
+
+
+def test_auto_batch_size_keeps_enough_steps_per_epoch():
+    from crossmodal.train import auto_batch_size
+
+    assert auto_batch_size(1700) == 32  # avdigits: 53 steps per epoch
+    assert auto_batch_size(138) == 8  # sample data: 17 steps, not 5
+    assert auto_batch_size(300) == 18
+    assert auto_batch_size(10) == 8  # never below 8
+    assert all(n // auto_batch_size(n) >= 16 for n in range(128, 5000, 37))
