@@ -274,7 +274,8 @@ def train(
             cfg = cfg.replace(train=dataclasses.replace(cfg.train, batch_size=batch))
             if batch < AUTO_BATCH:
                 say(
-                    f"batch size {batch}: a small training set ({len(train_idx)} samples) needs more steps per epoch"
+                    f"batch size {batch}: a small training set ({len(train_idx)} samples) "
+                    "needs more steps per epoch"
                 )
         align = _alignment(prep, train_idx, cfg)
         if align["distill"] and cfg.model.fusion not in ("late", "auto"):
