@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from crossmodal.config import AugmentConfig
@@ -122,6 +123,8 @@ class SpecWarp(keras.layers.Layer):
         time_shift: float = 0.05,
         freq_warp: float = 0.1,
         fill: float = 0.0,
+        time_bend: float = 0.0,
+        freq_bend: float = 0.0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -130,6 +133,8 @@ class SpecWarp(keras.layers.Layer):
         self.time_shift = time_shift
         self.freq_warp = freq_warp
         self.fill = fill
+        self.time_bend = time_bend
+        self.freq_bend = freq_bend
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -147,9 +152,34 @@ class SpecWarp(keras.layers.Layer):
         x2 = uniform(1.0 - self.freq_warp, 1.0 + self.freq_warp)
         boxes = tf.stack([y1, tf.zeros_like(x2), y2, x2], axis=-1)  # [N, 4]
         size = [tf.shape(spec)[1], tf.shape(spec)[2]]
-        return tf.image.crop_and_resize(
-            spec, boxes, tf.range(n), size, extrapolation_value=self.fill
-        )
+        if any(v > 0 for v in (self.time_stretch, self.time_shift, self.freq_warp)):
+            spec = tf.image.crop_and_resize(
+                spec, boxes, tf.range(n), size, extrapolation_value=self.fill
+            )
+        if self.time_bend > 0:
+            spec = self._bend(spec, 1, self.time_bend)
+        if self.freq_bend > 0:
+            spec = self._bend(spec, 2, self.freq_bend)
+        return spec
+
+    def _bend(self, spec, axis: int, amount: float):
+        """Smooth random monotonic warp along `axis` that keeps both ends in place:
+        src(p) = p + L * (a1 sin(pi u) + a2 sin(2 pi u)), u = p / (L - 1), |a| <= amount."""
+        n, length = tf.shape(spec)[0], tf.shape(spec)[axis]
+        last = tf.cast(length - 1, tf.float32)
+        a = keras.random.uniform([n, 2], -amount, amount, seed=self.seed_generator)  # [N, 2]
+        p = tf.cast(tf.range(length), tf.float32)[tf.newaxis, :]  # [1, L]
+        u = p / tf.maximum(last, 1.0)
+        offset = a[:, 0:1] * tf.sin(np.pi * u) + a[:, 1:2] * tf.sin(2.0 * np.pi * u)  # [N, L]
+        src = tf.clip_by_value(p + last * offset, 0.0, last)  # [N, L]
+        i0 = tf.cast(tf.floor(src), tf.int32)
+        i1 = tf.minimum(i0 + 1, length - 1)
+        frac = src - tf.cast(i0, tf.float32)  # [N, L]
+        moved = tf.transpose(spec, [0, axis, 3 - axis, 3])  # [N, L, other, 1]
+        lo = tf.gather(moved, i0, axis=1, batch_dims=1)
+        hi = tf.gather(moved, i1, axis=1, batch_dims=1)
+        out = lo + frac[:, :, tf.newaxis, tf.newaxis] * (hi - lo)
+        return tf.transpose(out, [0, axis, 3 - axis, 3])
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -161,6 +191,8 @@ class SpecWarp(keras.layers.Layer):
             "time_shift": self.time_shift,
             "freq_warp": self.freq_warp,
             "fill": self.fill,
+            "time_bend": self.time_bend,
+            "freq_bend": self.freq_bend,
             "seed": self.seed,
         }
 

@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 
 from crossmodal.errors import CrossmodalError
 
+DEFAULT_FMAX = 7_800.0
 FORMAT_VERSION = 1  # bump when the model folder layout or the serving signature changes
 FUSION_NAMES = ("concat", "late", "gated", "conv")  # registry keys of crossmodal.fusion
 FUSION_CHOICES = (*FUSION_NAMES, "auto")  # auto: pick one of FUSION_NAMES on validation
@@ -33,16 +34,18 @@ class AudioConfig:
     clip_seconds: float = 1.0  # pad/crop length; inferred from the data's 99th percentile
     frame_seconds: float = 0.025  # 25 ms analysis window, the usual choice for speech
     hop_seconds: float = 0.010  # 10 ms hop
-    num_mels: int = 64
+    num_mels: int = 40  # 40 bands: enough for speech; fewer, wider bands generalize across voices
     fmin: float = 60.0
-    fmax: float = 7_800.0  # capped at Nyquist by `effective_fmax`
-    log_offset: float = 1e-6  # keeps log() finite on silence
+    # 0 = auto: 7.8 kHz, or 95% of the Nyquist frequency of the lowest source sample rate in
+    # the training data (8 kHz recordings have nothing above 4 kHz); the value used is saved.
+    fmax: float = 0.0
+    log_offset: float = 0.3  # log(mel + 0.3): compresses quiet detail and noise, keeps it finite
     # Per-utterance processing after the per-band normalization (all in the graph):
-    crop_frames: int = 0  # >0: crop to the active region, resample to this many frames
-    crop_threshold_db: float = 30.0  # active = within this many dB of the loudest frame
+    crop_frames: int = 32  # >0: crop to the active region, resample to this many frames
+    crop_threshold_db: float = 25.0  # active = within this many dB of the loudest frame
     crop_margin: int = 2  # frames kept on each side of the active region
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
-    utterance_norm: str = "none"  # none | mean (per-band mean over time) | mean_std | cmvn
+    utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
 
     @property
     def num_samples(self) -> int:
@@ -67,7 +70,7 @@ class AudioConfig:
 
     @property
     def effective_fmax(self) -> float:
-        return min(self.fmax, self.sample_rate / 2.0)
+        return min(self.fmax if self.fmax > 0 else DEFAULT_FMAX, self.sample_rate / 2.0)
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,15 @@ class AugmentConfig:
     image_noise: float = 0.05  # Gaussian pixel noise, std in units of [0, 1] pixels
     audio_gain_db: float = 6.0
     audio_shift_seconds: float = 0.1
-    audio_noise_snr_db: tuple[float, float] = (5.0, 30.0)
+    audio_noise_snr_db: tuple[float, float] = (20.0, 40.0)
     audio_noise_prob: float = 0.5
     spec_time_mask: int = 10  # frames
     spec_freq_mask: int = 8  # mel bands
-    spec_time_stretch: float = 0.0  # log-mel resampled from a time span of 1 +- this
-    spec_time_shift: float = 0.0  # and shifted by up to this fraction of the length
-    spec_freq_warp: float = 0.0  # mel axis resampled from [0, 1 +- this] (speaker-like warp)
+    spec_time_stretch: float = 0.15  # log-mel resampled from a time span of 1 +- this
+    spec_time_shift: float = 0.05  # and shifted by up to this fraction of the length
+    spec_freq_warp: float = 0.1  # mel axis resampled from [0, 1 +- this] (speaker-like warp)
+    spec_time_bend: float = 0.0  # smooth non-linear time warp, ends fixed (max shift / length)
+    spec_freq_bend: float = 0.0  # smooth non-linear mel-axis warp, ends fixed
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ class ModelConfig:
     aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
     filters: tuple[int, ...] = (32, 64, 128)
     audio_filters: tuple[int, ...] = ()  # audio encoder's blocks; empty: the same as `filters`
-    audio_pool: str = "avg"  # avg (global average) | flatten (keeps the time/frequency layout)
+    audio_pool: str = "flatten"  # avg (global average) | flatten (keeps the time/frequency layout)
     audio_feature_dropout: float = 0.0  # dropout on the pooled audio features, before the embedding
     freq_instance_norm: float = 0.0  # >0: relaxed frequency-wise instance norm after block 1
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
@@ -136,7 +141,7 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation and validation split."""
 
-    epochs: int = 40
+    epochs: int = 25
     # 0 = auto: 32, or smaller on small data so that an epoch takes at least 16 steps (a few
     # hundred samples in batches of 32 give too few updates to learn). The value used is saved.
     batch_size: int = 0

@@ -106,9 +106,15 @@ def audio_features(x_aud, cfg: RunConfig):
             log_offset=aud.log_offset,
             name="speech_crop",
         )([raw, x])  # [N, crop_frames, M, 1]
-    warp = (aug.spec_time_stretch, aug.spec_time_shift, aug.spec_freq_warp)
-    if aug.enabled and any(w > 0 for w in warp):
-        x = SpecWarp(*warp, seed=seed, name="spec_warp")(x)
+    warp = {
+        "time_stretch": aug.spec_time_stretch,
+        "time_shift": aug.spec_time_shift,
+        "freq_warp": aug.spec_freq_warp,
+        "time_bend": aug.spec_time_bend,
+        "freq_bend": aug.spec_freq_bend,
+    }
+    if aug.enabled and any(w > 0 for w in warp.values()):
+        x = SpecWarp(**warp, seed=seed, name="spec_warp")(x)
     if aud.cepstral_keep > 0:
         x = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter")(x)
     if aud.utterance_norm != "none":

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__, fsio
-from crossmodal.config import FUSION_NAMES, ImageConfig, RunConfig
+from crossmodal.config import DEFAULT_FMAX, FUSION_NAMES, ImageConfig, RunConfig
 from crossmodal.data.preprocess import (
     PreparedDataset,
     PrepSettings,
@@ -257,9 +257,13 @@ def train(
                 f"{data}: need at least two labeled classes, found {len(prep.classes)}"
             )
         img, aud = prep.info["image"], prep.info["audio"]
+        fmax = cfg.audio.fmax
+        if fmax <= 0:  # auto: nothing above the lowest source rate's Nyquist frequency
+            lowest = aud.get("source_sample_rate_min") or cfg.audio.sample_rate
+            fmax = round(min(DEFAULT_FMAX, 0.475 * min(lowest, cfg.audio.sample_rate)), 1)
         cfg = cfg.replace(
             image=ImageConfig(img["height"], img["width"], img["channels"]),
-            audio=dataclasses.replace(cfg.audio, clip_seconds=aud["clip_seconds"]),
+            audio=dataclasses.replace(cfg.audio, clip_seconds=aud["clip_seconds"], fmax=fmax),
             labels=tuple(prep.classes),
             data=str(data),
         )

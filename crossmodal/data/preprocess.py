@@ -37,7 +37,7 @@ from crossmodal.data.scan import Sample, ScanResult, scan
 from crossmodal.errors import CrossmodalError
 from crossmodal.locking import output_lock, remove_stale
 
-PREP_FORMAT_VERSION = 1
+PREP_FORMAT_VERSION = 2
 DATASET_JSON = "dataset.json"
 SAMPLES_JSONL = "samples.jsonl"
 MAX_INFERRED_SIDE = 96  # larger photos are scaled down: a CPU-sized CNN does not need more
@@ -410,6 +410,7 @@ def _infer(
         durations = np.array([a.seconds for a in audios])
         p99 = float(np.percentile(durations, 99))
         seconds = min(MAX_INFERRED_SECONDS, max(0.1, math.ceil(p99 * 20 - 1e-9) / 20))
+        notes["source_sample_rate_min"] = int(min(a.sample_rate for a in audios))
         notes["durations"] = {
             "p50": round(float(np.median(durations)), 4),
             "p99": round(p99, 4),
