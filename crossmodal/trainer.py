@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 DISTILL_DIRECTIONS = (None, "image->audio", "audio->image")
+DISTILL_CONFIDENCE = 0.5  # a teacher prediction teaches only from this probability up
 
 
 class Trainer(keras.Model):
@@ -117,7 +118,11 @@ class Trainer(keras.Model):
         target = tf.stop_gradient(tf.nn.softmax(y_pred[f"{teacher}_logits"]))  # [N, K]
         log_student = tf.nn.log_softmax(y_pred[f"{student}_logits"])  # [N, K]
         kl = tf.reduce_sum(target * (tf.math.log(target + 1e-8) - log_student), axis=-1)  # [N]
-        return self._masked_mean(kl, pairs)
+        # Only where the teacher is confident: early in training its predictions are near
+        # uniform, and matching them teaches the student to output a constant, which a
+        # ReLU network reaches by switching its features off for good.
+        confident = tf.cast(tf.reduce_max(target, axis=-1) >= DISTILL_CONFIDENCE, tf.float32)
+        return self._masked_mean(kl, pairs * confident)
 
     def _contrastive(self, y_pred, pairs):
         """Symmetric InfoNCE over the pairs of the batch; other rows never act as negatives."""

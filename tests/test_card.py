@@ -22,7 +22,7 @@ from crossmodal.card import (
     write_model_card,
     write_training_curves,
 )
-from crossmodal.config import FORMAT_VERSION, AudioConfig, ImageConfig, RunConfig
+from crossmodal.config import FORMAT_VERSION, AudioConfig, ImageConfig, RunConfig, TrainConfig
 from crossmodal.errors import CrossmodalError
 from crossmodal.metrics import classification_metrics
 
@@ -80,6 +80,7 @@ def make_model_dir(
     cfg = RunConfig(
         image=ImageConfig(24, 32, 3),
         audio=AudioConfig(sample_rate=8000, clip_seconds=0.5),
+        train=TrainConfig(epochs=40, batch_size=32),  # as train() resolves and saves them
         labels=tuple(LABELS),
     )
     cfg.save(

@@ -158,8 +158,8 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
         lambda: defaultdict(list)
     )
     for f in files:
-        f = os.fspath(f)
-        name = os.path.basename(f)
+        f = f if isinstance(f, str) else str(f)  # a Path, or a RemoteFile (str is its URL)
+        name = f.rsplit("/", 1)[-1] if "://" in f else os.path.basename(f)
         stem, ext = os.path.splitext(name)
         kind = _KIND_BY_EXTENSION.get(ext.lower())
         if kind is None:
