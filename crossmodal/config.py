@@ -103,6 +103,7 @@ class AugmentConfig:
     spec_freq_warp: float = 0.1  # mel axis resampled from [0, 1 +- this] (speaker-like warp)
     spec_time_bend: float = 0.0  # smooth non-linear time warp, ends fixed (max shift / length)
     spec_freq_bend: float = 0.0  # smooth non-linear mel-axis warp, ends fixed
+    crop_jitter_db: float = 0.0  # active-region threshold drawn from crop_threshold_db +- this
 
 
 @dataclass(frozen=True)

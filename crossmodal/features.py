@@ -166,6 +166,8 @@ class SpeechCrop(keras.layers.Layer):
         threshold_db: float = 30.0,
         margin: int = 2,
         log_offset: float = 0.0,
+        jitter_db: float = 0.0,
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -173,13 +175,21 @@ class SpeechCrop(keras.layers.Layer):
         self.threshold_db = threshold_db
         self.margin = margin
         self.log_offset = log_offset  # the LogMel's offset, removed before judging activity
+        self.jitter_db = jitter_db  # training only: threshold drawn from threshold_db +- this
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         raw, spec = inputs
         n, f = tf.shape(spec)[0], tf.shape(spec)[1]
         mel = tf.nn.relu(tf.exp(raw[..., 0]) - self.log_offset)  # [N, F, M] mel magnitudes
         energy = tf.math.log(tf.reduce_sum(mel, axis=-1) + 1e-6)  # [N, F]
-        threshold = tf.reduce_max(energy, axis=1, keepdims=True) - self.threshold_db * (
+        threshold_db = tf.fill([n, 1], float(self.threshold_db))  # [N, 1]
+        if training and self.jitter_db > 0:  # robust to where the active region is cut
+            threshold_db += keras.random.uniform(
+                [n, 1], -self.jitter_db, self.jitter_db, seed=self.seed_generator
+            )
+        threshold = tf.reduce_max(energy, axis=1, keepdims=True) - threshold_db * (
             np.log(10.0) / 20.0
         )  # [N, 1]: natural-log magnitude units
         active = energy >= threshold  # [N, F]
@@ -208,6 +218,8 @@ class SpeechCrop(keras.layers.Layer):
             "threshold_db": self.threshold_db,
             "margin": self.margin,
             "log_offset": self.log_offset,
+            "jitter_db": self.jitter_db,
+            "seed": self.seed,
         }
 
 

@@ -104,6 +104,8 @@ def audio_features(x_aud, cfg: RunConfig):
             aud.crop_threshold_db,
             aud.crop_margin,
             log_offset=aud.log_offset,
+            jitter_db=aug.crop_jitter_db if aug.enabled else 0.0,
+            seed=seed,
             name="speech_crop",
         )([raw, x])  # [N, crop_frames, M, 1]
     warp = {

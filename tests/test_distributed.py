@@ -54,7 +54,13 @@ def test_two_workers_train_like_one_process(tmp_path):
     import tensorflow as tf
 
     from crossmodal.artifacts import open_model_dir
-    from crossmodal.config import AugmentConfig, ModelConfig, RunConfig, TrainConfig
+    from crossmodal.config import (
+        AudioConfig,
+        AugmentConfig,
+        ModelConfig,
+        RunConfig,
+        TrainConfig,
+    )
     from crossmodal.evaluate import evaluate
     from crossmodal.train import train
 
@@ -105,8 +111,14 @@ def test_two_workers_train_like_one_process(tmp_path):
     # differences of the all-reduce (Adam amplifies them over 16 epochs on 18 samples).
     cfg = RunConfig(
         model=ModelConfig(
-            embed_dim=16, filters=(8, 16), shared_dim=8, dropout=0.0, modality_dropout=0.0
+            embed_dim=16,
+            filters=(8, 16),
+            shared_dim=8,
+            dropout=0.0,
+            modality_dropout=0.0,
+            audio_pool="avg",
         ),
+        audio=AudioConfig(crop_frames=0, utterance_norm="none"),
         augment=AugmentConfig(enabled=False),
         train=TrainConfig(
             epochs=16,
