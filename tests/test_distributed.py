@@ -30,6 +30,8 @@ audio_pool = "avg"
 [audio]
 crop_frames = 0
 utterance_norm = "none"
+log_offset = 1e-6
+num_mels = 64
 """  # the plain frontend: the tiny data's steady tones carry their class in the mean spectrum
 FLAGS = [
     "--epochs", "16", "--batch-size", "8", "--learning-rate", "0.01", "--optimizer", "adam",
@@ -118,7 +120,7 @@ def test_two_workers_train_like_one_process(tmp_path):
             modality_dropout=0.0,
             audio_pool="avg",
         ),
-        audio=AudioConfig(crop_frames=0, utterance_norm="none"),
+        audio=AudioConfig(crop_frames=0, utterance_norm="none", log_offset=1e-6, num_mels=64),
         augment=AugmentConfig(enabled=False),
         train=TrainConfig(
             epochs=16,
