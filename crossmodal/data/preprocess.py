@@ -567,59 +567,22 @@ def _write(
     mine = [k % shard[1] == shard[0] if shard else True for k in range(len(bounds))]
     scan_skipped = len(scanned.skipped)  # the same in every part of a sharded run
     start = time.time()
-    pool = _make_pool(workers)
-    try:
-        return _write_with(
-            pool,
-            scanned,
-            source,
-            out,
-            fingerprint,
-            settings,
-            workers,
-            progress,
-            strict,
-            shard,
-            n,
-            per_chunk,
-            bounds,
-            mine,
-            scan_skipped,
-            start,
-        )
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _write_with(
-    pool,
-    scanned,
-    source,
-    out,
-    fingerprint,
-    settings,
-    workers,
-    progress,
-    strict,
-    shard,
-    n,
-    per_chunk,
-    bounds,
-    mine,
-    scan_skipped,
-    start,
-) -> PreparedDataset:
+    pool = _make_pool(workers)  # one pool for both stages; shut down before tmp goes
 
     asked = (settings.height, settings.width, settings.channels, settings.clip_seconds)
     needs_probe = None in asked
     probes: list[tuple[object, object]] = []
-    if needs_probe:
-        chunks = [(scanned.samples[i : i + per_chunk],) for i in bounds]
-        probing = _run_chunks(_probe_chunk, chunks, workers, progress, "probe", pool)
-        with closing(probing) as results:
-            for res in results:
-                probes.extend(res)
+    try:
+        if needs_probe:
+            chunks = [(scanned.samples[i : i + per_chunk],) for i in bounds]
+            probing = _run_chunks(_probe_chunk, chunks, workers, progress, "probe", pool)
+            with closing(probing) as results:
+                for res in results:
+                    probes.extend(res)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
     (h, w, c), seconds, notes = _infer(scanned, probes, settings)
     layout = RecordLayout(h, w, c, int(round(settings.sample_rate * seconds)))
 
