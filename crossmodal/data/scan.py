@@ -178,6 +178,20 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
     return paired
 
 
+def add_pairs(result: ScanResult, pairs: dict[str, dict[str, str]], label: str | None) -> None:
+    """One Sample per stem of `pair_files`; a missing modality stays None."""
+    for stem, chosen in pairs.items():
+        image, audio = chosen.get("image"), chosen.get("audio")
+        result.samples.append(
+            Sample(
+                stem=stem,
+                image=str(image) if image is not None else None,
+                audio=str(audio) if audio is not None else None,
+                label=label,
+            )
+        )
+
+
 def scan_folder(root: Path) -> ScanResult:
     """DATA/<label>/<stem>.<ext>; files directly under DATA and hidden entries are ignored."""
     result = ScanResult(samples=[], source=str(root), kind="folder")
@@ -213,15 +227,7 @@ def scan_folder(root: Path) -> ScanResult:
         if not pairs:
             result.ignore(class_dir, "empty class folder")
             continue
-        for stem, chosen in pairs.items():
-            result.samples.append(
-                Sample(
-                    stem=stem,
-                    image=str(chosen["image"]) if "image" in chosen else None,
-                    audio=str(chosen["audio"]) if "audio" in chosen else None,
-                    label=class_dir.name,
-                )
-            )
+        add_pairs(result, pairs, class_dir.name)
     return result
 
 
@@ -346,15 +352,7 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
             result.skip(p, "does not exist")
     for folder in sorted(loose, key=str):
         # dict.fromkeys: a file named twice (or named and inside a named folder) is one input
-        for stem, chosen in pair_files(list(dict.fromkeys(loose[folder])), result).items():
-            result.samples.append(
-                Sample(
-                    stem=stem,
-                    image=str(chosen["image"]) if "image" in chosen else None,
-                    audio=str(chosen["audio"]) if "audio" in chosen else None,
-                    label=None,
-                )
-            )
+        add_pairs(result, pair_files(list(dict.fromkeys(loose[folder])), result), None)
     return result
 
 
@@ -453,15 +451,7 @@ def _scan_remote_folder(root: str) -> ScanResult:
         if not pairs:
             result.ignore(class_url, "empty class folder")
             continue
-        for stem, chosen in pairs.items():
-            result.samples.append(
-                Sample(
-                    stem=stem,
-                    image=str(chosen["image"]) if "image" in chosen else None,
-                    audio=str(chosen["audio"]) if "audio" in chosen else None,
-                    label=label,
-                )
-            )
+        add_pairs(result, pairs, label)
     return result
 
 
