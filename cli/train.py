@@ -35,6 +35,8 @@ FLAG_FIELDS = {
     "dropout": ("model", "dropout"),
     "modality_dropout": ("model", "modality_dropout"),
     "augment": ("augment", "enabled"),
+    "noise_dir": ("augment", "noise_dir"),
+    "flip": ("augment", "image_flip"),
     "multi_label": ("model", "multi_label"),
     "calibrate": ("train", "calibrate"),
     "strategy": ("train", "strategy"),
@@ -116,6 +118,14 @@ def train(
     augment: Annotated[
         bool | None, typer.Option("--augment/--no-augment", help="Training-time augmentation [on].")
     ] = None,
+    noise_dir: Annotated[
+        Path | None,
+        typer.Option(help="Mix background sounds from this folder into training audio."),
+    ] = None,
+    flip: Annotated[
+        str | None,
+        typer.Option(help="Random image flips: none, horizontal, vertical or both [none]."),
+    ] = None,
     mixed_precision: Annotated[
         bool | None,
         typer.Option("--mixed-precision", help="float16 compute on GPUs (no-op on CPU)."),
@@ -159,7 +169,8 @@ def train(
         "schedule": schedule, "clipnorm": clipnorm, "class_weight": class_weight,
         "patience": patience, "seed": seed, "align": align, "mixed_precision": mixed_precision,
         "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
-        "augment": augment, "sample_rate": sample_rate, "multi_label": multi_label,
+        "augment": augment, "noise_dir": str(noise_dir) if noise_dir else None, "flip": flip,
+        "sample_rate": sample_rate, "multi_label": multi_label,
         "calibrate": calibrate,
         "strategy": strategy,
     }  # fmt: skip
@@ -191,6 +202,9 @@ def train(
         data = data or (Path(cfg.data) if cfg.data else None)
         if data is None and resume is None:
             raise CrossmodalError("missing argument DATA (or a --config that names its data)")
+        noise_dir = cfg.augment.noise_dir
+        if noise_dir and "://" not in noise_dir and not Path(noise_dir).is_dir():
+            raise CrossmodalError(f"--noise-dir {noise_dir}: not a folder")
         image = explicit["image"]
         shape = (
             (image["height"], image["width"]) if "height" in image and "width" in image else None

@@ -11,7 +11,12 @@ from crossmodal.config import AugmentConfig
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class WaveformAugment(keras.layers.Layer):
-    """Random gain, time shift and additive white noise at a random SNR, per sample."""
+    """Random gain, time shift, babble and additive white noise at random SNRs, per sample.
+
+    Babble: with probability `babble_prob`, the sum of `babble_voices` other clips of the same
+    batch is mixed in at an SNR drawn from `babble_snr_db` (other speakers in the room; the
+    batch is shuffled, so the neighbours change every epoch).
+    """
 
     def __init__(
         self,
@@ -19,10 +24,16 @@ class WaveformAugment(keras.layers.Layer):
         max_shift: int = 0,
         snr_db: tuple[float, float] = (5.0, 30.0),
         noise_prob: float = 0.5,
+        babble_prob: float = 0.0,
+        babble_snr_db: tuple[float, float] = (0.0, 20.0),
+        babble_voices: int = 2,
         seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.babble_prob = babble_prob
+        self.babble_snr_db = tuple(babble_snr_db)
+        self.babble_voices = babble_voices
         self.gain_db = gain_db
         self.max_shift = max_shift
         self.snr_db = tuple(snr_db)
@@ -47,6 +58,20 @@ class WaveformAugment(keras.layers.Layer):
             shifted = tf.gather(audio, tf.maximum(idx, 0), batch_dims=1)  # [N, T]
             audio = tf.where(idx >= 0, shifted, 0.0)
         power = tf.reduce_mean(tf.square(audio), axis=-1, keepdims=True)  # [N, 1]
+        if self.babble_prob > 0 and self.babble_voices > 0:
+            babble = tf.add_n(
+                [tf.roll(audio, r, axis=0) for r in range(1, self.babble_voices + 1)]
+            )  # [N, T]: other rows of the batch (absent audio is silence and adds nothing)
+            b_power = tf.reduce_mean(tf.square(babble), axis=-1, keepdims=True)  # [N, 1]
+            b_snr = keras.random.uniform(
+                [n, 1], self.babble_snr_db[0], self.babble_snr_db[1], seed=self.seed_generator
+            )
+            b_scale = tf.sqrt(power / (tf.maximum(b_power, 1e-12) * tf.pow(10.0, b_snr / 10.0)))
+            b_use = tf.cast(
+                keras.random.uniform([n, 1], seed=self.seed_generator) < self.babble_prob,
+                tf.float32,
+            )
+            audio = audio + b_use * b_scale * babble
         snr = keras.random.uniform([n, 1], self.snr_db[0], self.snr_db[1], seed=self.seed_generator)
         noise_std = tf.sqrt(power / tf.pow(10.0, snr / 10.0))  # [N, 1]
         use = tf.cast(
@@ -62,6 +87,9 @@ class WaveformAugment(keras.layers.Layer):
             "max_shift": self.max_shift,
             "snr_db": list(self.snr_db),
             "noise_prob": self.noise_prob,
+            "babble_prob": self.babble_prob,
+            "babble_snr_db": list(self.babble_snr_db),
+            "babble_voices": self.babble_voices,
             "seed": self.seed,
         }
 
@@ -197,15 +225,92 @@ class SpecWarp(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="crossmodal")
+class ImageNoise(keras.layers.Layer):
+    """Gaussian pixel noise whose strength varies per sample: std drawn from [0, max_std]
+    (images in [0, 1]), so the model sees clean and very noisy cameras alike."""
+
+    def __init__(self, max_std: float = 0.2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_std = max_std
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training or self.max_std <= 0:
+            return images
+        n = tf.shape(images)[0]
+        std = keras.random.uniform([n, 1, 1, 1], 0.0, self.max_std, seed=self.seed_generator)
+        noise = keras.random.normal(tf.shape(images), seed=self.seed_generator)  # [N, H, W, C]
+        return images + std * noise
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_std": self.max_std, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class Cutout(keras.layers.Layer):
+    """With probability `prob`, cover a random square (side up to `max_size` of the shorter
+    image side) with one random gray level: occlusions, stickers, thumbs over the lens."""
+
+    def __init__(self, max_size: float = 0.4, prob: float = 0.5, seed: int | None = None, **kw):
+        super().__init__(**kw)
+        self.max_size = max_size
+        self.prob = prob
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training or self.max_size <= 0 or self.prob <= 0:
+            return images
+        n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+
+        def uniform(low=0.0, high=1.0):
+            return keras.random.uniform([n, 1], low, high, seed=self.seed_generator)  # [N, 1]
+
+        short = tf.cast(tf.minimum(h, w), tf.float32)
+        side = tf.round(uniform(0.0, self.max_size) * short)  # [N, 1] pixels
+        top = tf.floor(uniform() * (tf.cast(h, tf.float32) - side + 1.0))
+        left = tf.floor(uniform() * (tf.cast(w, tf.float32) - side + 1.0))
+        rows = tf.cast(tf.range(h), tf.float32)[tf.newaxis, :]  # [1, H]
+        cols = tf.cast(tf.range(w), tf.float32)[tf.newaxis, :]  # [1, W]
+        in_rows = (rows >= top) & (rows < top + side)  # [N, H]
+        in_cols = (cols >= left) & (cols < left + side)  # [N, W]
+        use = uniform() < self.prob  # [N, 1]
+        mask = in_rows[:, :, tf.newaxis] & in_cols[:, tf.newaxis, :] & use[:, :, tf.newaxis]
+        fill = uniform()[:, :, tf.newaxis, tf.newaxis]  # [N, 1, 1, 1] a gray level in [0, 1]
+        return tf.where(mask[..., tf.newaxis], fill, images)  # [N, H, W, C]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_size": self.max_size,
+            "prob": self.prob,
+            "seed": self.seed,
+        }
+
+
 def image_augmentation(cfg: AugmentConfig, seed: int | None) -> keras.Sequential:
-    """Geometric and photometric jitter on [0, 1] images; no flips (they break digits, text)."""
-    layers = [
+    """Geometric and photometric jitter on [0, 1] images, then noise and cutout. Flips only
+    when asked (`image_flip`): they break digits and text."""
+    layers = []
+    if cfg.image_flip != "none":
+        mode = "horizontal_and_vertical" if cfg.image_flip == "both" else cfg.image_flip
+        layers.append(keras.layers.RandomFlip(mode, seed=seed))
+    layers += [
         keras.layers.RandomTranslation(
             cfg.image_translate, cfg.image_translate, fill_mode="constant", seed=seed
         ),
         keras.layers.RandomRotation(cfg.image_rotate, fill_mode="constant", seed=seed),
         keras.layers.RandomZoom(cfg.image_zoom, fill_mode="constant", seed=seed),
         keras.layers.RandomContrast(cfg.image_contrast, value_range=(0.0, 1.0), seed=seed),
-        keras.layers.GaussianNoise(cfg.image_noise, seed=seed),
+        ImageNoise(cfg.image_noise, seed=seed),
+        Cutout(cfg.image_cutout, cfg.image_cutout_prob, seed=seed),
     ]
     return keras.Sequential(layers, name="image_augment")

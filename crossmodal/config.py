@@ -24,6 +24,7 @@ ENCODER_NAMES = ("cnn",)  # registry keys of crossmodal.encoders
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant", "plateau")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+FLIPS = ("none", "horizontal", "vertical", "both")
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,28 @@ class AugmentConfig:
     image_rotate: float = 0.04  # fraction of a full turn (about 15 degrees)
     image_zoom: float = 0.1
     image_contrast: float = 0.2
-    image_noise: float = 0.05  # Gaussian pixel noise, std in units of [0, 1] pixels
+    image_noise: float = 0.2  # Gaussian pixel noise, std drawn per image from [0, this]
+    image_cutout: float = 0.5  # an occluding square, side up to this fraction of the image
+    image_cutout_prob: float = 0.5
+    image_flip: str = "none"  # none | horizontal | vertical | both (they break digits, text)
     audio_gain_db: float = 6.0
     audio_shift_seconds: float = 0.1
     audio_noise_snr_db: tuple[float, float] = (20.0, 40.0)
     audio_noise_prob: float = 0.5
+    audio_babble_prob: float = 0.5  # mix in other clips of the batch ...
+    audio_babble_snr_db: tuple[float, float] = (0.0, 20.0)  # ... at an SNR from this range
+    audio_babble_voices: int = 2
+    # Background sounds from a folder (`--noise-dir`), mixed in by the training input pipeline
+    # (not stored in the model) with probability noise_dir_prob at an SNR from noise_dir_snr_db.
+    noise_dir: str | None = None
+    noise_dir_prob: float = 0.5
+    noise_dir_snr_db: tuple[float, float] = (0.0, 20.0)
+
+    def __post_init__(self) -> None:
+        if self.image_flip not in FLIPS:
+            raise CrossmodalError(
+                f"unknown image_flip '{self.image_flip}' (choose from {', '.join(FLIPS)})"
+            )
     spec_time_mask: int = 10  # frames
     spec_freq_mask: int = 8  # mel bands
     spec_time_stretch: float = 0.15  # log-mel resampled from a time span of 1 +- this

@@ -155,6 +155,9 @@ def build_network(cfg: RunConfig) -> keras.Model:
             max_shift=int(aug.audio_shift_seconds * aud.sample_rate),
             snr_db=aug.audio_noise_snr_db,
             noise_prob=aug.audio_noise_prob,
+            babble_prob=aug.audio_babble_prob,
+            babble_snr_db=aug.audio_babble_snr_db,
+            babble_voices=aug.audio_babble_voices,
             seed=seed,
             name="audio_augment",
         )(x_aud)

@@ -239,6 +239,9 @@ def train(
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
         cfg = config or RunConfig()
+        noise_dir = cfg.augment.noise_dir
+        if noise_dir and not fsio.is_remote(noise_dir) and not Path(noise_dir).is_dir():
+            raise CrossmodalError(f"--noise-dir {noise_dir}: not a folder")
         if not resume and staging.exists():
             shutil.rmtree(staging)
             say(f"discarded an incomplete earlier run in {staging} (pass --resume to continue one)")
@@ -436,6 +439,20 @@ class _Job:
         self.staging = staging
         self.on_epoch = on_epoch
         self.say = say
+        self.noise_bank = None
+        aug = cfg.augment
+        if aug.enabled and aug.noise_dir:
+            from crossmodal.data.noise import load_noise_bank
+
+            self.noise_bank = load_noise_bank(
+                aug.noise_dir,
+                sample_rate=cfg.audio.sample_rate,
+                min_samples=cfg.audio.num_samples,
+            )
+            say(
+                f"background noise: {self.noise_bank.shape[0] / cfg.audio.sample_rate:.0f} s "
+                f"from {aug.noise_dir}"
+            )
 
     # datasets
     def _targets(self, prep):
@@ -461,6 +478,14 @@ class _Job:
             seed=t.seed,
             targets=self._targets(self.prep),
         )
+        if self.noise_bank is not None:
+            from crossmodal.data.noise import add_background
+
+            aug = self.cfg.augment
+            ds = add_background(
+                ds, self.noise_bank, prob=aug.noise_dir_prob, snr_db=aug.noise_dir_snr_db,
+                seed=t.seed,
+            )  # fmt: skip
         return self._sharded(ds)
 
     def _sharded(self, ds):

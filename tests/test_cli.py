@@ -72,6 +72,8 @@ def test_help_and_bad_arguments_never_import_tensorflow():
         (["train"], "missing option --out"),
         (["train", "--out", "m"], "missing argument DATA"),
         (["train", "x", "--out", "y", "--epochs", "many"], "--epochs"),
+        (["train", "x", "--out", "y", "--noise-dir", "nowhere"], "--noise-dir nowhere: not a"),
+        (["train", "x", "--out", "y", "--flip", "sideways"], "unknown image_flip"),
         (["bogus"], "No such command"),
         (["preprocess", "does-not-exist", "--out", "z"], "no such file or folder"),
         (["evaluate", "no-model", "no-data"], "no model folder"),
@@ -83,6 +85,25 @@ def test_user_errors_are_one_line_and_exit_1(args, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_train_mixes_background_sounds_from_a_noise_dir(data, tmp_path):
+    import soundfile as sf
+
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(noise / "hum.wav", 0.2 * np.sin(np.arange(8000) * 0.3), 8000)
+    sf.write(noise / "hiss.flac", 0.05 * rng.normal(size=4000), 16000)
+    out = tmp_path / "m"
+    proc = run(
+        "train", str(data), "--out", str(out), *TRAIN_FLAGS, "--epochs", "1",
+        "--noise-dir", str(noise), "--flip", "horizontal",
+    )  # fmt: skip
+    assert "background noise: 1 s" in proc.stdout + proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["augment"]["noise_dir"] == str(noise)
+    assert config["augment"]["image_flip"] == "horizontal"
 
 
 def test_version():
