@@ -192,6 +192,10 @@ class TrainConfig:
     contrastive_weight: float = 0.5
     contrastive_temperature: float = 0.1
     distill_weight: float = 1.0
+    # Cross-modal self-training: with labels on one modality only, a first (teacher) fit labels
+    # the unlabeled pairs from that modality where its confidence reaches this threshold; the
+    # final fit then learns the other modality from those pseudo-labels. 0 turns it off.
+    pseudo_label_threshold: float = 0.9
 
     def __post_init__(self) -> None:
         for name, value, allowed in (

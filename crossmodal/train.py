@@ -41,6 +41,7 @@ Notice = Callable[[str], None]
 AUTO_BATCH, MIN_STEPS, MIN_BATCH = 32, 16, 8
 ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training samples
 STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
+PSEUDO_FILE = "pseudo_labels.json"  # in the staging folder: self-training's first stage
 THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision thresholds
 
 
@@ -311,6 +312,9 @@ def train(
                 json.dumps({"config": cfg.to_dict(), "data": str(data), "fusion": cfg.model.fusion})
             )
         try:
+            self_training = job.self_train_labels(resume=resume)
+            if self_training is not None:
+                align = {**align, "self_training": self_training}
             history, metrics = job.fit_and_export(resume=resume)
             if selection is not None:
                 metrics["fusion_selection"] = selection
@@ -320,7 +324,7 @@ def train(
             )
             (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
             _write_card(staging, dataset_info, metrics, history)
-            for leftover in ("checkpoint", STATE_FILE):
+            for leftover in ("checkpoint", STATE_FILE, PSEUDO_FILE):
                 path = staging / leftover
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             if placement.is_chief:
@@ -440,6 +444,7 @@ class _Job:
         self.on_epoch = on_epoch
         self.say = say
         self.noise_bank = None
+        self.pseudo = None  # [max index + 1] class ids replacing the records' (self-training)
         aug = cfg.augment
         if aug.enabled and aug.noise_dir:
             from crossmodal.data.noise import load_noise_bank
@@ -477,6 +482,7 @@ class _Job:
             shuffle=True,
             seed=t.seed,
             targets=self._targets(self.prep),
+            labels=self.pseudo,
         )
         if self.noise_bank is not None:
             from crossmodal.data.noise import add_background
@@ -516,6 +522,7 @@ class _Job:
             batch_size=batch_size or self.cfg.train.batch_size,
             label_map=mapping,
             targets=targets,
+            labels=self.pseudo if self.val_prep is None else None,
             with_index=with_index,
         )
         return ds if with_index else self._sharded(ds)
@@ -583,6 +590,82 @@ class _Job:
         self.say(f"auto fusion chose {why}")
         cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, fusion=best))
         return cfg, {"brief_epochs": brief, "candidates": scores, "chosen": best, "why": why}
+
+    def self_train_labels(self, *, resume: bool) -> dict | None:
+        """Cross-modal self-training, first stage. With labels on one modality only, fit once
+        (the same objective: the labeled modality, distillation and alignment through the
+        pairs), then let that fit's head for the labeled modality label the unlabeled pairs
+        where it is confident. The final fit learns the other modality from those labels as
+        from any labeled pair: a far stronger signal than distillation alone, whose teacher is
+        still guessing in the first epochs."""
+        import keras
+        import tensorflow as tf
+
+        from crossmodal.data.reader import make_dataset
+
+        t = self.cfg.train
+        threshold = t.pseudo_label_threshold
+        if not self.align["distill"] or threshold <= 0 or self.cfg.model.multi_label:
+            return None
+        saved = self.staging / PSEUDO_FILE
+        if resume and saved.exists():
+            info = json.loads(saved.read_text())
+            self.pseudo = np.asarray(info.pop("labels"), dtype=np.int32)
+            return info
+        teacher = self.align["distill"].split("->")[0]
+        self.say(
+            f"self-training: a first fit learns from the labeled {teacher}s, then labels the "
+            "unlabeled pairs it is sure of for the final fit"
+        )
+        net, trainer = self.build(self.cfg)
+        val_ds = self.val_ds()
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss" if val_ds is not None else "loss",
+            patience=t.patience,
+            restore_best_weights=True,
+        )
+        callbacks: list = [stop]
+        if self.on_epoch is not None:
+            callbacks.append(
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda e, logs: self.on_epoch(e + 1, t.epochs, dict(logs or {}))
+                )
+            )
+        fit = trainer.fit(
+            self.train_ds(), validation_data=val_ds, epochs=t.epochs, callbacks=callbacks,
+            verbose=0,
+        )  # fmt: skip
+        top = max(s["index"] for s in self.prep.samples) + 1
+        table = np.full(top, -1, dtype=np.int32)
+        pairs = confident = 0
+        for inputs, y, index in make_dataset(self.prep, batch_size=256, with_index=True):
+            y, index = y.numpy(), index.numpy()
+            table[index] = y
+            unlabeled_pair = (
+                (inputs["image_present"].numpy() > 0) & (inputs["audio_present"].numpy() > 0)
+            ) & (y < 0)
+            if not unlabeled_pair.any():
+                continue
+            logits = net(inputs, training=False)[f"{teacher}_logits"]
+            probs = tf.nn.softmax(logits).numpy()  # [B, K]
+            keep = unlabeled_pair & (probs.max(axis=1) >= threshold)
+            table[index[keep]] = probs.argmax(axis=1)[keep]
+            pairs += int(unlabeled_pair.sum())
+            confident += int(keep.sum())
+        info = {
+            "teacher": teacher,
+            "threshold": threshold,
+            "teacher_epochs": len(fit.history.get("loss", [])),
+            "unlabeled_pairs": pairs,
+            "pseudo_labeled": confident,
+        }
+        self.say(
+            f"self-training: {confident} of {pairs} unlabeled pairs labeled by the {teacher} "
+            f"head (confidence >= {threshold:g}); final fit"
+        )
+        saved.write_text(json.dumps({**info, "labels": table.tolist()}))
+        self.pseudo = table
+        return info
 
     def fit_and_export(self, *, resume: bool):
         import keras

@@ -78,9 +78,8 @@ def test_a_stale_partial_run_is_discarded_and_said(data, tmp_path):
     assert not stale.exists()
 
 
-def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
-    """Labeled images only, plus unlabeled image+sound pairs: the audio head learns from the
-    image head (distillation) and the two embeddings are aligned (contrastive loss)."""
+def transfer_manifest(data: Path, path: Path) -> Path:
+    """Half the images labeled (no sound), the other half unlabeled image+sound pairs."""
     rows = ["image,audio,label"]
     for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
         for k, png in enumerate(sorted(label_dir.glob("*.png"))):
@@ -88,8 +87,14 @@ def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
                 rows.append(f"{png},,{label_dir.name}")
             else:
                 rows.append(f"{png},{png.with_suffix('.wav')},")
-    manifest = tmp_path / "transfer.csv"
-    manifest.write_text("\n".join(rows) + "\n")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
+    """Labeled images only, plus unlabeled image+sound pairs: the audio head learns from the
+    image head (distillation) and the two embeddings are aligned (contrastive loss)."""
+    manifest = transfer_manifest(data, tmp_path / "transfer.csv")
     notes = []
     result = train(manifest, tmp_path / "xm", config=tiny_config(), notice=notes.append)
     assert result.config.model.fusion == "late"
@@ -97,6 +102,10 @@ def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
     info = json.loads((tmp_path / "xm" / "dataset.json").read_text())
     assert info["alignment"]["distill"] == "image->audio"
     assert info["alignment"]["labeled_audio"] == 0 and info["alignment"]["unlabeled_pairs"] == 12
+    st = info["alignment"]["self_training"]
+    assert st["teacher"] == "image" and st["threshold"] == 0.9 and st["unlabeled_pairs"] == 12
+    assert 0 <= st["pseudo_labeled"] <= 12 and 1 <= st["teacher_epochs"] <= 4
+    assert not (tmp_path / "xm" / "pseudo_labels.json").exists()
 
     from crossmodal.evaluate import evaluate
 
@@ -104,6 +113,21 @@ def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
     assert "retrieval" in report
     assert report["retrieval"]["num_pairs"] == 24
     assert 0.0 <= report["retrieval"]["audio_to_image"]["recall_at_1"] <= 1.0
+
+
+def test_self_training_gives_the_unlabeled_modality_labels_to_learn_from(data, tmp_path):
+    """A threshold that every teacher prediction passes labels every unlabeled pair, so the
+    final fit trains the audio head on labels (its accuracy is tracked) instead of only
+    matching the teacher; threshold 0 turns the first stage off."""
+    manifest = transfer_manifest(data, tmp_path / "transfer.csv")
+    on = train(manifest, tmp_path / "on", config=tiny_config(pseudo_label_threshold=1e-6))
+    info = json.loads((tmp_path / "on" / "dataset.json").read_text())["alignment"]
+    assert info["self_training"]["pseudo_labeled"] == info["self_training"]["unlabeled_pairs"]
+    assert any(row["audio_accuracy"] > 0 for row in on.history)
+    off = train(manifest, tmp_path / "off", config=tiny_config(pseudo_label_threshold=0.0))
+    info = json.loads((tmp_path / "off" / "dataset.json").read_text())["alignment"]
+    assert "self_training" not in info
+    assert all(row["audio_accuracy"] == 0 for row in off.history)  # no audio label at all
 
 
 def test_auto_fusion_tries_every_candidate_and_says_why(data, tmp_path):

@@ -50,6 +50,7 @@ def make_dataset(
     seed: int = 0,
     label_map: np.ndarray | None = None,
     targets: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     with_index: bool = False,
     cache: bool = True,
 ) -> tf.data.Dataset:
@@ -58,7 +59,8 @@ def make_dataset(
     `indices` selects records by their scan index (a split); `label_map` maps the dataset's
     class ids to the model's (-1 for a class the model does not know). `targets`, a
     [max index + 1, K] multi-hot table (rows of -1 for unlabeled samples), replaces the class
-    id by a float vector: the labels of a multi-label dataset.
+    id by a float vector: the labels of a multi-label dataset. `labels`, a [max index + 1]
+    table of class ids (-1: unlabeled), replaces the records' labels (pseudo-labels).
     """
     layout = prep.layout
     files = [str(p) for p in prep.shard_paths]
@@ -85,6 +87,12 @@ def make_dataset(
             return {**e, "label": tf.where(e["label"] < 0, -1, mapped)}
 
         ds = ds.map(remap, num_parallel_calls=tf.data.AUTOTUNE)
+    if labels is not None:
+        ids = tf.constant(np.asarray(labels, dtype=np.int32))  # [max index + 1]
+        ds = ds.map(
+            lambda e: {**e, "label": tf.gather(ids, e["index"])},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     if targets is not None:
         table = tf.constant(np.asarray(targets, dtype=np.float32))  # [max index + 1, K]
         ds = ds.map(
