@@ -108,12 +108,6 @@ class AugmentConfig:
     noise_dir: str | None = None
     noise_dir_prob: float = 0.5
     noise_dir_snr_db: tuple[float, float] = (0.0, 20.0)
-
-    def __post_init__(self) -> None:
-        if self.image_flip not in FLIPS:
-            raise CrossmodalError(
-                f"unknown image_flip '{self.image_flip}' (choose from {', '.join(FLIPS)})"
-            )
     spec_time_mask: int = 10  # frames
     spec_freq_mask: int = 8  # mel bands
     spec_time_stretch: float = 0.15  # log-mel resampled from a time span of 1 +- this
@@ -122,6 +116,12 @@ class AugmentConfig:
     spec_time_bend: float = 0.0  # smooth non-linear time warp, ends fixed (max shift / length)
     spec_freq_bend: float = 0.0  # smooth non-linear mel-axis warp, ends fixed
     crop_jitter_db: float = 0.0  # active-region threshold drawn from crop_threshold_db +- this
+
+    def __post_init__(self) -> None:
+        if self.image_flip not in FLIPS:
+            raise CrossmodalError(
+                f"unknown image_flip '{self.image_flip}' (choose from {', '.join(FLIPS)})"
+            )
 
 
 @dataclass(frozen=True)
@@ -189,13 +189,13 @@ class TrainConfig:
     # pair, and distillation of the labeled modality's predictions into the other. "auto" turns
     # it on when the data holds unlabeled pairs; "on" uses it as an extra loss anyway.
     align: str = "auto"  # auto | on | off
-    contrastive_weight: float = 0.5
+    contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.1
     distill_weight: float = 1.0
     # Cross-modal self-training: with labels on one modality only, a first (teacher) fit labels
     # the unlabeled pairs from that modality where its confidence reaches this threshold; the
     # final fit then learns the other modality from those pseudo-labels. 0 turns it off.
-    pseudo_label_threshold: float = 0.9
+    pseudo_label_threshold: float = 0.7
 
     def __post_init__(self) -> None:
         for name, value, allowed in (

@@ -103,7 +103,7 @@ def test_cross_modal_transfer_is_switched_on_by_unlabeled_pairs(data, tmp_path):
     assert info["alignment"]["distill"] == "image->audio"
     assert info["alignment"]["labeled_audio"] == 0 and info["alignment"]["unlabeled_pairs"] == 12
     st = info["alignment"]["self_training"]
-    assert st["teacher"] == "image" and st["threshold"] == 0.9 and st["unlabeled_pairs"] == 12
+    assert st["teacher"] == "image" and st["threshold"] == 0.7 and st["unlabeled_pairs"] == 12
     assert 0 <= st["pseudo_labeled"] <= 12 and 1 <= st["teacher_epochs"] <= 4
     assert not (tmp_path / "xm" / "pseudo_labels.json").exists()
 
