@@ -96,7 +96,9 @@ def render_model_card(
         _title_section(config, labels),
         _data_section(dataset),
         _classes_section(labels),
-        _settings_section(config, dataset.get("split") or {}, history),
+        _settings_section(
+            config, dataset.get("split") or {}, history, dataset.get("alignment") or {}
+        ),
         _metrics_section(metrics, curves),
         _use_section(config, dataset, metrics, labels),
         _files_section(curves),
@@ -324,7 +326,10 @@ def _classes_section(labels: list[str]) -> str:
 
 
 def _settings_section(
-    config: Mapping[str, Any], split: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
+    config: Mapping[str, Any],
+    split: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    alignment: Mapping[str, Any] | None = None,
 ) -> str:
     model = config.get("model") or {}
     train = config.get("train") or {}
@@ -343,12 +348,29 @@ def _settings_section(
         ("Seed", train.get("seed")),
         ("Augmentation", "on" if augment.get("enabled") else "off" if augment else None),
         ("Modality dropout", model.get("modality_dropout")),
+        ("Cross-modal transfer", _transfer_text(alignment or {})),
         ("Validation split", _split_text(split)),
     ]
     lines = ["## Settings", "", "| Setting | Value |", "|---|---|"]
     lines += [f"| {name} | {_plain(value)} |" for name, value in rows if value is not None]
     lines += ["", "Every setting is in `config.json`."]
     return "\n".join(lines)
+
+
+def _transfer_text(alignment: Mapping[str, Any]) -> str | None:
+    if not alignment.get("distill"):
+        return None
+    text = (
+        f"{alignment['distill']} through {_num(alignment.get('unlabeled_pairs'))} unlabeled pairs"
+    )
+    st = alignment.get("self_training")
+    if isinstance(st, Mapping):
+        text += (
+            f"; self-training: the {st.get('teacher')} head labeled "
+            f"{_num(st.get('pseudo_labeled'))} of {_num(st.get('unlabeled_pairs'))} pairs "
+            f"(confidence >= {_plain(st.get('threshold'))})"
+        )
+    return text
 
 
 def _epochs_run(history: Sequence[Mapping[str, Any]], train: Mapping[str, Any]) -> str | None:

@@ -59,13 +59,13 @@ def test_one_model_predicts_from_either_modality_alone(held_out_model):
     """Issue 3: the same fused model, with each modality removed from every sample.
 
     Issue 3 asks for 0.99 / 0.97 / 0.88 (both / image / audio) on unseen speakers; measured
-    here on nicolas: 0.982 / 0.952 / 0.798 (see the issue notes). These bounds are those
-    figures less a margin for another CPU's arithmetic: they guard what is reached, they do
-    not claim the targets."""
+    here on nicolas: 0.992 / 0.966 / 0.816 (see the issue notes). The first bound is the
+    target; the others are the figures less a margin for another CPU's arithmetic: they guard
+    what is reached, they do not claim the targets."""
     _, metrics = held_out_model
-    assert metrics["both"]["accuracy"] >= 0.975, metrics["both"]["accuracy"]
-    assert metrics["image"]["accuracy"] >= 0.94, metrics["image"]["accuracy"]
-    assert metrics["audio"]["accuracy"] >= 0.76, metrics["audio"]["accuracy"]
+    assert metrics["both"]["accuracy"] >= 0.99, metrics["both"]["accuracy"]
+    assert metrics["image"]["accuracy"] >= 0.95, metrics["image"]["accuracy"]
+    assert metrics["audio"]["accuracy"] >= 0.78, metrics["audio"]["accuracy"]
     # The modality that is there carries the prediction: each alone beats chance by far,
     # and the fused model is at least as good as the better one alone.
     assert metrics["both"]["accuracy"] >= max(m["accuracy"] for m in metrics.values()) - 1e-9
@@ -75,8 +75,9 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     """Issue 4: the held-out speaker's samples corrupted: image pixel noise and an occluding
     patch, sound mixed with background babble at 5 dB SNR.
 
-    Issue 4 asks for 0.95 here; measured: 0.762 (audio alone 0.506). The bound guards that
-    figure less a margin; the gap is in the issue notes."""
+    Issue 4 asks for 0.95 here; measured: 0.936 (image alone 0.830, audio alone 0.622;
+    0.762 before cutout, per-image noise strength and babble augmentation). The bound guards
+    that figure less a margin; the gap is in the issue notes."""
     import shutil
 
     from crossmodal.evaluate import evaluate
@@ -91,15 +92,16 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     noisy = corrupt_folder(clean, tmp_path / "noisy", snr_db=5.0, seed=0)
     report = evaluate(model, noisy, out=tmp_path / "noisy-report")
     assert report["num_samples"] == 500
-    assert report["accuracy"] >= 0.72, report["ablation"]
+    assert report["accuracy"] >= 0.91, report["ablation"]
 
 
 def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_factory):
     """Issue 3: labels on images only, plus unlabeled image+sound pairs (no audio label
     anywhere); the model then classifies the held-out speaker's sounds alone.
 
-    Issue 3 asks for 0.80; measured: 0.496 (chance is 0.10). The bound guards that figure
-    less a margin; the gap is in the issue notes."""
+    Issue 3 asks for 0.80; measured: 0.772 with self-training (0.496 with distillation
+    alone; chance is 0.10). The bound guards that figure less a margin; the gap is in the
+    issue notes."""
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.evaluate import evaluate
     from crossmodal.train import train
@@ -122,4 +124,4 @@ def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_f
     test = speaker_manifest(avdigits, work / "test.csv", {HELD_OUT})
     report = evaluate(work / "model", test, modality="audio")
     assert report["num_samples"] == 500
-    assert report["accuracy"] >= 0.45, report["accuracy"]
+    assert report["accuracy"] >= 0.72, report["accuracy"]

@@ -178,6 +178,24 @@ def test_model_card_group_split_and_no_validation(tmp_path: Path) -> None:
     assert "Training curves" not in card
 
 
+def test_model_card_says_how_labels_crossed_modalities(tmp_path: Path) -> None:
+    model = make_model_dir(tmp_path, {"kind": "stratified", "val_fraction": 0.15})
+    inputs = card_inputs(model)
+    assert "Cross-modal transfer" not in render_model_card(**inputs)
+    inputs["dataset"]["alignment"] = {
+        "distill": "image->audio",
+        "unlabeled_pairs": 750,
+        "self_training": {
+            "teacher": "image", "threshold": 0.7, "pseudo_labeled": 688, "unlabeled_pairs": 750,
+        },
+    }  # fmt: skip
+    card = render_model_card(**inputs)
+    assert (
+        "| Cross-modal transfer | image->audio through 750 unlabeled pairs; self-training: the "
+        "image head labeled 688 of 750 pairs (confidence >= 0.7) |" in card
+    )
+
+
 def test_training_curves_need_history(tmp_path: Path) -> None:
     assert write_training_curves(tmp_path, []) is None
     assert list(tmp_path.iterdir()) == []
