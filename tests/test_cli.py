@@ -106,6 +106,19 @@ def test_train_mixes_background_sounds_from_a_noise_dir(data, tmp_path):
     assert config["augment"]["image_flip"] == "horizontal"
 
 
+def test_readme_main_job_trains_on_the_shipped_sample_data(tmp_path):
+    """README's first command, with its defaults, on sample_data/. Each modality alone is
+    built to be ambiguous there (the image cannot tell circle_low from circle_high, the sound
+    cannot tell circle_high from square_high), so the fused model must beat both."""
+    root = Path(__file__).resolve().parents[1]
+    proc = run("train", str(root / "sample_data"), "--out", str(tmp_path / "sample"), "--json")
+    report = json.loads(proc.stdout)
+    val = report["validation"]
+    assert val["both"]["num_samples"] >= 20
+    assert val["both"]["accuracy"] >= 0.85, val
+    assert val["both"]["accuracy"] > max(val["image"]["accuracy"], val["audio"]["accuracy"])
+
+
 def test_version():
     assert run("--version").stdout.startswith("crossmodal ")
 
