@@ -114,7 +114,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 # Checked inside the nested `avdigits` object too, when that data set is present.
 AVDIGITS_TARGETS = ("preprocess_vs_decode", "preprocess_cache_speedup")
 
-BATCH_SIZE = 32  # TrainConfig's default, what `crossmodal train` uses
+BATCH_SIZE = 32  # what `crossmodal train` uses when a training set has 512 samples or more
 MATMUL_N = 2048
 _REAL_STDOUT: int | None = None  # fd of the real stdout while measurements run
 
@@ -665,6 +665,7 @@ def _config(prep):
     img, aud = prep.info["image"], prep.info["audio"]
     cfg = RunConfig()
     return cfg.replace(
+        train=dataclasses.replace(cfg.train, batch_size=BATCH_SIZE),  # the default is 0: auto
         image=ImageConfig(img["height"], img["width"], img["channels"]),
         audio=dataclasses.replace(
             cfg.audio, sample_rate=aud["sample_rate"], clip_seconds=aud["clip_seconds"]

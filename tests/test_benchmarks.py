@@ -112,3 +112,20 @@ def test_every_target_is_documented(bench):
     ]:
         assert f"`{key}`" in bench.__doc__, key
         assert f"`{key}`" in readme, key
+
+
+def test_benchmark_config_has_a_real_batch_size(bench):
+    """TrainConfig's batch size 0 means "auto" (decided by `train` from the data); the
+    benchmark builds its networks and optimizers itself, so it must fix one."""
+    from types import SimpleNamespace
+
+    prep = SimpleNamespace(
+        info={
+            "image": {"height": 28, "width": 28, "channels": 1},
+            "audio": {"sample_rate": 16000, "clip_seconds": 1.0},
+        },
+        classes=["a", "b"],
+    )
+    cfg = bench._config(prep)
+    assert cfg.train.batch_size == bench.BATCH_SIZE > 0
+    assert cfg.image.height == 28 and cfg.labels == ("a", "b")
