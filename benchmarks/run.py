@@ -645,7 +645,17 @@ def bench_xla(tf, prep, steps: int, repeats: int) -> dict:
         if jit and not trainer.jit_compile:
             return {"xla_speedup": None, "xla_note": "Keras refused jit_compile for this model"}
         log(f"xla: compiling (jit_compile={jit})")
-        warm = _timed_fit(trainer, ds, 1, 2)
+        try:
+            warm = _timed_fit(trainer, ds, 1, 2)
+        except tf.errors.OpError as exc:  # an op without an XLA kernel
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            why = [ln for ln in lines if "tf2xla" in ln or "unsupported" in ln.lower()]
+            frames = [ln for ln in lines if "crossmodal/" in ln]  # where, in our code
+            first = (why or lines or ["unknown error"])[0][:160]
+            if frames:
+                first += f" (at crossmodal/{frames[-1].split('crossmodal/')[-1]})"
+            log(f"xla: cannot compile (jit_compile={jit}): {first}")
+            return {"xla_speedup": None, "xla_note": f"XLA cannot compile this network: {first}"}
         log(f"xla: warm-up (jit_compile={jit}) {warm:.1f} s")
         trainers.append(trainer)
     plain, xla = alternate(repeats, *[lambda t=t: _timed_fit(t, ds, 1, steps) for t in trainers])

@@ -156,7 +156,8 @@ def _open_one(path: Path | str) -> PreparedDataset:
     try:
         # split("\n"), not splitlines(): U+2028 and friends are text inside a JSON string
         lines = fsio.read_text(fsio.join(path, SAMPLES_JSONL)).split("\n")
-        samples = [json.loads(line) for line in lines if line]
+        # one parse of a JSON array, not one per line: this runs on every cached re-run
+        samples = json.loads("[" + ",".join(line for line in lines if line) + "]")
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path} is incomplete ({SAMPLES_JSONL}: {exc})") from None
     return PreparedDataset(path=path, info=info, samples=samples)
@@ -234,6 +235,7 @@ def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
     """Content key: every file's path, size and mtime, every label, and the settings."""
     h = hashlib.sha256()
     h.update(json.dumps([PREP_FORMAT_VERSION, asdict(settings)]).encode())
+    cwd = os.getcwd()  # relative paths are keyed as absolute ones (joined, not normalized)
     for s in result.samples:
         parts = [s.stem, s.label or "", s.group or ""]
         for p in (s.image, s.audio):
@@ -241,8 +243,13 @@ def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
                 parts.append("-")
                 continue
             try:
-                size, mtime = fsio.size_and_mtime(p)
-                name = p if fsio.is_remote(p) else os.path.abspath(p)
+                if "://" in p:  # remote: the store's size and time
+                    size, mtime = fsio.size_and_mtime(p)
+                    name = p
+                else:  # local: one stat, no pathlib (this runs for every file on a re-run)
+                    st = os.stat(p)
+                    size, mtime = st.st_size, st.st_mtime_ns
+                    name = p if p[:1] == "/" or os.path.isabs(p) else os.path.join(cwd, p)
                 parts.append(f"{name}|{size}|{mtime}")
             except Exception:  # OSError locally, tf.errors.OpError remotely
                 parts.append(f"{p}|gone")

@@ -150,6 +150,7 @@ _PREFERENCE = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS + AUDIO_EXTENSION
 
 def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
     """Group media files of one folder by stem; the first extension in preference order wins.
+    `files` holds paths (str, Path, RemoteFile) or (name, path) pairs.
 
     Works on plain strings (os.path), not pathlib: a folder of thousands of files is scanned
     on every re-run, and building a Path per file costs more than the rest of the scan.
@@ -158,9 +159,16 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
         lambda: defaultdict(list)
     )
     for f in files:
-        f = f if isinstance(f, str) else str(f)  # a Path, or a RemoteFile (str is its URL)
-        name = f.rsplit("/", 1)[-1] if "://" in f else os.path.basename(f)
-        stem, ext = os.path.splitext(name)
+        if isinstance(f, tuple):  # (name, path) from a directory listing: no basename to take
+            name, f = f
+        else:
+            f = f if isinstance(f, str) else str(f)  # a Path, or a RemoteFile (str is its URL)
+            name = f.rsplit("/", 1)[-1] if "://" in f else os.path.basename(f)
+        stem, dot, ext = name.rpartition(".")  # os.path.splitext, without its generality
+        if not dot or not stem.strip("."):  # "name" or ".name": no extension
+            stem, ext = name, ""
+        else:
+            ext = "." + ext
         kind = _KIND_BY_EXTENSION.get(ext.lower())
         if kind is None:
             result.ignore(f, "not an image or audio file")
@@ -218,7 +226,7 @@ def scan_folder(root: Path) -> ScanResult:
             if _is_hidden(entry.name):
                 continue
             if _entry_is_file(entry):
-                files.append(entry.path)
+                files.append((entry.name, entry.path))
             elif _entry_is_dir(entry):
                 result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
             else:
