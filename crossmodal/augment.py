@@ -60,7 +60,10 @@ class WaveformAugment(keras.layers.Layer):
         power = tf.reduce_mean(tf.square(audio), axis=-1, keepdims=True)  # [N, 1]
         if self.babble_prob > 0 and self.babble_voices > 0:
             babble = tf.add_n(
-                [tf.roll(audio, r, axis=0) for r in range(1, self.babble_voices + 1)]
+                [
+                    tf.roll(audio, r, axis=0) * tf.cast(r < n, tf.float32)  # never itself
+                    for r in range(1, self.babble_voices + 1)
+                ]
             )  # [N, T]: other rows of the batch (absent audio is silence and adds nothing)
             b_power = tf.reduce_mean(tf.square(babble), axis=-1, keepdims=True)  # [N, 1]
             b_snr = keras.random.uniform(

@@ -71,6 +71,17 @@ def test_babble_leaves_a_silent_row_silent():
     assert np.all(layer(audio, training=True).numpy()[2] == 0.0)
 
 
+def test_babble_never_mixes_a_clip_with_itself():
+    audio = speechlike(2, 2000)  # two voices asked for, one other clip in the batch
+    layer = WaveformAugment(
+        0.0, 0, noise_prob=0.0, babble_prob=1.0, babble_snr_db=(5, 5), babble_voices=2, seed=0
+    )
+    added = layer(audio, training=True).numpy() - audio
+    assert abs(np.corrcoef(added[0], audio[1])[0, 1]) > 0.999
+    alone = layer(audio[:1], training=True).numpy()
+    np.testing.assert_array_equal(alone, audio[:1])  # nobody else: nothing added
+
+
 def test_image_noise_strength_varies_per_image_up_to_its_maximum():
     x = tf.zeros([200, 16, 16, 1])
     std = ImageNoise(0.2, seed=3)(x, training=True).numpy().reshape(200, -1).std(axis=1)
