@@ -594,6 +594,19 @@ class _Job:
         cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, fusion=best))
         return cfg, {"brief_epochs": brief, "candidates": scores, "chosen": best, "why": why}
 
+    def _progress(self, epochs: int) -> list:
+        """A callback reporting each finished epoch to `on_epoch`, when there is one."""
+        import keras
+
+        if self.on_epoch is None:
+            return []
+        report = self.on_epoch
+        return [
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda e, logs: report(e + 1, epochs, dict(logs or {}))
+            )
+        ]
+
     def self_train_labels(self, *, resume: bool) -> dict | None:
         """Cross-modal self-training, first stage. With labels on one modality only, fit once
         (the same objective: the labeled modality, distillation and alignment through the
@@ -628,12 +641,7 @@ class _Job:
             restore_best_weights=True,
         )
         callbacks: list = [stop]
-        if self.on_epoch is not None:
-            callbacks.append(
-                keras.callbacks.LambdaCallback(
-                    on_epoch_end=lambda e, logs: self.on_epoch(e + 1, t.epochs, dict(logs or {}))
-                )
-            )
+        callbacks += self._progress(t.epochs)
         fit = trainer.fit(
             self.train_ds(), validation_data=val_ds, epochs=t.epochs, callbacks=callbacks,
             verbose=0,
@@ -701,12 +709,7 @@ class _Job:
             *([_plateau(t)] if t.schedule == "plateau" else []),
             checkpoint,
         ]
-        if self.on_epoch is not None:
-            callbacks.append(
-                keras.callbacks.LambdaCallback(
-                    on_epoch_end=lambda e, logs: self.on_epoch(e + 1, t.epochs, dict(logs or {}))
-                )
-            )
+        callbacks += self._progress(t.epochs)
         if initial_epoch < t.epochs and not checkpoint.stopped:
             trainer.fit(
                 train_ds,
