@@ -101,6 +101,7 @@ def test_train_mixes_background_sounds_from_a_noise_dir(data, tmp_path):
         "--noise-dir", str(noise), "--flip", "horizontal",
     )  # fmt: skip
     assert "background noise: 1 s" in proc.stdout + proc.stderr
+    assert "epoch 1/1 " in proc.stdout + proc.stderr  # a plain line per epoch
     config = json.loads((out / "config.json").read_text())
     assert config["augment"]["noise_dir"] == str(noise)
     assert config["augment"]["image_flip"] == "horizontal"
