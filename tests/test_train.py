@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -32,15 +33,26 @@ class Kill(KeyboardInterrupt):
     """Stands in for a SIGINT arriving after an epoch."""
 
 
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path):
-    full = train(data, tmp_path / "full", config=tiny_config())
+@pytest.mark.parametrize("noise", [False, True], ids=["defaults", "noise-dir"])
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, noise):
+    """Also with --noise-dir: its per-batch seeds are replayed with the shuffles."""
+    cfg = tiny_config()
+    if noise:
+        import soundfile as sf
+
+        (tmp_path / "noise").mkdir()
+        rng = np.random.default_rng(0)
+        sf.write(tmp_path / "noise" / "n.wav", 0.1 * rng.normal(size=16000), 16000)
+        aug = dataclasses.replace(cfg.augment, noise_dir=str(tmp_path / "noise"))
+        cfg = cfg.replace(augment=aug)
+    full = train(data, tmp_path / "full", config=cfg)
 
     def die_after_two(epoch, total, logs):
         if epoch == 2:
             raise Kill()
 
     with pytest.raises(Kill):
-        train(data, tmp_path / "cut", config=tiny_config(), on_epoch=die_after_two)
+        train(data, tmp_path / "cut", config=cfg, on_epoch=die_after_two)
     assert not (tmp_path / "cut").exists(), "an interrupted run must not look complete"
     assert (tmp_path / ".cut.partial" / "checkpoint" / "meta.json").exists()
     notes = []
