@@ -202,9 +202,10 @@ def train(
         data = data or (Path(cfg.data) if cfg.data else None)
         if data is None and resume is None:
             raise CrossmodalError("missing argument DATA (or a --config that names its data)")
-        noise_dir = cfg.augment.noise_dir
-        if noise_dir and "://" not in noise_dir and not Path(noise_dir).is_dir():
-            raise CrossmodalError(f"--noise-dir {noise_dir}: not a folder")
+        if cfg.augment.noise_dir:
+            from crossmodal.data.noise import check_noise_dir
+
+            check_noise_dir(cfg.augment.noise_dir)
         image = explicit["image"]
         shape = (
             (image["height"], image["width"]) if "height" in image and "width" in image else None

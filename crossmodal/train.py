@@ -240,9 +240,10 @@ def train(
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
         cfg = config or RunConfig()
-        noise_dir = cfg.augment.noise_dir
-        if noise_dir and not fsio.is_remote(noise_dir) and not Path(noise_dir).is_dir():
-            raise CrossmodalError(f"--noise-dir {noise_dir}: not a folder")
+        if cfg.augment.noise_dir:  # before preprocessing, which can take minutes
+            from crossmodal.data.noise import check_noise_dir
+
+            check_noise_dir(cfg.augment.noise_dir)
         if not resume and staging.exists():
             shutil.rmtree(staging)
             say(f"discarded an incomplete earlier run in {staging} (pass --resume to continue one)")

@@ -163,9 +163,11 @@ def test_noise_dir_problems_are_one_clear_error(tmp_path, setup, message):
         load_noise_bank(tmp_path, sample_rate=16000, min_samples=100)
 
 
-def test_missing_noise_dir_is_refused(tmp_path):
+def test_missing_or_remote_noise_dir_is_refused(tmp_path):
     with pytest.raises(CrossmodalError, match="not a folder"):
         load_noise_bank(tmp_path / "nope", sample_rate=16000, min_samples=100)
+    with pytest.raises(CrossmodalError, match="must be a local folder"):
+        load_noise_bank("gs://bucket/noise", sample_rate=16000, min_samples=100)
 
 
 def batches(audio, present):

@@ -19,13 +19,22 @@ from crossmodal.errors import CrossmodalError
 MAX_BANK_SECONDS = 600.0  # bounds memory: 10 minutes at 16 kHz is 38 MB of float32
 
 
+def check_noise_dir(folder: str | Path) -> Path:
+    """The folder as a Path, or one clear error (cheap: no decoding, no TensorFlow), so that
+    the CLI and `train` refuse a wrong folder before any slow work."""
+    if "://" in str(folder):
+        raise CrossmodalError(f"--noise-dir {folder}: must be a local folder")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CrossmodalError(f"--noise-dir {folder}: not a folder")
+    return folder
+
+
 def load_noise_bank(
     folder: str | Path, *, sample_rate: int, min_samples: int, max_seconds: float = MAX_BANK_SECONDS
 ) -> np.ndarray:
     """float32 [L] with L >= min_samples: every audio file under `folder`, each at unit RMS."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CrossmodalError(f"--noise-dir {folder}: not a folder")
+    folder = check_noise_dir(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise CrossmodalError(
