@@ -22,7 +22,7 @@ def predict(
     ] = None,
     top_k: Annotated[int, typer.Option(min=1)] = 3,
     modality: Modality = "both",
-    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
     json_output: Json = False,
     quiet: Quiet = False,
 ) -> None:

@@ -18,6 +18,7 @@ from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import Sample, scan_inputs
 from crossmodal.errors import CrossmodalError
+from crossmodal.inference import presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -64,19 +65,70 @@ def _batches(samples: list[Sample], cfg, batch_size: int, workers: int) -> Itera
             yield list(zip(chunk, (f.result() for f in futures), strict=True))
 
 
+@dataclass
+class _Scored:
+    """One decoded batch and what the model said about its readable rows."""
+
+    batch: list  # [(Sample, (image, audio, errors))]
+    image_used: np.ndarray  # [R] bool, R = rows with any input
+    audio_used: np.ndarray  # [R] bool
+    keep: np.ndarray  # [R] bool: the row still has input under --modality
+    probs: np.ndarray  # [R, K]
+
+
+def _scored(batches: Iterator[list], serve, cfg, modality: str) -> Iterator[_Scored]:
+    """Run the model on each batch in a thread of its own, one batch ahead of the caller.
+
+    While the model works on batch i (TensorFlow releases the GIL), this thread stacks batch
+    i + 1 and the caller formats the rows of batch i - 1: the model never waits for Python.
+    """
+    h, w, c = cfg.image.height, cfg.image.width, cfg.image.channels
+    blank_image = np.zeros((h, w, c), np.uint8)
+    blank_audio = np.zeros(cfg.audio.num_samples, np.float32)
+
+    def run(image, ip, audio, ap):
+        return serve(image=image, image_present=ip, audio=audio, audio_present=ap)[
+            "probabilities"
+        ].numpy()
+
+    with ThreadPoolExecutor(max_workers=1) as model_thread:
+        pending: list[tuple[list, tuple, object]] = []
+        for batch in batches:
+            ok = [d for _, d in batch if d[0] is not None or d[1] is not None]
+            ip, ap, keep = presence_for(
+                modality,
+                np.array([img is not None for img, _, _ in ok], bool),
+                np.array([aud is not None for _, aud, _ in ok], bool),
+            )
+            future = None
+            if ok:
+                image = np.stack([img if img is not None else blank_image for img, _, _ in ok])
+                audio = np.stack([aud if aud is not None else blank_audio for _, aud, _ in ok])
+                future = model_thread.submit(run, image, ip, audio, ap)
+            pending.append((batch, (ip, ap, keep), future))
+            if len(pending) > 1:
+                yield _finish(*pending.pop(0))
+        for item in pending:
+            yield _finish(*item)
+
+
+def _finish(batch, flags, future) -> _Scored:
+    ip, ap, keep = flags
+    probs = future.result() if future is not None else np.zeros((0, 0), np.float32)
+    return _Scored(batch, ip, ap, keep, probs)
+
+
 def predict(
     model: str | Path,
     inputs: list[str | Path],
     *,
     top_k: int = 3,
-    batch_size: int = 128,
+    batch_size: int = 64,
     workers: int | None = None,
     modality: str = "both",
 ) -> Iterator[dict]:
     """Yield one row per input sample (in input order): files, label, probability, top_k; or
     `error` when none of its files could be read."""
-    from crossmodal.inference import presence_for
-
     md = open_model_dir(model)
     cfg = md.config
     scanned = scan_inputs([str(p) for p in inputs])
@@ -87,55 +139,39 @@ def predict(
     serve = md.load_serving()
     labels = md.labels
     thresholds = md.thresholds() if cfg.model.multi_label else None
-    h, w, c = cfg.image.height, cfg.image.width, cfg.image.channels
     k = min(top_k, len(labels))
     # Decoding threads beside TensorFlow's own: one per core, at most 4 (more only contend
-    # with inference for the same cores; 128 per batch measured best on two cores).
+    # with inference for the same cores).
     workers = workers or max(1, min(4, os.cpu_count() or 1))
-    for batch in _batches(scanned.samples, cfg, batch_size, workers):
-        ok = [
-            (s, img, aud, err) for s, (img, aud, err) in batch if img is not None or aud is not None
-        ]
-        if ok:
-            image = np.stack(
-                [img if img is not None else np.zeros((h, w, c), np.uint8) for _, img, _, _ in ok]
-            )
-            audio = np.stack(
-                [
-                    aud if aud is not None else np.zeros(cfg.audio.num_samples, np.float32)
-                    for _, _, aud, _ in ok
-                ]
-            )
-            ip, ap, keep = presence_for(
-                modality,
-                np.array([img is not None for _, img, _, _ in ok]),
-                np.array([aud is not None for _, _, aud, _ in ok]),
-            )
-            probs = serve(image=image, image_present=ip, audio=audio, audio_present=ap)[
-                "probabilities"
-            ].numpy()
-        results = iter(range(len(ok)))
-        for s, (img, aud, errors) in batch:
+    batches = _batches(scanned.samples, cfg, batch_size, workers)
+    for scored in _scored(batches, serve, cfg, modality):
+        probs = scored.probs
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # [R, k], best first
+        top = np.take_along_axis(probs, order, axis=1).tolist()  # [R, k] floats
+        order = order.tolist()
+        image_used, audio_used = scored.image_used.tolist(), scored.audio_used.tolist()
+        i = -1
+        for s, (img, aud, errors) in scored.batch:
             row: dict = {"image": s.image, "audio": s.audio}
             if img is None and aud is None:
                 row["error"] = "; ".join(errors) or "no input"
                 yield row
                 continue
-            i = next(results)
-            if not keep[i]:
+            i += 1
+            if not scored.keep[i]:
                 row["error"] = f"no {modality} input"
                 yield row
                 continue
-            order = np.argsort(-probs[i])[:k]
             row.update(
                 {
-                    "label": labels[int(order[0])],
-                    "probability": float(probs[i, order[0]]),
+                    "label": labels[order[i][0]],
+                    "probability": top[i][0],
                     "top_k": [
-                        {"label": labels[int(j)], "probability": float(probs[i, j])} for j in order
+                        {"label": labels[j], "probability": p}
+                        for j, p in zip(order[i], top[i], strict=True)
                     ],
-                    "image_used": bool(ip[i]),
-                    "audio_used": bool(ap[i]),
+                    "image_used": image_used[i],
+                    "audio_used": audio_used[i],
                 }
             )
             if thresholds is not None:  # multi-label: every label above its own threshold

@@ -234,6 +234,45 @@ def test_predict_reports_broken_inputs_and_exits_3(model, data, tmp_path):
     assert "broken.png" in rows[0]["error"]
 
 
+@pytest.mark.parametrize("modality", ["both", "audio"])
+def test_predict_rows_do_not_depend_on_batching(model, data, tmp_path, modality):
+    """The pipelined predict (decode threads, model thread, row formatting) keeps input order
+    and gives every row the same answer whatever the batch size, across batches that hold
+    only unreadable files, lone images (no audio under --modality audio) and mixed rows."""
+    from crossmodal.predict import predict
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("a_broken.png", "b_broken.png", "c_broken.wav"):
+        (bad / name).write_bytes(b"not media")
+    (bad / "d_only.png").write_bytes((data / "c" / "g0_c0.png").read_bytes())
+    inputs = [data / "a", bad, data / "b"]
+    one_batch = list(predict(model, inputs, modality=modality, batch_size=64))
+    assert len(one_batch) == 8 + 4 + 8
+    for batch_size in (1, 2, 5):
+        rows = list(predict(model, inputs, modality=modality, batch_size=batch_size, workers=2))
+        assert [(r["image"], r["audio"]) for r in rows] == [
+            (r["image"], r["audio"]) for r in one_batch
+        ]
+        for got, want in zip(rows, one_batch, strict=True):
+            assert got.get("error") == want.get("error")
+            assert got.get("label") == want.get("label")
+            if "top_k" in want:
+                assert [t["label"] for t in got["top_k"]] == [t["label"] for t in want["top_k"]]
+                np.testing.assert_allclose(
+                    [t["probability"] for t in got["top_k"]],
+                    [t["probability"] for t in want["top_k"]],
+                    atol=1e-5,
+                )
+    errors = {Path(r["image"] or r["audio"]).name: r["error"] for r in one_batch if "error" in r}
+    assert {"a_broken.png", "b_broken.png", "c_broken.wav"} <= set(errors)
+    if modality == "audio":
+        assert errors["d_only.png"] == "no audio input"
+        assert all(not r["image_used"] for r in one_batch if "error" not in r)
+    else:
+        assert "d_only.png" not in errors
+
+
 BARE_CLIENT = """
 import json, sys
 import numpy as np, soundfile as sf, tensorflow as tf
