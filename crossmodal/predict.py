@@ -79,8 +79,9 @@ class _Scored:
 def _scored(batches: Iterator[list], serve, cfg, modality: str) -> Iterator[_Scored]:
     """Run the model on each batch in a thread of its own, one batch ahead of the caller.
 
-    While the model works on batch i (TensorFlow releases the GIL), this thread stacks batch
-    i + 1 and the caller formats the rows of batch i - 1: the model never waits for Python.
+    While the model works on batch i (TensorFlow releases the GIL), the calling thread stacks
+    batch i + 1 and formats the rows of batch i - 1, and the decoding threads read the files
+    after: the model does not wait for Python between batches.
     """
     h, w, c = cfg.image.height, cfg.image.width, cfg.image.channels
     blank_image = np.zeros((h, w, c), np.uint8)
