@@ -394,6 +394,19 @@ def test_scan_inputs_same_file_twice_is_one_input(tmp_path):
     assert result.skipped == []
 
 
+def test_scan_inputs_relative_spellings_are_one_input(tmp_path, monkeypatch):
+    touch(tmp_path / "a.png")
+    touch(tmp_path / "d/b.png")
+    touch(tmp_path / "d/b.wav")
+    monkeypatch.chdir(tmp_path)
+    result = scan_inputs([".", "a.png", "./d/b.png", "d", "d/"])
+    assert [(s.stem, s.image, s.audio) for s in result.samples] == [
+        ("a", "a.png", None),
+        ("b", "d/b.png", "d/b.wav"),
+    ]
+    assert result.skipped == []
+
+
 def test_scan_inputs_with_manifest(media):
     manifest = write_csv(media / "m.csv", manifest_rows())
     result = scan_inputs([manifest, media / "img/b.png"])

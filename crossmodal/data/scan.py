@@ -327,7 +327,8 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
     """For predict: files, folders (searched recursively) or manifests, paired by folder+stem."""
     paths = [fsio.normalize(p) if fsio.is_remote(p) else p for p in paths]
     result = ScanResult(samples=[], source=", ".join(str(p) for p in paths), kind="files")
-    loose: dict[Path | str, list[Path | RemoteFile]] = defaultdict(list)
+    # folder -> [(name, path)]; paths are text spelled as pathlib would (no "./", one "/")
+    loose: dict[str, list] = defaultdict(list)
     for raw in paths:
         if fsio.is_remote(raw):
             _remote_inputs(str(raw), result, loose)
@@ -338,30 +339,47 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
             result.samples.extend(sub.samples)
             result.skipped.extend(sub.skipped)
         elif _is_file(p):
-            loose[p.parent].append(p)
+            loose[str(p.parent)].append((p.name, str(p)))
         elif p.is_dir():
-            seen: set[tuple[int, int]] = set()
-            for folder, dirs, names in os.walk(p, followlinks=True):
-                st = os.stat(folder)
-                if (st.st_dev, st.st_ino) in seen:  # a symlink loop: walk each folder once
-                    dirs[:] = []
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
-                for name in sorted(names):
-                    if _is_hidden(name):
-                        continue
-                    full = os.path.join(folder, name)
-                    if os.path.isfile(full):
-                        loose[Path(folder)].append(Path(folder) / name)
-                    elif modality_of(Path(name)) is not None:  # a broken link, a FIFO
-                        result.skip(full, _not_a_file(full))
+            _walk_inputs(str(p), result, loose)
         else:
             result.skip(p, "does not exist")
-    for folder in sorted(loose, key=str):
+    for folder in sorted(loose):
         # dict.fromkeys: a file named twice (or named and inside a named folder) is one input
         add_pairs(result, pair_files(list(dict.fromkeys(loose[folder])), result), None)
     return result
+
+
+def _walk_inputs(root: str, result: ScanResult, loose: dict[str, list]) -> None:
+    """Every file under `root` into `loose`, links followed, each folder once, hidden entries
+    skipped. Text paths and directory entries, not pathlib: a folder of thousands of files
+    is scanned on every `crossmodal predict`, and a Path per file cost more than the rest."""
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:  # a symlink loop: walk each folder once
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:  # an unreadable sub-folder is passed over, as os.walk does
+            continue
+        subfolders = []
+        for entry in entries:
+            if _is_hidden(entry.name):
+                continue
+            # pathlib's spelling: Path(".") / "x" is "x", not "./x"
+            path = entry.name if folder == "." else entry.path
+            if _entry_is_file(entry):
+                loose[folder].append((entry.name, path))
+            elif _entry_is_dir(entry):
+                subfolders.append(path)
+            elif modality_of(Path(entry.name)) is not None:  # a broken link, a FIFO
+                result.skip(path, _not_a_file(path))
+        stack.extend(reversed(subfolders))
 
 
 # --- remote sources (gs://, s3://, ram://, ... through tf.io.gfile) ---------------------------
