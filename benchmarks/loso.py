@@ -1,14 +1,17 @@
 """Leave-one-speaker-out on ../shared/datasets/avdigits: the honest estimate for unseen voices.
 
     python benchmarks/loso.py [--data DIR] [--speakers nicolas,jackson] [--fusion concat,late]
-                              [--transfer] [--epochs N]
+                              [--transfer] [--shifted] [--epochs N]
 
 For each speaker S and each fusion method F: train with defaults (and --fusion F) on the other
 speakers, with S held out as the validation group, then read the fused model's accuracy on S
 with both modalities, the image alone and the sound alone (one model, the other modality
 removed from every sample), plus the wall time of training. With --transfer, also train on a
 manifest of labeled images plus unlabeled image+sound pairs from the other speakers (no audio
-label anywhere) and report audio-alone accuracy on S.
+label anywhere) and report audio-alone accuracy on S. With --shifted, also evaluate each
+fused model on a corrupted copy of S (`crossmodal.robustness.corrupt_folder`, the acceptance
+test's shift: pixel noise sigma 40, a 30% gray patch, babble of 3 other recordings at 5 dB SNR,
+seed 0): `shifted` is the accuracy with both modalities there.
 
 Prints one JSON object: per-run rows and per-fusion means. Each training takes minutes on two
 cores: the full grid (4 speakers x 5 fusions) takes about an hour and a half.
@@ -53,12 +56,24 @@ def held_out_manifest(data: Path, speaker: str, path: Path) -> Path:
     return path
 
 
+def held_out_folder(data: Path, speaker: str, dst: Path) -> Path:
+    """The speaker's pairs as a class-folder copy (what `corrupt_folder` reads)."""
+    import shutil
+
+    for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
+        for f in sorted(label_dir.glob(f"{speaker}_*")):
+            (dst / label_dir.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, dst / label_dir.name / f.name)
+    return dst
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--speakers", default="")
     parser.add_argument("--fusion", default="concat")
     parser.add_argument("--transfer", action="store_true")
+    parser.add_argument("--shifted", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
     if not args.data.is_dir():
@@ -67,6 +82,7 @@ def main() -> int:
 
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.evaluate import evaluate
+    from crossmodal.robustness import corrupt_folder
     from crossmodal.train import train
 
     speakers = args.speakers.split(",") if args.speakers else speakers_of(args.data)
@@ -93,6 +109,11 @@ def main() -> int:
                         for m in ("both", "image", "audio")
                     },
                 }
+                if args.shifted:
+                    clean = held_out_folder(args.data, speaker, Path(tmp) / f"clean-{speaker}")
+                    noisy = corrupt_folder(clean, Path(tmp) / f"noisy-{speaker}", seed=0)
+                    report = evaluate(Path(tmp) / f"{fusion}-{speaker}", noisy)
+                    row["shifted"] = round(report["accuracy"], 4)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
             if args.transfer and fusion == args.fusion.split(",")[0]:

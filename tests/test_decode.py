@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -403,3 +405,89 @@ def test_long_file_read_partially(tmp_path, monkeypatch):
     assert calls, "read_audio did not go through SoundFile.read"
     # 1600 samples at 16 kHz need 800 source frames; allow a filter margin, never the file
     assert all(800 <= f <= 800 + 1_000 for f in calls), calls
+
+
+# --- header fast paths (probe without the libraries) -----------------------------------------
+
+
+def _library_probe_image(path) -> decode.ImageInfo:
+    with decode._open_image(str(path)) as img:
+        return decode.ImageInfo(img.width, img.height, decode._is_grayscale(img))
+
+
+def _library_probe_audio(path) -> decode.AudioInfo:
+    with sf.SoundFile(str(path)) as f:
+        return decode.AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels)
+
+
+@pytest.mark.parametrize(
+    "mode, value",
+    [
+        ("L", 7),
+        ("1", 1),
+        ("I;16", 300),
+        ("LA", (9, 200)),
+        ("RGB", (1, 2, 3)),
+        ("RGBA", (1, 2, 3, 4)),
+    ],
+)
+def test_png_header_path_agrees_with_pillow(tmp_path, mode, value):
+    path = write_png(tmp_path / f"{mode.replace(';', '')}.png", (7, 5), mode, value)
+    head = decode._head(str(path))
+    assert decode._png_info(head[0]) is not None  # the fast path was taken
+    assert probe_image(str(path)) == _library_probe_image(path) == decode._png_info(head[0])
+
+
+def test_png_header_path_leaves_the_unusual_to_pillow(tmp_path):
+    palette = write_palette_png(tmp_path / "p.png", np.eye(4), [(0, 0, 0), (9, 9, 9)])
+    assert decode._png_info(decode._head(str(palette))[0]) is None  # the palette decides
+    assert probe_image(str(palette)) == _library_probe_image(palette)
+    plain = write_png(tmp_path / "plain.png", (7, 5), "L", 7).read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(plain[:40])  # IHDR whole, IDAT's header cut
+    assert decode._png_info(cut.read_bytes()) is None
+    big = bytearray(plain)
+    big[16:24] = (100_000).to_bytes(4, "big") * 2  # 10^10 pixels: Pillow's bomb guard decides
+    big[29:33] = zlib.crc32(bytes(big[12:29])).to_bytes(4, "big")  # IHDR's CRC, still valid
+    assert decode._png_info(bytes(big)) is None
+    (tmp_path / "big.png").write_bytes(big)
+    with pytest.raises(DecodeError, match="decompression bomb"):
+        probe_image(str(tmp_path / "big.png"))
+
+
+@pytest.mark.parametrize(
+    "subtype, channels, fmt",
+    [
+        ("PCM_16", 1, "WAV"),
+        ("PCM_U8", 1, "WAV"),
+        ("PCM_24", 2, "WAV"),
+        ("PCM_32", 1, "WAV"),
+        ("FLOAT", 2, "WAV"),
+        ("DOUBLE", 1, "WAV"),
+        ("PCM_16", 3, "WAVEX"),
+        ("FLOAT", 1, "WAVEX"),
+    ],
+)
+def test_wav_header_path_agrees_with_libsndfile(tmp_path, subtype, channels, fmt):
+    path = tmp_path / f"{subtype}-{channels}-{fmt}.wav"
+    wave = np.tile(sine(0.3, 11_025, 440)[:, None], (1, channels))
+    sf.write(str(path), wave, 11_025, subtype=subtype, format=fmt)
+    head = decode._head(str(path))
+    assert decode._wav_info(*head) is not None  # the fast path was taken
+    assert probe_audio(str(path)) == _library_probe_audio(path) == decode._wav_info(*head)
+
+
+def test_wav_header_path_leaves_the_unusual_to_libsndfile(tmp_path):
+    path = write_wav(tmp_path / "s.wav", 0.25, 8_000)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])  # the data chunk claims more than the file holds
+    assert decode._wav_info(*decode._head(str(cut))) is None
+    assert probe_audio(str(cut)) == _library_probe_audio(cut)  # libsndfile: what is there
+    adpcm = tmp_path / "adpcm.wav"
+    sf.write(str(adpcm), sine(0.3, 8_000, 440), 8_000, subtype="IMA_ADPCM")
+    assert decode._wav_info(*decode._head(str(adpcm))) is None
+    assert probe_audio(str(adpcm)) == _library_probe_audio(adpcm)
+    flac = write_audio(tmp_path / "s.flac", sine(0.25, 8_000, 440), 8_000)
+    assert decode._wav_info(*decode._head(str(flac))) is None
+    assert probe_audio(str(flac)).sample_rate == 8_000
