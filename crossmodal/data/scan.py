@@ -14,6 +14,7 @@ import os
 import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path, PurePosixPath
 
 from crossmodal import fsio
@@ -86,7 +87,7 @@ def _is_hidden(name: str) -> bool:
 def _listdir(folder: Path) -> list[os.DirEntry]:
     try:
         with os.scandir(folder) as it:
-            return sorted(it, key=lambda e: e.name)
+            return sorted(it, key=attrgetter("name"))
     except OSError as exc:
         raise CrossmodalError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
 
@@ -155,9 +156,8 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
     Works on plain strings (os.path), not pathlib: a folder of thousands of files is scanned
     on every re-run, and building a Path per file costs more than the rest of the scan.
     """
-    by_stem: dict[str, dict[str, list[tuple[int, str, str]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    by_stem: dict[str, dict[str, list[tuple[int, str, str]]]] = {}
+    kinds, preference = _KIND_BY_EXTENSION, _PREFERENCE
     for f in files:
         if isinstance(f, tuple):  # (name, path) from a directory listing: no basename to take
             name, f = f
@@ -168,16 +168,25 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
         if not dot or not stem.strip("."):  # "name" or ".name": no extension
             stem, ext = name, ""
         else:
-            ext = "." + ext
-        kind = _KIND_BY_EXTENSION.get(ext.lower())
+            ext = "." + ext.lower()
+        kind = kinds.get(ext)
         if kind is None:
             result.ignore(f, "not an image or audio file")
             continue
-        by_stem[stem][kind].append((_PREFERENCE[ext.lower()], name, f))
+        found = by_stem.get(stem)
+        if found is None:
+            by_stem[stem] = {kind: [(preference[ext], name, f)]}
+        elif kind in found:
+            found[kind].append((preference[ext], name, f))
+        else:
+            found[kind] = [(preference[ext], name, f)]
     paired: dict[str, dict[str, str]] = {}
     for stem in sorted(by_stem):
         chosen: dict[str, str] = {}
         for kind, found in by_stem[stem].items():
+            if len(found) == 1:  # the usual case: one image and one sound per stem
+                chosen[kind] = found[0][2]
+                continue
             found.sort()
             chosen[kind] = found[0][2]
             for _, _, loser in found[1:]:
@@ -188,16 +197,14 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
 
 def add_pairs(result: ScanResult, pairs: dict[str, dict[str, str]], label: str | None) -> None:
     """One Sample per stem of `pair_files`; a missing modality stays None."""
+    append = result.samples.append
     for stem, chosen in pairs.items():
         image, audio = chosen.get("image"), chosen.get("audio")
-        result.samples.append(
-            Sample(
-                stem=stem,
-                image=str(image) if image is not None else None,
-                audio=str(audio) if audio is not None else None,
-                label=label,
-            )
-        )
+        if image is not None and type(image) is not str:  # a RemoteFile
+            image = str(image)
+        if audio is not None and type(audio) is not str:
+            audio = str(audio)
+        append(Sample(stem, image, audio, label))
 
 
 def scan_folder(root: Path) -> ScanResult:
@@ -222,11 +229,12 @@ def scan_folder(root: Path) -> ScanResult:
         except CrossmodalError as exc:  # one unreadable class folder does not stop the rest
             result.skip(class_dir, str(exc))
             continue
-        for entry in entries:
-            if _is_hidden(entry.name):
+        for entry in entries:  # runs for every file on every re-run: kept lean
+            name = entry.name
+            if name.startswith((".", "__")):  # _is_hidden
                 continue
             if _entry_is_file(entry):
-                files.append((entry.name, entry.path))
+                files.append((name, entry.path))
             elif _entry_is_dir(entry):
                 result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
             else:
