@@ -335,7 +335,8 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
     """For predict: files, folders (searched recursively) or manifests, paired by folder+stem."""
     paths = [fsio.normalize(p) if fsio.is_remote(p) else p for p in paths]
     result = ScanResult(samples=[], source=", ".join(str(p) for p in paths), kind="files")
-    # folder -> [(name, path)]; paths are text spelled as pathlib would (no "./", one "/")
+    # folder -> [(name, path)] (or RemoteFile); local paths are text spelled as pathlib would
+    # spell them (no "./", one "/"), so a file named twice is one key
     loose: dict[str, list] = defaultdict(list)
     for raw in paths:
         if fsio.is_remote(raw):
@@ -372,7 +373,7 @@ def _walk_inputs(root: str, result: ScanResult, loose: dict[str, list]) -> None:
                 continue
             seen.add((st.st_dev, st.st_ino))
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=attrgetter("name"))
         except OSError:  # an unreadable sub-folder is passed over, as os.walk does
             continue
         subfolders = []
