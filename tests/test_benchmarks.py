@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "run.py"
+LOSO = ROOT / "benchmarks" / "loso.py"
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +130,27 @@ def test_benchmark_config_has_a_real_batch_size(bench):
     cfg = bench._config(prep)
     assert cfg.train.batch_size == bench.BATCH_SIZE > 0
     assert cfg.image.height == 28 and cfg.labels == ("a", "b")
+
+
+def test_loso_manifests_and_held_out_folder(tmp_path):
+    """benchmarks/loso.py: the held-out speaker's pairs, and only theirs, in each output."""
+    spec = importlib.util.spec_from_file_location("crossmodal_bench_loso", LOSO)
+    loso = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loso)
+    data = tmp_path / "data"
+    for label in ("0", "1"):
+        for speaker in ("ann", "bob"):
+            for i in range(2):
+                (data / label).mkdir(parents=True, exist_ok=True)
+                (data / label / f"{speaker}_{label}_{i}.wav").write_bytes(b"w")
+                (data / label / f"{speaker}_{label}_{i}.png").write_bytes(b"p")
+    assert loso.speakers_of(data) == ["ann", "bob"]
+    folder = loso.held_out_folder(data, "bob", tmp_path / "bob")
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.*"))
+    assert len(names) == 8 and all(n.split("/")[1].startswith("bob_") for n in names)
+    held = loso.held_out_manifest(data, "bob", tmp_path / "h.csv").read_text().splitlines()
+    assert len(held) == 1 + 4 and all("bob_" in row for row in held[1:])
+    transfer = loso.transfer_manifest(data, "bob", tmp_path / "t.csv").read_text().splitlines()
+    rows = [row.split(",") for row in transfer[1:]]
+    assert len(rows) == 4 and not any("bob_" in cell for row in rows for cell in row)
+    assert all(bool(label) != bool(audio) for _, audio, label in rows)  # labeled image or pair
