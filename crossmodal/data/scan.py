@@ -81,7 +81,7 @@ def scan(source: str | Path) -> ScanResult:
 
 
 def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name.startswith("__")
+    return name.startswith((".", "__"))
 
 
 def _listdir(folder: Path) -> list[os.DirEntry]:
@@ -229,12 +229,11 @@ def scan_folder(root: Path) -> ScanResult:
         except CrossmodalError as exc:  # one unreadable class folder does not stop the rest
             result.skip(class_dir, str(exc))
             continue
-        for entry in entries:  # runs for every file on every re-run: kept lean
-            name = entry.name
-            if name.startswith((".", "__")):  # _is_hidden
+        for entry in entries:
+            if _is_hidden(entry.name):
                 continue
             if _entry_is_file(entry):
-                files.append((name, entry.path))
+                files.append((entry.name, entry.path))
             elif _entry_is_dir(entry):
                 result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
             else:
