@@ -97,7 +97,8 @@ def main() -> int:
                     train_fields["epochs"] = args.epochs
                 cfg = base.replace(model=model, train=TrainConfig(**train_fields))
                 start = time.time()
-                result = train(args.data, Path(tmp) / f"{fusion}-{speaker}", config=cfg)
+                out = Path(tmp) / f"{fusion}-{speaker}"
+                result = train(args.data, out, config=cfg)
                 row = {
                     "fusion": fusion,
                     "chosen": result.config.model.fusion,
@@ -110,10 +111,11 @@ def main() -> int:
                     },
                 }
                 if args.shifted:
-                    clean = held_out_folder(args.data, speaker, Path(tmp) / f"clean-{speaker}")
-                    noisy = corrupt_folder(clean, Path(tmp) / f"noisy-{speaker}", seed=0)
-                    report = evaluate(Path(tmp) / f"{fusion}-{speaker}", noisy)
-                    row["shifted"] = round(report["accuracy"], 4)
+                    noisy = Path(tmp) / f"noisy-{speaker}"
+                    if not noisy.exists():  # once per speaker, whatever the number of fusions
+                        clean = held_out_folder(args.data, speaker, Path(tmp) / f"clean-{speaker}")
+                        corrupt_folder(clean, noisy, seed=0)
+                    row["shifted"] = round(evaluate(out, noisy)["accuracy"], 4)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
             if args.transfer and fusion == args.fusion.split(",")[0]:
