@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -122,6 +124,16 @@ def touch(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
     return path
+
+
+def settle(root: str | Path, seconds_ago: float = 60.0) -> Path:
+    """Date `root` and every folder under it `seconds_ago`: the scan then trusts their mtimes
+    (a folder changed within the last couple of seconds may still change unseen)."""
+    root = Path(root)
+    when = int((time.time() - seconds_ago) * 1e9)
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        os.utime(folder, ns=(when, when))
+    return root
 
 
 # --- datasets ------------------------------------------------------------------------------

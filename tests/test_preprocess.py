@@ -15,6 +15,7 @@ import pytest
 from crossmodal.data import preprocess as preprocess_module
 from crossmodal.data.preprocess import (
     DATASET_JSON,
+    LISTING_JSON,
     PREP_FORMAT_VERSION,
     SAMPLES_JSONL,
     PrepSettings,
@@ -24,6 +25,7 @@ from crossmodal.data.preprocess import (
 from crossmodal.errors import CrossmodalError
 from tests.synth import (
     make_folder_dataset,
+    settle,
     sine,
     write_audio,
     write_csv,
@@ -243,6 +245,109 @@ def test_reuse_and_rebuild(mixed, tmp_path):
     other = preprocess(mixed, out, settings=PrepSettings(16_000), workers=1)  # new settings
     assert other.reused is False and other.info["audio"]["sample_rate"] == 16_000
     assert leftovers(tmp_path) == []
+
+
+def no_scan(monkeypatch):
+    """Make any scan fail: a re-run that still scans is caught."""
+
+    def refuse(source):
+        raise AssertionError(f"scanned {source}")
+
+    monkeypatch.setattr(preprocess_module, "scan", refuse)
+
+
+def test_rerun_skips_the_scan_while_folders_are_unchanged(mixed, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    first = preprocess(mixed, out, settings=S8K, workers=1)
+    assert not (out / LISTING_JSON).exists()  # folders just written: not trusted yet
+    settle(mixed)
+    assert preprocess(mixed, out, settings=S8K, workers=1).reused  # scans, saves the listing
+    assert (out / LISTING_JSON).is_file()
+    with monkeypatch.context() as m:
+        no_scan(m)
+        again = preprocess(mixed, out, settings=S8K, workers=1)
+        assert again.reused and again.info == first.info
+        # another spelling of the source, or another working folder: scan as before
+        m.undo()
+        m.chdir(tmp_path)
+        assert preprocess("data/", out, settings=S8K, workers=1).reused
+    rebuilt = preprocess(mixed, out, settings=S8K, workers=1)
+    assert rebuilt.reused  # the relative spelling's listing was replaced by this one
+    with monkeypatch.context() as m:
+        no_scan(m)
+        assert preprocess(mixed, out, settings=S8K, workers=1).reused
+
+
+def stems(prep) -> list[tuple[str, str | None, str | None]]:
+    return sorted(
+        (s["stem"], s["image"] and Path(s["image"]).name, s["audio"] and Path(s["audio"]).name)
+        for s in prep.samples
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["add file", "remove file", "rename file", "add class", "rename class", "modify file"],
+)
+def test_listing_sees_every_change(mixed, tmp_path, change):
+    out = tmp_path / "out"
+    settle(mixed)
+    preprocess(mixed, out, settings=S8K, workers=1)
+    assert (out / LISTING_JSON).is_file()
+    if change == "add file":
+        write_png(mixed / "b/snd.png", (10, 6), "L", 50)  # pairs with b/snd.wav
+    elif change == "remove file":
+        (mixed / "a/s001.wav").unlink()
+    elif change == "rename file":
+        (mixed / "a/s001.wav").rename(mixed / "a/s009.wav")
+    elif change == "add class":
+        write_wav(mixed / "c/new.wav", 0.2, RATE, 330.0)
+    elif change == "rename class":
+        (mixed / "b").rename(mixed / "z")
+    else:  # new content, and a new mtime as any write gives
+        write_wav(mixed / "a/s000.wav", 0.2, RATE, 990.0)
+        st = (mixed / "a/s000.wav").stat()
+        os.utime(mixed / "a/s000.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    after = preprocess(mixed, out, settings=S8K, workers=1)
+    assert after.reused is False
+    fresh = preprocess(mixed, tmp_path / "fresh", settings=S8K, workers=1)
+    assert stems(after) == stems(fresh) and after.info["classes"] == fresh.info["classes"]
+    assert [r["audio"].tolist() for r in records(after)] == [
+        r["audio"].tolist() for r in records(fresh)
+    ]
+
+
+def test_listing_that_does_not_fit_is_ignored(mixed, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    settle(mixed)
+    preprocess(mixed, out, settings=S8K, workers=1)
+    listing = json.loads((out / LISTING_JSON).read_text())
+    # A listing from another release, or one that names other files, is not used ...
+    for bad in (
+        {**listing, "version": "0.0.0"},
+        {**listing, "rows": listing["rows"][:-1]},
+        {**listing, "rows": [[1, 2]]},
+        "not a listing",
+    ):
+        (out / LISTING_JSON).write_text(json.dumps(bad))
+        with monkeypatch.context() as m:
+            no_scan(m)
+            with pytest.raises(AssertionError, match="scanned"):
+                preprocess(mixed, out, settings=S8K, workers=1)
+        assert preprocess(mixed, out, settings=S8K, workers=1).reused  # ... and is replaced
+        assert json.loads((out / LISTING_JSON).read_text()) == listing
+    # other settings miss the key whatever the listing says
+    assert preprocess(mixed, out, settings=PrepSettings(16_000), workers=1).reused is False
+
+
+def test_folder_with_a_listing_is_still_replaceable(mixed, tmp_path):
+    out = tmp_path / "out"
+    settle(mixed)
+    preprocess(mixed, out, settings=S8K, workers=1)
+    (out / f"{LISTING_JSON}.tmp-12345").write_text("{")  # a killed listing write
+    (out / DATASET_JSON).unlink()  # incomplete now
+    rebuilt = preprocess(mixed, out, settings=S8K, workers=1)
+    assert rebuilt.reused is False and (out / LISTING_JSON).is_file()
 
 
 def test_default_out_is_a_cache_folder(mixed, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from crossmodal.data.scan import (
     scan_manifest,
 )
 from crossmodal.errors import CrossmodalError
-from tests.synth import touch, write_csv, write_jsonl, write_text
+from tests.synth import settle, touch, write_csv, write_jsonl, write_text
 
 
 def by_stem(result):
@@ -178,6 +178,33 @@ def test_symlinks_loops_and_dangling(tmp_path):
     assert sorted(s.stem for s in result.samples) == ["a", "b"]
     assert skipped_paths(result) == {str(tmp_path / "cat/self.wav"), str(tmp_path / "cat/gone.png")}
     assert str(tmp_path / "cat/loop") in ignored_paths(result)
+
+
+def test_folder_scan_records_settled_folders(tmp_path):
+    touch(tmp_path / "d/cat/a.png")
+    touch(tmp_path / "d/dog/b.wav")
+    touch(tmp_path / "d/dog/sub/c.png")  # an ignored real folder: its listing does not matter
+    write_text(tmp_path / "d/README.txt")
+    root = tmp_path / "d"
+    assert scan(root).dirs is None  # just written: a change in the same clock tick could hide
+    settle(root)
+    dirs = scan(root).dirs
+    assert [p for p, _ in dirs] == [str(root), str(root / "cat"), str(root / "dog")]
+    assert [m for _, m in dirs] == [os.stat(p).st_mtime_ns for p, _ in dirs]
+    touch(root / "dog/b.png")  # the class folder changes now: not settled again
+    assert scan(root).dirs is None
+
+
+def test_folder_scan_records_nothing_where_listings_do_not_decide(tmp_path):
+    touch(tmp_path / "cat/a.png")
+    touch(tmp_path / "cat/a.jpg")  # a duplicate is skipped
+    assert scan(settle(tmp_path)).dirs is None
+    (tmp_path / "cat/a.jpg").unlink()
+    assert scan(settle(tmp_path)).dirs is not None
+    if hasattr(os, "symlink"):  # an ignored link may turn into something else unseen
+        touch(tmp_path / "elsewhere/x.png")
+        os.symlink(tmp_path / "elsewhere/x.png", tmp_path / "linked.png")
+        assert scan(settle(tmp_path)).dirs is None
 
 
 def test_missing_folder(tmp_path):

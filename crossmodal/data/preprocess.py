@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -40,6 +40,10 @@ from crossmodal.locking import output_lock, remove_stale
 PREP_FORMAT_VERSION = 2
 DATASET_JSON = "dataset.json"
 SAMPLES_JSONL = "samples.jsonl"
+# The scan a prepared folder was built from (folders only), keyed by the folders' mtimes: an
+# unchanged re-run stats the files but does not list and pair them again. Not part of the
+# dataset: a prepared folder without it is complete, and it is only trusted where it matches.
+LISTING_JSON = "listing.json"
 MAX_INFERRED_SIDE = 96  # larger photos are scaled down: a CPU-sized CNN does not need more
 MAX_INFERRED_SECONDS = 10.0
 DEFAULT_IMAGE = (32, 32, 1)
@@ -233,12 +237,18 @@ def default_cache_root() -> Path:
 
 def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
     """Content key: every file's path, size and mtime, every label, and the settings."""
+    rows = ((s.stem, s.label, s.group, s.image, s.audio) for s in result.samples)
+    return _fingerprint_rows(rows, settings)
+
+
+def _fingerprint_rows(rows: Iterable[Sequence], settings: PrepSettings) -> str:
+    """`_fingerprint` of (stem, label, group, image, audio) rows, in scan order."""
     h = hashlib.sha256()
     h.update(json.dumps([PREP_FORMAT_VERSION, asdict(settings)]).encode())
     cwd = os.getcwd()  # relative paths are keyed as absolute ones (joined, not normalized)
-    for s in result.samples:
-        parts = [s.stem, s.label or "", s.group or ""]
-        for p in (s.image, s.audio):
+    for stem, label, group, image, audio in rows:
+        parts = [stem, label or "", group or ""]
+        for p in (image, audio):
             if p is None:
                 parts.append("-")
                 continue
@@ -256,6 +266,68 @@ def _fingerprint(result: ScanResult, settings: PrepSettings) -> str:
         h.update("\x1f".join(parts).encode("utf-8", "surrogatepass"))  # any name hashes
         h.update(b"\x1e")
     return h.hexdigest()
+
+
+def _listing(scanned: ScanResult, fingerprint: str) -> dict | None:
+    """What `_listed_reuse` needs to skip the scan next time; None where it cannot."""
+    if scanned.dirs is None:
+        return None
+    return {
+        "version": __version__,  # another release may scan differently
+        "fingerprint": fingerprint,
+        "source": scanned.source,
+        "cwd": os.getcwd(),  # relative sources name other files from elsewhere
+        "dirs": scanned.dirs,
+        "rows": [(s.stem, s.label, s.group, s.image, s.audio) for s in scanned.samples],
+    }
+
+
+def _read_listing(out: Path) -> dict | None:
+    try:
+        with open(out / LISTING_JSON, encoding="utf-8") as f:
+            listing = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return listing if isinstance(listing, dict) else None
+
+
+def _save_listing(folder: Path, listing: dict) -> None:
+    """Best effort (a read-only cache still works, only slower), and atomic."""
+    tmp = folder / f"{LISTING_JSON}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json_text(listing))
+        os.replace(tmp, folder / LISTING_JSON)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _listed_reuse(
+    source: Path, out: Path, settings: PrepSettings, listing: dict | None
+) -> PreparedDataset | None:
+    """The prepared `out`, without scanning, when the listing saved in it still holds: same
+    source spelling and working folder, every listed folder's mtime unchanged (no entry added,
+    removed or renamed), and the files it named unchanged (the content key, stat'ing each)."""
+    if listing is None:
+        return None
+    try:
+        if (
+            listing["version"] != __version__
+            or listing["source"] != str(source)
+            or listing["cwd"] != os.getcwd()
+        ):
+            return None
+        for path, mtime in listing["dirs"]:
+            if os.stat(path).st_mtime_ns != mtime:
+                return None
+        fingerprint = listing["fingerprint"]
+        if _fingerprint_rows(listing["rows"], settings) != fingerprint:
+            return None
+    except (OSError, KeyError, TypeError, ValueError):  # gone, or not a listing we wrote
+        return None
+    existing, _ = _reusable(out, fingerprint)
+    return existing
 
 
 def cache_dir_for(source: str | Path, settings: PrepSettings) -> Path:
@@ -461,7 +533,8 @@ def _replaceable(out: Path | str) -> bool:
         except OSError:
             return False
     return all(
-        name in (DATASET_JSON, SAMPLES_JSONL)
+        name in (DATASET_JSON, SAMPLES_JSONL, LISTING_JSON)
+        or name.startswith(f"{LISTING_JSON}.tmp-")
         or (name.startswith("shard-") and name.endswith(".bin"))
         for name in names
     )
@@ -504,18 +577,29 @@ def preprocess(
         )
     if fsio.is_remote(source):
         source = fsio.normalize(source)
-    scanned = scan(source)
     advice = "wait for it or choose another --out"
     shared_cache = out is None  # another train/evaluate on the same data may be filling it
     out = fsio.local_or_url(out) if out is not None else cache_dir_for(source, settings)
     shard = (shard_index, num_shards) if num_shards > 1 else None
+    remote = fsio.is_remote(out)
+    listing = None
+    if shard is None and not remote and not fsio.is_remote(source):
+        listing = _read_listing(out)
+        existing = _listed_reuse(Path(source), out, settings, listing)
+        if existing is not None:  # fastest path: no scan, no lock
+            return _checked(existing, strict)
+    scanned = scan(source)
     if shard is not None:
         fsio.makedirs(out)
         out = fsio.join(out, part_name(shard_index, num_shards))
-    remote = fsio.is_remote(out)
     fingerprint = _fingerprint(scanned, settings)
     existing, _ = _reusable(out, fingerprint)
     if existing is not None:  # fast path, no lock: reading a complete folder is safe
+        # The listing was missing or stale (folders settled since, another spelling of the
+        # source): save this scan's, so the next re-run can skip scanning.
+        fresh = _listing(scanned, fingerprint) if shard is None and not remote else None
+        if fresh is not None:
+            _save_listing(out, fresh)
         return _checked(existing, strict)
     if shard is None and _part_names(out):
         open_prepared(out)  # an incomplete set of parts: say which are missing
@@ -664,6 +748,9 @@ def _write(
         with open(tmp / SAMPLES_JSONL, "w", encoding="utf-8") as f:
             for row in kept:
                 f.write(json_text(row) + "\n")
+        listing = _listing(scanned, fingerprint) if shard is None else None
+        if listing is not None and not fsio.is_remote(out):
+            _save_listing(tmp, listing)
         # dataset.json is written last: its presence marks the folder complete.
         (tmp / DATASET_JSON).write_text(json_text(info, indent=2) + "\n", encoding="utf-8")
         if fsio.is_remote(out):

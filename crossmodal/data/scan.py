@@ -12,6 +12,7 @@ import io
 import json
 import os
 import stat
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -55,6 +56,10 @@ class ScanResult:
     ignored: list[dict[str, str]] = field(default_factory=list)
     source: str = ""
     kind: str = "folder"  # "folder" | "manifest" | "files"
+    # A folder scan whose result depends on its folders' listings alone: every folder it
+    # listed, with its mtime (ns) taken before listing it. None when that does not hold (see
+    # `scan_folder`), or for manifests and remote data. Lets an unchanged re-run skip the scan.
+    dirs: list[tuple[str, int]] | None = None
 
     def skip(self, path: str | Path, reason: str) -> None:
         self.skipped.append({"path": str(path), "reason": reason})
@@ -78,6 +83,20 @@ def scan(source: str | Path) -> ScanResult:
             )
         return scan_manifest(path)
     return scan_folder(path)
+
+
+# A folder modified this recently is not trusted to show its next change in its mtime (the
+# clock ticks coarsely; FAT keeps 2 s), so no listing is recorded for it.
+SETTLED_NS = 2_000_000_000
+
+
+def _settled_mtime(path: str | Path) -> int | None:
+    """The folder's mtime in ns, or None when it cannot be read or changed too recently."""
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return mtime if mtime < time.time_ns() - SETTLED_NS else None
 
 
 def _is_hidden(name: str) -> bool:
@@ -208,8 +227,16 @@ def add_pairs(result: ScanResult, pairs: dict[str, dict[str, str]], label: str |
 
 
 def scan_folder(root: Path) -> ScanResult:
-    """DATA/<label>/<stem>.<ext>; files directly under DATA and hidden entries are ignored."""
+    """DATA/<label>/<stem>.<ext>; files directly under DATA and hidden entries are ignored.
+
+    Also records `dirs` (each listed folder's mtime, taken before listing it) when the result
+    is a function of those listings alone: nothing skipped, and no ignored entry is a symbolic
+    link (a link's target can turn from a file into a folder without its folder noticing).
+    Every file kept as a sample is stat'ed on each re-run anyway, so links to files are fine.
+    """
     result = ScanResult(samples=[], source=str(root), kind="folder")
+    mtime = _settled_mtime(root)
+    dirs: list[tuple[str, int]] | None = None if mtime is None else [(str(root), mtime)]
     class_dirs = []
     for entry in _listdir(root):
         if _is_hidden(entry.name):
@@ -218,11 +245,19 @@ def scan_folder(root: Path) -> ScanResult:
             class_dirs.append(Path(entry.path))
         elif _entry_is_file(entry):
             result.ignore(entry.path, "file outside a class folder")
+            if entry.is_symlink():
+                dirs = None
     if not class_dirs:
         raise CrossmodalError(
             f"{root} has no class folders: expected DATA/<label>/<stem>.<ext> or a manifest"
         )
     for class_dir in class_dirs:
+        if dirs is not None:
+            mtime = _settled_mtime(class_dir)
+            if mtime is None:
+                dirs = None
+            else:
+                dirs.append((str(class_dir), mtime))
         files = []
         try:
             entries = _listdir(class_dir)
@@ -236,6 +271,8 @@ def scan_folder(root: Path) -> ScanResult:
                 files.append((entry.name, entry.path))
             elif _entry_is_dir(entry):
                 result.ignore(entry.path, "nested folder (only DATA/<label>/<file> is read)")
+                if entry.is_symlink():
+                    dirs = None
             else:
                 result.skip(entry.path, _not_a_file(entry))
         pairs = pair_files(files, result)
@@ -243,6 +280,7 @@ def scan_folder(root: Path) -> ScanResult:
             result.ignore(class_dir, "empty class folder")
             continue
         add_pairs(result, pairs, class_dir.name)
+    result.dirs = None if result.skipped else dirs
     return result
 
 
