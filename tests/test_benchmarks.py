@@ -150,6 +150,8 @@ def test_loso_manifests_and_held_out_folder(tmp_path):
     assert len(names) == 8 and all(n.split("/")[1].startswith("bob_") for n in names)
     held = loso.held_out_manifest(data, "bob", tmp_path / "h.csv").read_text().splitlines()
     assert len(held) == 1 + 4 and all("bob_" in row for row in held[1:])
+    others = loso.speakers_manifest(data, {"ann"}, tmp_path / "o.csv").read_text().splitlines()
+    assert len(others) == 1 + 4 and not any("bob_" in row for row in others)
     transfer = loso.transfer_manifest(data, "bob", tmp_path / "t.csv").read_text().splitlines()
     rows = [row.split(",") for row in transfer[1:]]
     assert len(rows) == 4 and not any("bob_" in cell for row in rows for cell in row)
