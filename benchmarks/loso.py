@@ -1,7 +1,7 @@
 """Leave-one-speaker-out on ../shared/datasets/avdigits: the honest estimate for unseen voices.
 
     python benchmarks/loso.py [--data DIR] [--speakers nicolas,jackson] [--fusion concat,late]
-                              [--transfer] [--shifted] [--epochs N]
+                              [--transfer] [--shifted] [--epochs N] [--config FILE]
 
 For each speaker S and each fusion method F: train with defaults (and --fusion F) on a manifest
 of the other speakers' pairs (so validation, early stopping and every choice made on it use the
@@ -13,6 +13,9 @@ train on a manifest of labeled images plus unlabeled image+sound pairs from the 
 each fused model on a corrupted copy of S (`crossmodal.robustness.corrupt_folder`, the
 acceptance test's shift: pixel noise sigma 40, a 30% gray patch, babble of 3 other recordings
 at 5 dB SNR, seed 0): `shifted` is the accuracy with both modalities there.
+
+--config FILE (TOML, as `crossmodal train --config`) replaces the defaults for every run: the
+way to judge a candidate setting before it becomes a default.
 
 Prints one JSON object: per-run rows and per-fusion means. Each training takes minutes on two
 cores: the full grid (4 speakers x 5 fusions) takes about an hour and a half.
@@ -78,10 +81,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--speakers", default="")
-    parser.add_argument("--fusion", default="concat")
+    parser.add_argument("--fusion", default=None, help="comma-separated (default: the config's)")
     parser.add_argument("--transfer", action="store_true")
     parser.add_argument("--shifted", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="TOML settings for every run")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
@@ -90,18 +94,22 @@ def main() -> int:
     from crossmodal.config import RunConfig
     from crossmodal.evaluate import evaluate
     from crossmodal.robustness import corrupt_folder
+    from crossmodal.settings import read_config_file
     from crossmodal.train import train
 
+    settings = read_config_file(args.config) if args.config else {}
+    settings.pop("data", None)  # the data is chosen here
+    defaults = RunConfig.from_dict(settings)
+    fusions = args.fusion.split(",") if args.fusion else [defaults.model.fusion]
     everyone = speakers_of(args.data)
     speakers = args.speakers.split(",") if args.speakers else everyone
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for fusion in args.fusion.split(","):
+        for fusion in fusions:
             for speaker in speakers:
-                base = RunConfig()
-                model = replace(base.model, fusion=fusion)
-                train_cfg = replace(base.train, epochs=args.epochs or base.train.epochs)
-                cfg = base.replace(model=model, train=train_cfg)
+                model = replace(defaults.model, fusion=fusion)
+                train_cfg = replace(defaults.train, epochs=args.epochs or defaults.train.epochs)
+                cfg = defaults.replace(model=model, train=train_cfg)
                 others = set(everyone) - {speaker}
                 manifest = speakers_manifest(args.data, others, Path(tmp) / f"o-{speaker}.csv")
                 test = held_out_manifest(args.data, speaker, Path(tmp) / f"h-{speaker}.csv")
@@ -126,12 +134,12 @@ def main() -> int:
                     row["shifted"] = round(evaluate(out, noisy)["accuracy"], 4)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-            if args.transfer and fusion == args.fusion.split(",")[0]:
+            if args.transfer and fusion == fusions[0]:
                 for speaker in speakers:
                     manifest = transfer_manifest(args.data, speaker, Path(tmp) / f"t-{speaker}.csv")
                     start = time.time()
                     out = Path(tmp) / f"transfer-{speaker}"
-                    train(manifest, out, config=RunConfig())
+                    train(manifest, out, config=defaults)
                     test = held_out_manifest(args.data, speaker, Path(tmp) / f"h-{speaker}.csv")
                     report = evaluate(out, test, modality="audio")
                     row = {
