@@ -1,7 +1,8 @@
 """Leave-one-speaker-out on ../shared/datasets/avdigits: the honest estimate for unseen voices.
 
     python benchmarks/loso.py [--data DIR] [--speakers nicolas,jackson] [--fusion concat,late]
-                              [--transfer] [--shifted] [--epochs N] [--config FILE]
+                              [--transfer | --transfer-only] [--shifted] [--epochs N]
+                              [--config FILE]
 
 For each speaker S and each fusion method F: train with defaults (and --fusion F) on a manifest
 of the other speakers' pairs (so validation, early stopping and every choice made on it use the
@@ -9,10 +10,11 @@ default split of those speakers: S is never seen before the test), then evaluate
 S's pairs with both modalities, the image alone and the sound alone (one model, the other
 modality removed from every sample), plus the wall time of training. With --transfer, also
 train on a manifest of labeled images plus unlabeled image+sound pairs from the other speakers
-(no audio label anywhere) and report audio-alone accuracy on S. With --shifted, also evaluate
-each fused model on a corrupted copy of S (`crossmodal.robustness.corrupt_folder`, the
-acceptance test's shift: pixel noise sigma 40, a 30% gray patch, babble of 3 other recordings
-at 5 dB SNR, seed 0): `shifted` is the accuracy with both modalities there.
+(no audio label anywhere) and report audio-alone accuracy on S (--transfer-only: only that).
+With --shifted, also evaluate each fused model on a corrupted copy of S
+(`crossmodal.robustness.corrupt_folder`, the acceptance test's shift: pixel noise sigma 40, a
+30% gray patch, babble of 3 other recordings at 5 dB SNR, seed 0): `shifted` is the accuracy
+with both modalities there.
 
 --config FILE (TOML, as `crossmodal train --config`) replaces the defaults for every run: the
 way to judge a candidate setting before it becomes a default.
@@ -83,6 +85,7 @@ def main() -> int:
     parser.add_argument("--speakers", default="")
     parser.add_argument("--fusion", default=None, help="comma-separated (default: the config's)")
     parser.add_argument("--transfer", action="store_true")
+    parser.add_argument("--transfer-only", action="store_true", help="no fused runs")
     parser.add_argument("--shifted", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--config", type=Path, default=None, help="TOML settings for every run")
@@ -105,7 +108,7 @@ def main() -> int:
     speakers = args.speakers.split(",") if args.speakers else everyone
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for fusion in fusions:
+        for fusion in [] if args.transfer_only else fusions:
             for speaker in speakers:
                 model = replace(defaults.model, fusion=fusion)
                 train_cfg = replace(defaults.train, epochs=args.epochs or defaults.train.epochs)
@@ -134,22 +137,21 @@ def main() -> int:
                     row["shifted"] = round(evaluate(out, noisy)["accuracy"], 4)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-            if args.transfer and fusion == fusions[0]:
-                for speaker in speakers:
-                    manifest = transfer_manifest(args.data, speaker, Path(tmp) / f"t-{speaker}.csv")
-                    start = time.time()
-                    out = Path(tmp) / f"transfer-{speaker}"
-                    train(manifest, out, config=defaults)
-                    test = held_out_manifest(args.data, speaker, Path(tmp) / f"h-{speaker}.csv")
-                    report = evaluate(out, test, modality="audio")
-                    row = {
-                        "fusion": "transfer",
-                        "speaker": speaker,
-                        "seconds": round(time.time() - start, 1),
-                        "audio_from_image_labels": round(report["accuracy"], 4),
-                    }
-                    rows.append(row)
-                    print(json.dumps(row), file=sys.stderr, flush=True)
+        for speaker in speakers if args.transfer or args.transfer_only else ():
+            manifest = transfer_manifest(args.data, speaker, Path(tmp) / f"t-{speaker}.csv")
+            start = time.time()
+            out = Path(tmp) / f"transfer-{speaker}"
+            train(manifest, out, config=defaults)
+            test = held_out_manifest(args.data, speaker, Path(tmp) / f"h-{speaker}.csv")
+            report = evaluate(out, test, modality="audio")
+            row = {
+                "fusion": "transfer",
+                "speaker": speaker,
+                "seconds": round(time.time() - start, 1),
+                "audio_from_image_labels": round(report["accuracy"], 4),
+            }
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     summary: dict = {}
     for fusion in {r["fusion"] for r in rows}:
         mine = [r for r in rows if r["fusion"] == fusion]
