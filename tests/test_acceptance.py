@@ -59,13 +59,14 @@ def test_one_model_predicts_from_either_modality_alone(held_out_model):
     """Issue 3: the same fused model, with each modality removed from every sample.
 
     Issue 3 asks for 0.99 / 0.97 / 0.88 (both / image / audio) on unseen speakers; measured
-    here on nicolas: 0.978 / 0.962 / 0.772 (leave-one-speaker-out means 0.9865 / 0.968 /
-    0.782, README). The bounds are those figures less a margin for another CPU's arithmetic:
-    they guard what is reached, they do not claim the targets."""
+    here on nicolas: 0.978 / 0.970 / 0.764 (leave-one-speaker-out means 0.988 / 0.9765 /
+    0.7735, README): the image target is met, exactly, on nicolas. The bounds are the figures
+    less a margin for another CPU's arithmetic: they guard what is reached, they do not claim
+    the targets."""
     _, metrics = held_out_model
     assert metrics["both"]["accuracy"] >= 0.97, metrics["both"]["accuracy"]
-    assert metrics["image"]["accuracy"] >= 0.95, metrics["image"]["accuracy"]
-    assert metrics["audio"]["accuracy"] >= 0.75, metrics["audio"]["accuracy"]
+    assert metrics["image"]["accuracy"] >= 0.96, metrics["image"]["accuracy"]
+    assert metrics["audio"]["accuracy"] >= 0.74, metrics["audio"]["accuracy"]
     # The modality that is there carries the prediction: each alone beats chance by far,
     # and the fused model is at least as good as the better one alone.
     assert metrics["both"]["accuracy"] >= max(m["accuracy"] for m in metrics.values()) - 1e-9
@@ -75,9 +76,9 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     """Issue 4: the held-out speaker's samples corrupted: image pixel noise and an occluding
     patch, sound mixed with background babble at 5 dB SNR.
 
-    Issue 4 asks for 0.95 here; measured: 0.926 (leave-one-speaker-out mean 0.940, README;
+    Issue 4 asks for 0.95 here; measured: 0.950 (leave-one-speaker-out mean 0.948, README;
     0.762 before cutout, per-image noise strength and babble augmentation). The bound guards
-    that figure less a margin; the gap is in the issue notes."""
+    that figure less a margin; the gap (other speakers) is in the issue notes."""
     import shutil
 
     from crossmodal.evaluate import evaluate
@@ -92,16 +93,16 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     noisy = corrupt_folder(clean, tmp_path / "noisy", snr_db=5.0, seed=0)
     report = evaluate(model, noisy, out=tmp_path / "noisy-report")
     assert report["num_samples"] == 500
-    assert report["accuracy"] >= 0.91, report["ablation"]
+    assert report["accuracy"] >= 0.93, report["ablation"]
 
 
 def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_factory):
     """Issue 3: labels on images only, plus unlabeled image+sound pairs (no audio label
     anywhere); the model then classifies the held-out speaker's sounds alone.
 
-    Issue 3 asks for 0.80; measured: 0.772 with self-training (0.496 with distillation
-    alone; chance is 0.10). The bound guards that figure less a margin; the gap is in the
-    issue notes."""
+    Issue 3 asks for 0.80; measured: 0.756 with self-training and 40 epochs (0.772 with 25;
+    0.496 with distillation alone; chance is 0.10). The bound guards that figure less a
+    margin; the gap is in the issue notes."""
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.evaluate import evaluate
     from crossmodal.train import train
