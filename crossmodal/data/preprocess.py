@@ -303,12 +303,11 @@ def _save_listing(folder: Path, listing: dict) -> None:
             os.unlink(tmp)
 
 
-def _listed_reuse(
-    source: Path, out: Path, settings: PrepSettings, listing: dict | None
-) -> PreparedDataset | None:
+def _listed_reuse(source: Path, out: Path, settings: PrepSettings) -> PreparedDataset | None:
     """The prepared `out`, without scanning, when the listing saved in it still holds: same
     source spelling and working folder, every listed folder's mtime unchanged (no entry added,
     removed or renamed), and the files it named unchanged (the content key, stat'ing each)."""
+    listing = _read_listing(out)
     if listing is None:
         return None
     try:
@@ -582,10 +581,8 @@ def preprocess(
     out = fsio.local_or_url(out) if out is not None else cache_dir_for(source, settings)
     shard = (shard_index, num_shards) if num_shards > 1 else None
     remote = fsio.is_remote(out)
-    listing = None
     if shard is None and not remote and not fsio.is_remote(source):
-        listing = _read_listing(out)
-        existing = _listed_reuse(Path(source), out, settings, listing)
+        existing = _listed_reuse(Path(source), out, settings)
         if existing is not None:  # fastest path: no scan, no lock
             return _checked(existing, strict)
     scanned = scan(source)
