@@ -2,7 +2,7 @@
 
     python benchmarks/loso.py [--data DIR] [--speakers nicolas,jackson] [--fusion concat,late]
                               [--transfer | --transfer-only] [--shifted] [--epochs N]
-                              [--config FILE]
+                              [--config FILE] [--train-speakers K]
 
 For each speaker S and each fusion method F: train with defaults (and --fusion F) on a manifest
 of the other speakers' pairs (so validation, early stopping and every choice made on it use the
@@ -18,6 +18,10 @@ with both modalities there.
 
 --config FILE (TOML, as `crossmodal train --config`) replaces the defaults for every run: the
 way to judge a candidate setting before it becomes a default.
+
+--train-speakers K trains each fused model on K of the other speakers only (the K that follow
+S in alphabetical rotation), for a learning curve over the number of training voices: users
+train on every voice they have, and the curve says how the held-out figures move with one more.
 
 Prints one JSON object: per-run rows and per-fusion means. Each training takes minutes on two
 cores: the full grid (4 speakers x 5 fusions) takes about an hour and a half.
@@ -51,6 +55,13 @@ def transfer_manifest(data: Path, held_out: str, path: Path) -> Path:
             rows.append(f"{png},,{label_dir.name}" if k % 2 == 0 else f"{png},{wav},")
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def training_speakers(everyone: list[str], held_out: str, count: int = 0) -> set[str]:
+    """The `count` speakers after `held_out` in alphabetical rotation (0: every other one)."""
+    i = everyone.index(held_out)
+    rotation = everyone[i + 1 :] + everyone[:i]
+    return set(rotation[:count] if count > 0 else rotation)
 
 
 def speakers_manifest(data: Path, speakers: set[str], path: Path) -> Path:
@@ -89,6 +100,9 @@ def main() -> int:
     parser.add_argument("--shifted", action="store_true")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--config", type=Path, default=None, help="TOML settings for every run")
+    parser.add_argument(
+        "--train-speakers", type=int, default=0, help="train on K other speakers (default: all)"
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
@@ -113,7 +127,7 @@ def main() -> int:
                 model = replace(defaults.model, fusion=fusion)
                 train_cfg = replace(defaults.train, epochs=args.epochs or defaults.train.epochs)
                 cfg = defaults.replace(model=model, train=train_cfg)
-                others = set(everyone) - {speaker}
+                others = training_speakers(everyone, speaker, args.train_speakers)
                 manifest = speakers_manifest(args.data, others, Path(tmp) / f"o-{speaker}.csv")
                 test = held_out_manifest(args.data, speaker, Path(tmp) / f"h-{speaker}.csv")
                 start = time.time()
@@ -125,6 +139,7 @@ def main() -> int:
                     "fusion": fusion,
                     "chosen": result.config.model.fusion,
                     "speaker": speaker,
+                    "trained_on": ",".join(sorted(others)),
                     "seconds": seconds,
                     "epochs": len(result.history),
                     **{m: round(ablation[m]["accuracy"], 4) for m in ("both", "image", "audio")},
@@ -155,7 +170,7 @@ def main() -> int:
     summary: dict = {}
     for fusion in {r["fusion"] for r in rows}:
         mine = [r for r in rows if r["fusion"] == fusion]
-        keys = [k for k in mine[0] if k not in ("fusion", "chosen", "speaker")]
+        keys = [k for k in mine[0] if k not in ("fusion", "chosen", "speaker", "trained_on")]
         summary[fusion] = {k: round(sum(r[k] for r in mine) / len(mine), 4) for k in keys}
     print(json.dumps({"runs": rows, "mean": summary}, indent=2))
     return 0

@@ -156,3 +156,7 @@ def test_loso_manifests_and_held_out_folder(tmp_path):
     rows = [row.split(",") for row in transfer[1:]]
     assert len(rows) == 4 and not any("bob_" in cell for row in rows for cell in row)
     assert all(bool(label) != bool(audio) for _, audio, label in rows)  # labeled image or pair
+    everyone = ["ann", "bob", "cy", "dee"]
+    assert loso.training_speakers(everyone, "bob") == {"ann", "cy", "dee"}
+    assert loso.training_speakers(everyone, "cy", 2) == {"dee", "ann"}  # the next two, wrapping
+    assert all(s not in loso.training_speakers(everyone, s, 1) for s in everyone)
