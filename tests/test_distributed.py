@@ -23,6 +23,7 @@ MODEL_TOML = """
 [model]
 embed_dim = 16
 filters = [8, 16]
+audio_filters = [8, 16]
 shared_dim = 8
 dropout = 0.0
 modality_dropout = 0.0
@@ -115,6 +116,7 @@ def test_two_workers_train_like_one_process(tmp_path):
         model=ModelConfig(
             embed_dim=16,
             filters=(8, 16),
+            audio_filters=(8, 16),
             shared_dim=8,
             dropout=0.0,
             modality_dropout=0.0,

@@ -82,7 +82,7 @@ def test_train_evaluate_predict_with_every_path_in_ram(ram, tmp_path):
     assert len(scanned.samples) == 24 and scanned.samples[0].image.startswith(f"{data}/a/")
 
     config = RunConfig(
-        model=ModelConfig(embed_dim=16, filters=(8, 16), shared_dim=8),
+        model=ModelConfig(embed_dim=16, filters=(8, 16), audio_filters=(8, 16), shared_dim=8),
         train=TrainConfig(epochs=2, batch_size=8, val_fraction=0.25, seed=5),
     )
     result = train(data, model, config=config)

@@ -115,7 +115,7 @@ def test_training_on_the_union_matches_unsharded(data, sharded, tmp_path):
     from crossmodal.train import train
 
     config = RunConfig(
-        model=ModelConfig(embed_dim=16, filters=(8, 16), shared_dim=8),
+        model=ModelConfig(embed_dim=16, filters=(8, 16), audio_filters=(8, 16), shared_dim=8),
         train=TrainConfig(epochs=2, batch_size=8, val_fraction=0.25, seed=5),
     )
     whole = preprocess(data, tmp_path / "whole", workers=1)

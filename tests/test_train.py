@@ -16,7 +16,7 @@ from crossmodal.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from crossmodal.errors import CrossmodalError  # noqa: E402
 from crossmodal.train import train  # noqa: E402
 
-SMALL = ModelConfig(embed_dim=16, filters=(8, 16), shared_dim=8)
+SMALL = ModelConfig(embed_dim=16, filters=(8, 16), audio_filters=(8, 16), shared_dim=8)
 
 
 def tiny_config(**train_overrides) -> RunConfig:
@@ -161,7 +161,7 @@ def test_config_file_then_flags_then_repeat(data, tmp_path):
     toml = tmp_path / "train.toml"
     toml.write_text(
         f'data = "{data}"\n[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n'
-        "[model]\nembed_dim = 16\nfilters = [8, 16]\nshared_dim = 8\n"
+        "[model]\nembed_dim = 16\nfilters = [8, 16]\naudio_filters = [8, 16]\nshared_dim = 8\n"
     )
     cfg, explicit = resolve(read_config_file(toml), {"train": {"seed": 11}})
     assert cfg.train.epochs == 1 and cfg.train.seed == 11 and cfg.model.filters == (8, 16)
