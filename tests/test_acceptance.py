@@ -59,8 +59,8 @@ def test_one_model_predicts_from_either_modality_alone(held_out_model):
     """Issue 3: the same fused model, with each modality removed from every sample.
 
     Issue 3 asks for 0.99 / 0.97 / 0.88 (both / image / audio) on unseen speakers; measured
-    here on nicolas: 0.978 / 0.970 / 0.764 (leave-one-speaker-out means 0.988 / 0.9765 /
-    0.7735, README): the image target is met, exactly, on nicolas. The bounds are the figures
+    here on nicolas: 0.982 / 0.970 / 0.774 (leave-one-speaker-out means 0.9905 / 0.9755 /
+    0.789, README): the image target is met, exactly, on nicolas. The bounds are the figures
     less a margin for another CPU's arithmetic: they guard what is reached, they do not claim
     the targets."""
     _, metrics = held_out_model
@@ -76,7 +76,7 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     """Issue 4: the held-out speaker's samples corrupted: image pixel noise and an occluding
     patch, sound mixed with background babble at 5 dB SNR.
 
-    Issue 4 asks for 0.95 here; measured: 0.950 (leave-one-speaker-out mean 0.948, README;
+    Issue 4 asks for 0.95 here; measured: 0.936 (leave-one-speaker-out mean 0.9485, README;
     0.762 before cutout, per-image noise strength and babble augmentation). The bound guards
     that figure less a margin; the gap (other speakers) is in the issue notes."""
     import shutil
@@ -93,15 +93,16 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     noisy = corrupt_folder(clean, tmp_path / "noisy", snr_db=5.0, seed=0)
     report = evaluate(model, noisy, out=tmp_path / "noisy-report")
     assert report["num_samples"] == 500
-    assert report["accuracy"] >= 0.93, report["ablation"]
+    assert report["accuracy"] >= 0.92, report["ablation"]
 
 
 def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_factory):
     """Issue 3: labels on images only, plus unlabeled image+sound pairs (no audio label
     anywhere); the model then classifies the held-out speaker's sounds alone.
 
-    Issue 3 asks for 0.80; measured: 0.756 with self-training and 40 epochs (0.772 with 25;
-    0.496 with distillation alone; chance is 0.10). The bound guards that figure less a
+    Issue 3 asks for 0.80; measured: 0.748 with self-training, 40 epochs and the narrower
+    audio encoder (0.756 with the wider one, 0.772 with 25 epochs; 0.496 with distillation
+    alone; chance is 0.10). The bound guards that figure less a
     margin; the gap is in the issue notes."""
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.evaluate import evaluate
