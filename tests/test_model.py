@@ -85,3 +85,18 @@ def test_modality_dropout_only_while_training_and_only_on_pairs():
 def test_unknown_fusion_is_a_user_error():
     with pytest.raises(CrossmodalError, match="unknown fusion"):
         build_network(CFG.replace(model=dataclasses.replace(CFG.model, fusion="nope")))
+
+
+@pytest.mark.parametrize("audio_filters", [(4, 12), ()])
+def test_audio_encoder_has_its_own_widths(audio_filters):
+    """`audio_filters` sizes the audio encoder's blocks; empty means the image's `filters`."""
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, audio_filters=audio_filters))
+    net = build_network(cfg)
+
+    def widths(name):
+        encoder = net.get_layer(name)
+        convs = [x for x in encoder.layers if isinstance(x, keras.layers.Conv2D)]
+        return tuple(x.filters for x in convs)
+
+    assert widths("image_encoder") == (8, 16)
+    assert widths("audio_encoder") == (audio_filters or (8, 16))
