@@ -9,6 +9,7 @@ Bounds are the issues' targets where they are met, else the measured figures les
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,19 +17,20 @@ import pytest
 pytestmark = pytest.mark.acceptance
 
 HELD_OUT = "nicolas"
-
-
-def speaker_manifest(avdigits: Path, path: Path, speakers: set[str]) -> Path:
-    rows = ["image,audio,label"]
-    for label_dir in sorted(p for p in avdigits.iterdir() if p.is_dir()):
-        for wav in sorted(label_dir.glob("*.wav")):
-            if wav.stem.split("_")[0] in speakers:
-                rows.append(f"{wav.with_suffix('.png')},{wav},{label_dir.name}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
 SPEAKERS = {"george", "jackson", "lucas", "nicolas"}
+
+
+def _load_loso():
+    """`benchmarks/loso.py`, whose manifest and folder helpers these tests share, so that the
+    figures here are the ones loso.py reports for nicolas."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "loso.py"
+    spec = importlib.util.spec_from_file_location("crossmodal_bench_loso", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+loso = _load_loso()
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +42,10 @@ def held_out_model(avdigits, tmp_path_factory) -> tuple[Path, dict]:
     from crossmodal.train import train
 
     work = tmp_path_factory.mktemp("accept")
-    train_set = speaker_manifest(avdigits, work / "train.csv", SPEAKERS - {HELD_OUT})
+    train_set = loso.speakers_manifest(avdigits, SPEAKERS - {HELD_OUT}, work / "train.csv")
     result = train(train_set, work / "model", config=None)
     assert result.dataset["num_samples"] == 1500
-    test = speaker_manifest(avdigits, work / "held_out.csv", {HELD_OUT})
+    test = loso.held_out_manifest(avdigits, HELD_OUT, work / "held_out.csv")
     report = evaluate(work / "model", test, out=work / "report")
     return work / "model", report["ablation"]
 
@@ -79,17 +81,11 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     Issue 4 asks for 0.95 here; measured: 0.936 (leave-one-speaker-out mean 0.9485, README;
     0.762 before cutout, per-image noise strength and babble augmentation). The bound guards
     that figure less a margin; the gap (other speakers) is in the issue notes."""
-    import shutil
-
     from crossmodal.evaluate import evaluate
     from crossmodal.robustness import corrupt_folder
 
     model, _ = held_out_model
-    clean = tmp_path / "clean"
-    for label_dir in (p for p in avdigits.iterdir() if p.is_dir()):
-        (clean / label_dir.name).mkdir(parents=True)
-        for f in label_dir.glob(f"{HELD_OUT}_*"):
-            shutil.copy(f, clean / label_dir.name / f.name)
+    clean = loso.held_out_folder(avdigits, HELD_OUT, tmp_path / "clean")
     noisy = corrupt_folder(clean, tmp_path / "noisy", snr_db=5.0, seed=0)
     report = evaluate(model, noisy, out=tmp_path / "noisy-report")
     assert report["num_samples"] == 500
@@ -109,21 +105,11 @@ def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_f
     from crossmodal.train import train
 
     work = tmp_path_factory.mktemp("transfer")
-    rows = ["image,audio,label"]
-    for label_dir in sorted(p for p in avdigits.iterdir() if p.is_dir()):
-        for k, wav in enumerate(sorted(label_dir.glob("*.wav"))):
-            if wav.stem.split("_")[0] == HELD_OUT:
-                continue
-            png = wav.with_suffix(".png")
-            if k % 2 == 0:
-                rows.append(f"{png},,{label_dir.name}")  # a labeled image
-            else:
-                rows.append(f"{png},{wav},")  # an unlabeled pair
-    manifest = work / "transfer.csv"
-    manifest.write_text("\n".join(rows) + "\n")
+    # Alternate wav files of each digit: a labeled image, or an unlabeled image+sound pair.
+    manifest = loso.transfer_manifest(avdigits, HELD_OUT, work / "transfer.csv")
     result = train(manifest, work / "model", config=RunConfig(train=TrainConfig()))
     assert result.dataset["num_unlabeled"] > 0
-    test = speaker_manifest(avdigits, work / "test.csv", {HELD_OUT})
+    test = loso.held_out_manifest(avdigits, HELD_OUT, work / "test.csv")
     report = evaluate(work / "model", test, modality="audio")
     assert report["num_samples"] == 500
     assert report["accuracy"] >= 0.72, report["accuracy"]
