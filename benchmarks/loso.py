@@ -2,7 +2,7 @@
 
     python benchmarks/loso.py [--data DIR] [--speakers nicolas,jackson] [--fusion concat,late]
                               [--transfer | --transfer-only] [--shifted] [--epochs N]
-                              [--config FILE] [--train-speakers K]
+                              [--config FILE] [--train-speakers K] [--keep DIR]
 
 For each speaker S and each fusion method F: train with defaults (and --fusion F) on a manifest
 of the other speakers' pairs (so validation, early stopping and every choice made on it use the
@@ -22,6 +22,9 @@ way to judge a candidate setting before it becomes a default.
 --train-speakers K trains each fused model on K of the other speakers only (the K that follow
 S in alphabetical rotation), for a learning curve over the number of training voices: users
 train on every voice they have, and the curve says how the held-out figures move with one more.
+
+--keep DIR keeps every trained model folder (and the shifted copies) under DIR instead of a
+temporary folder, for analysis after the run.
 
 Prints one JSON object: per-run rows and per-fusion means. Each training takes minutes on two
 cores: the full grid (4 speakers x 5 fusions) takes about an hour and a half.
@@ -103,6 +106,7 @@ def main() -> int:
     parser.add_argument(
         "--train-speakers", type=int, default=0, help="train on K other speakers (default: all)"
     )
+    parser.add_argument("--keep", type=Path, default=None, help="keep model folders under DIR")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
@@ -121,7 +125,10 @@ def main() -> int:
     everyone = speakers_of(args.data)
     speakers = args.speakers.split(",") if args.speakers else everyone
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         for fusion in [] if args.transfer_only else fusions:
             for speaker in speakers:
                 model = replace(defaults.model, fusion=fusion)
