@@ -33,6 +33,12 @@ def evaluate(
 
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
+        from crossmodal.artifacts import open_model_dir
+        from crossmodal.evaluate import check_report_dir
+
+        open_model_dir(model)  # a wrong path or a broken folder: one line, before TensorFlow
+        if out is not None:
+            check_report_dir(out)
         quiet_tensorflow()
         from crossmodal.evaluate import evaluate as run
 

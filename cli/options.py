@@ -30,9 +30,20 @@ ClipSeconds = Annotated[
 SampleRate = Annotated[
     int, typer.Option("--sample-rate", min=1000, help="Resample all audio to this rate, in Hz.")
 ]
+MODALITY_CHOICES = ("both", "image", "audio")  # crossmodal.inference.MODALITIES, TF-free
+
+
+def _modality(value: str) -> str:
+    if value not in MODALITY_CHOICES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(MODALITY_CHOICES)}")
+    return value
+
+
 Modality = Annotated[
     str,
     typer.Option(
-        "--modality", help="both, image or audio: remove the other modality from every sample."
+        "--modality",
+        callback=_modality,
+        help="both, image or audio: remove the other modality from every sample.",
     ),
 ]

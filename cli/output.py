@@ -105,6 +105,17 @@ def handled(out: Output | None = None):
     except MemoryError:
         typer.echo("error: out of memory; try a smaller --batch-size", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
+    except OSError as exc:  # a path the user gave: a folder where a file goes, no permission
+        typer.echo(f"error: {os_error_line(exc)}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def os_error_line(exc: OSError) -> str:
+    """'PATH: reason' for a file-system error (no errno prefix), else the error's text."""
+    if exc.strerror and exc.filename is not None:
+        target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+        return f"{exc.filename}{target}: {exc.strerror.lower()}"
+    return str(exc) or type(exc).__name__
 
 
 def json_document(payload: Any) -> str:

@@ -28,14 +28,17 @@ def predict(
 ) -> None:
     """Predict labels for new files; a lone image or sound predicts with the other missing."""
     o = Output(quiet=quiet, json_mode=json_output)
-    if out is not None and out.suffix.lower() not in (".csv", ".jsonl"):
-        raise typer.BadParameter("--out must end in .csv or .jsonl")
     with handled(o):
-        quiet_tensorflow()
+        from crossmodal.predict import check_output_file, write_rows
         from crossmodal.predict import predict as run
-        from crossmodal.predict import write_rows
 
+        if out is not None:
+            check_output_file(out)
+
+        # Checks the model folder and the inputs (one line and exit 1 for a user's mistake)
+        # before TensorFlow is imported; the model loads as the rows are consumed.
         rows = run(model, inputs, top_k=top_k, batch_size=batch_size, modality=modality)
+        quiet_tensorflow()
         failed = 0
         if out is not None:
             if json_output:

@@ -183,6 +183,21 @@ def train(
                 raise CrossmodalError(
                     "--resume names the model folder; drop --out or make them equal"
                 )
+            changed = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+            changed += ["DATA"] * (data is not None) + ["--config"] * (config is not None)
+            changed += [
+                flag
+                for flag, v in (
+                    ("--image-size", image_size),
+                    ("--channels", channels),
+                    ("--clip-seconds", clip_seconds),
+                )
+                if v is not None
+            ]
+            if changed:  # they would be ignored: the run goes on as it was started
+                raise CrossmodalError(
+                    f"--resume continues the run with its own settings; drop {', '.join(changed)}"
+                )
             out = resume
         if out is None:
             raise CrossmodalError("missing option --out MODEL")

@@ -44,19 +44,6 @@ ALL_FILES = (
 )
 
 
-def staging_dir(out: Path, overwrite: bool) -> Path:
-    """A fresh temporary folder beside `out`, after refusing to clobber an existing model."""
-    if out.exists() and not overwrite:
-        raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise CrossmodalError(f"{out} exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    return tmp
-
-
 def commit_dir(tmp: Path, out: Path | str) -> None:
     """Swap the finished folder into place (the old one, if any, is removed only now).
 

@@ -94,6 +94,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         (tmp / "meta.json").write_text(json.dumps(meta))
         old = self.folder.with_name(self.folder.name + ".old")
         if self.folder.exists():
+            shutil.rmtree(old, ignore_errors=True)  # left by a kill after the swap below
             os.replace(self.folder, old)
         os.replace(tmp, self.folder)
         shutil.rmtree(old, ignore_errors=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -25,6 +27,12 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant", "plateau")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 FLIPS = ("none", "horizontal", "vertical", "both")
+UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise CrossmodalError(message)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,21 @@ class AudioConfig:
     crop_margin: int = 2  # frames kept on each side of the active region
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
     utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate >= 1000, "audio.sample_rate must be at least 1000 Hz")
+        _require(self.clip_seconds > 0, "audio.clip_seconds must be above 0")
+        _require(self.num_mels >= 1, "audio.num_mels must be at least 1")
+        _require(
+            0 < self.hop_seconds <= self.frame_seconds <= self.clip_seconds,
+            "audio: need 0 < hop_seconds <= frame_seconds <= clip_seconds",
+        )
+        _require(self.crop_frames >= 0, "audio.crop_frames must be 0 (off) or more")
+        _require(
+            self.utterance_norm in UTTERANCE_NORMS,
+            f"unknown utterance_norm '{self.utterance_norm}' "
+            f"(choose from {', '.join(UTTERANCE_NORMS)})",
+        )
 
     @property
     def num_samples(self) -> int:
@@ -81,6 +104,10 @@ class ImageConfig:
     height: int = 32
     width: int = 32
     channels: int = 1  # 1 when every image is grayscale, else 3
+
+    def __post_init__(self) -> None:
+        _require(min(self.height, self.width) >= 1, "image height and width must be at least 1")
+        _require(self.channels in (1, 3), "image.channels must be 1 or 3")
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,15 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         # Checked here, without TensorFlow, so a bad name fails before any slow import.
+        _require(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
+        _require(0 <= self.modality_dropout <= 1, "model.modality_dropout must be in [0, 1]")
+        _require(min(self.embed_dim, self.shared_dim) >= 1, "model embedding sizes must be >= 1")
+        for name in ("filters", "audio_filters"):
+            widths = getattr(self, name)
+            _require(
+                all(w >= 1 for w in widths) and (widths or name == "audio_filters"),
+                f"model.{name} must list positive widths",
+            )
         if self.fusion not in FUSION_CHOICES:
             raise CrossmodalError(
                 f"unknown fusion '{self.fusion}' (choose from {', '.join(FUSION_CHOICES)})"
@@ -204,6 +240,12 @@ class TrainConfig:
     pseudo_label_threshold: float = 0.7
 
     def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "train.epochs must be at least 1")
+        _require(self.batch_size >= 0, "train.batch_size must be 0 (auto) or more")
+        _require(self.learning_rate > 0, "train.learning_rate must be above 0")
+        _require(0 <= self.val_fraction < 1, "train.val_fraction must be in [0, 1)")
+        _require(self.patience >= 1, "train.patience must be at least 1")
+        _require(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         for name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("schedule", self.schedule, SCHEDULES),
@@ -278,8 +320,51 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _from_dict(hint, value, f"{where}.{name}")
-        elif str(hint).startswith("tuple") and isinstance(value, list):
-            kwargs[name] = tuple(value)
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed(value, hint, f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against the field's annotation (lists become tuples, ints floats where
+    a float is declared); a mismatch is one clear error, never a crash later in training."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        error = None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _typed(value, option, where)
+            except CrossmodalError as exc:
+                error = exc
+        raise error  # type: ignore[misc]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise CrossmodalError(f"{where}: expected a list, got {_shown(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            kinds = [args[0]] * len(value)
+        elif len(value) != len(args):
+            raise CrossmodalError(f"{where}: expected {len(args)} values, got {len(value)}")
+        else:
+            kinds = list(args)
+        return tuple(_typed(v, k, where) for v, k in zip(value, kinds, strict=True))
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float and number and math.isfinite(value):
+        return float(value)
+    if (
+        (hint is bool and isinstance(value, bool))
+        or (hint is int and number and isinstance(value, int))
+        or (hint is str and isinstance(value, str))
+        or hint not in (bool, int, float, str)
+    ):
+        return value
+    raise CrossmodalError(f"{where}: expected {_TYPE_WORDS[hint]}, got {_shown(value)}")
+
+
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool)) else None
+    return text if text and len(text) <= 40 else type(value).__name__

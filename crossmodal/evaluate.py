@@ -38,6 +38,8 @@ def evaluate(
 
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
+    if out is not None:
+        check_report_dir(out)  # before the evaluation, not after it
     data = fsio.normalize(data) if fsio.is_remote(data) else data
     md = open_model_dir(model)
     cfg = md.config
@@ -109,6 +111,12 @@ def evaluate(
             f"accuracy {report['accuracy']:.4f} is below --fail-under {fail_under}", report
         )
     return report
+
+
+def check_report_dir(out: str | Path) -> None:
+    """Refuse a report folder that cannot be one (an existing file) before any work."""
+    if not fsio.is_remote(out) and Path(out).exists() and not Path(out).is_dir():
+        raise CrossmodalError(f"--out {out} exists and is not a folder")
 
 
 def _worst_mistakes(probs, labels, indices, by_index, names) -> list[dict]:

@@ -18,7 +18,7 @@ from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import Sample, scan_inputs
 from crossmodal.errors import CrossmodalError
-from crossmodal.inference import presence_for
+from crossmodal.inference import MODALITIES, presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -128,11 +128,25 @@ def predict(
     workers: int | None = None,
     modality: str = "both",
 ) -> Iterator[dict]:
-    """Yield one row per input sample (in input order): files, label, probability, top_k; or
-    `error` when none of its files could be read."""
+    """Rows, one per input sample (in input order): files, label, probability, top_k; or
+    `error` when none of its files could be read.
+
+    The model folder, `modality` and the inputs are checked before this returns (a
+    CrossmodalError, without TensorFlow); the model loads and runs as the rows are consumed."""
+    if modality not in MODALITIES:
+        raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
     md = open_model_dir(model)
-    cfg = md.config
     scanned = scan_inputs([str(p) for p in inputs])
+    if not scanned.samples and not scanned.skipped:
+        named = ", ".join(str(p) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
+        raise CrossmodalError(f"no image or sound files to predict on in {named}")
+    return _rows(
+        md, scanned, top_k=top_k, batch_size=batch_size, workers=workers, modality=modality
+    )
+
+
+def _rows(md, scanned, *, top_k: int, batch_size: int, workers: int | None, modality: str):
+    cfg = md.config
     for skipped in scanned.skipped:
         yield {"image": None, "audio": None, "error": f"{skipped['path']}: {skipped['reason']}"}
     if not scanned.samples:
@@ -185,15 +199,23 @@ def predict(
             yield row
 
 
+def check_output_file(out: Path | str) -> None:
+    """Refuse an --out that cannot take the rows, before any work."""
+    name = fsio.basename(out)
+    if Path(name).suffix.lower() not in OUTPUT_FORMATS:
+        raise CrossmodalError(f"--out must end in .csv or .jsonl, got {name}")
+    if not fsio.is_remote(out) and Path(out).is_dir():
+        raise CrossmodalError(f"--out {out} is a folder; give a file name ending in .csv or .jsonl")
+
+
 def write_rows(rows, out: Path | str) -> int:
     """Stream rows to CSV or JSONL by extension (atomically); returns how many failed.
 
     A remote `out` (gs://..., any filesystem tf.io.gfile knows) is written to a local
     temporary file and copied there at the end."""
+    check_output_file(out)
     name = fsio.basename(out)
     suffix = Path(name).suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise CrossmodalError(f"--out must end in .csv or .jsonl, got {name}")
     if fsio.is_remote(out):
         import tempfile
 
@@ -203,19 +225,30 @@ def write_rows(rows, out: Path | str) -> int:
             fsio.copy_file(Path(local) / name, out)
         return failed
     out = Path(out)
+    check_output_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")  # concurrent runs never mix
+    try:
+        failed = _write_rows(rows, tmp, suffix)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return failed
+
+
+def _write_rows(rows, path: Path, suffix: str) -> int:
     failed = 0
-    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = None
+        if suffix == ".csv":  # the header even when there are no rows
+            writer = csv.writer(f)
+            writer.writerow(["image", "audio", "label", "probability", "top_k", "error"])
         for row in rows:
             failed += "error" in row
-            if suffix == ".jsonl":
+            if writer is None:
                 f.write(json_text(row) + "\n")
                 continue
-            if writer is None:
-                writer = csv.writer(f)
-                writer.writerow(["image", "audio", "label", "probability", "top_k", "error"])
             writer.writerow(
                 [
                     row.get("image") or "",
@@ -226,5 +259,4 @@ def write_rows(rows, out: Path | str) -> int:
                     row.get("error", ""),
                 ]
             )
-    tmp.replace(out)
     return failed

@@ -133,12 +133,17 @@ def _write_local_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     confusion_bytes = (
         confusion_png(confusion["matrix"], list(confusion["labels"])) if has_confusion else None
     )
-    write_metrics_json(metrics, json_path)
-    _atomic_write_bytes(render_markdown(metrics).encode("utf-8"), md_path)
+    # Everything is rendered before anything is written, and metrics.json (what scripts
+    # read) goes last: a failure never leaves a new metrics.json beside an old report.
+    markdown = render_markdown(metrics).encode("utf-8")
+    page = _render_html(metrics, title="Evaluation report", confusion_bytes=confusion_bytes)
+    _atomic_write_bytes(markdown, md_path)
     if confusion_bytes is not None:
         _atomic_write_bytes(confusion_bytes, png_path)
-    page = _render_html(metrics, title="Evaluation report", confusion_bytes=confusion_bytes)
+    else:
+        png_path.unlink(missing_ok=True)  # an earlier report's matrix would not match
     _atomic_write_bytes(page.encode("utf-8"), html_path)
+    write_metrics_json(metrics, json_path)
     return [p for p in (json_path, md_path, png_path, html_path) if p.exists()]
 
 
@@ -164,6 +169,7 @@ def _atomic_write_bytes(data: bytes, path: Path) -> None:
     """
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for others too
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -650,3 +656,10 @@ def _thumbnail(path: Any) -> tuple[bytes, tuple[int, int]] | None:
             return buffer.getvalue(), image.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -204,6 +205,8 @@ def train(
 
     out = fsio.local_or_url(out)
     remote = fsio.is_remote(out)  # built in a local staging folder, copied there at the end
+    if not remote:
+        out = Path(os.path.abspath(out))  # "." and "dir/.." name a folder too
     staging = _remote_staging(out) if remote else out.with_name(f".{out.name}.partial")
     if data is not None and fsio.is_remote(data):
         data = fsio.normalize(data)
@@ -235,8 +238,14 @@ def train(
                 config.image.channels,
                 config.audio.clip_seconds,
             )
-        elif fsio.exists(out) and not overwrite and placement.is_chief:
-            raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
+        elif fsio.exists(out) and placement.is_chief:
+            if not overwrite:
+                raise CrossmodalError(f"{out} already exists; pass --overwrite to replace it")
+            if not _replaceable_model_dir(out):  # never a user's project folder
+                raise CrossmodalError(
+                    f"{out} exists and is not a model folder; --overwrite replaces only a "
+                    "model folder (or an empty folder): choose another --out"
+                )
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
         cfg = config or RunConfig()
@@ -704,6 +713,8 @@ class _Job:
             for _ in range(initial_epoch):  # replay the shuffles of the epochs already done
                 for _ in train_ds:
                     pass
+            # An epoch logged but killed before its checkpoint runs again: log it once.
+            _trim_history(staging / "history.csv", initial_epoch)
         callbacks = [
             keras.callbacks.CSVLogger(str(staging / "history.csv"), append=resume),
             keras.callbacks.TensorBoard(log_dir=str(staging / "logs"), write_graph=True),
@@ -791,6 +802,20 @@ class _Job:
                 )
             metrics[modality] = multilabel_metrics(y, probs, labels, thresholds)
         return metrics
+
+
+def _replaceable_model_dir(out: Path | str) -> bool:
+    """What `--overwrite` may replace: a model folder (config.json and saved_model/), or an
+    empty folder."""
+    try:
+        if not fsio.isdir(out):
+            return False
+        if not fsio.is_remote(out) and Path(out).is_symlink():
+            return False
+        names = set(fsio.listdir(out))
+    except Exception:  # a remote store that refuses: nothing is replaced
+        return False
+    return not names or {"config.json", "saved_model"} <= names
 
 
 def _optimizer(cfg: RunConfig, num_train: int):
@@ -896,6 +921,15 @@ def _check_export(net, serve, ds, *, temperature=1.0, multi_label=False, atol=1e
         raise RuntimeError(
             f"exported SavedModel differs from the network by {abs(want - got).max()}"
         )
+
+
+def _trim_history(path: Path, epochs: int) -> None:
+    """Keep the header and the first `epochs` rows of a CSVLogger file."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) > epochs + 1:
+        path.write_text("".join(lines[: epochs + 1]))
 
 
 def _read_history(path: Path) -> list[dict]:

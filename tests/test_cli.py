@@ -87,6 +87,64 @@ def test_user_errors_are_one_line_and_exit_1(args, message):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, data, tmp_path):
+    """A wrong --modality, nothing to predict on, no model, an --out that cannot be written,
+    --resume with settings it would ignore: exit 1, one line, and TensorFlow never imported."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not media")
+    (tmp_path / "dir.csv").mkdir()
+    (tmp_path / "file").write_text("a file")
+    a, nowhere = str(data / "a"), str(tmp_path / "nowhere")
+    cases = [
+        (["predict", str(model), a, "--modality", "bogus"], "'bogus' is not one of"),
+        (["predict", str(model), str(tmp_path / "empty")], "no image or sound files"),
+        (["predict", nowhere, a], "no model folder"),
+        (["predict", str(model), a, "--out", str(tmp_path / "dir.csv")], "is a folder"),
+        (["predict", str(model), a, "--out", str(tmp_path / "rows.txt")], ".csv or .jsonl"),
+        (["evaluate", str(model), str(data), "--out", str(tmp_path / "file")], "not a folder"),
+        (["evaluate", nowhere, str(data)], "no model folder"),
+        (["train", "--resume", nowhere, "--epochs", "3", "--seed", "1"], "drop --epochs, --seed"),
+    ]
+    code = textwrap.dedent(
+        """
+        import contextlib, io, json, sys
+        from cli.main import main
+        for args, message in json.loads(sys.argv[1]):
+            sys.argv = ["crossmodal", *args]
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    main()
+                except SystemExit as exc:
+                    code = exc.code
+            text = err.getvalue()
+            assert code == 1, (args, code, text)
+            assert message in text and len(text.strip().splitlines()) == 1, (args, text)
+        assert "tensorflow" not in sys.modules, "a user's mistake imported TensorFlow"
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_overwrite_replaces_only_a_model_folder_and_os_errors_are_one_line(data, tmp_path):
+    """--overwrite on a folder that is not a model (a user's project) is refused, its files
+    untouched; a path the system refuses is one line, not a traceback."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "thesis.tex").write_text("years of work")
+    proc = run("train", str(data), "--out", str(project), "--overwrite", check=False)
+    assert proc.returncode == 1 and "is not a model folder" in proc.stderr, proc.stderr
+    assert (project / "thesis.tex").read_text() == "years of work"
+    proc = run("train", str(data), "--out", str(tmp_path / "project" / "thesis.tex" / "m"),
+               check=False)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "thesis.tex" in proc.stderr
+
+
 def test_train_mixes_background_sounds_from_a_noise_dir(data, tmp_path):
     import soundfile as sf
 
@@ -331,3 +389,11 @@ def test_model_folders_of_another_format_or_incomplete_are_refused(model, data, 
     shutil.rmtree(broken / "saved_model")
     proc = run("evaluate", str(broken), str(data), check=False)
     assert proc.returncode == 1 and "missing saved_model" in proc.stderr
+
+
+def test_cli_modality_choices_are_the_core_ones():
+    """cli/options.py keeps its own copy (importing the core's pulls numpy into --help)."""
+    from cli.options import MODALITY_CHOICES
+    from crossmodal.inference import MODALITIES
+
+    assert MODALITY_CHOICES == MODALITIES

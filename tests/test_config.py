@@ -161,3 +161,40 @@ def test_default_num_frames_by_hand():
 )
 def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
     assert AudioConfig(sample_rate=rate, fmax=fmax).effective_fmax == expected
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"data": 5}, "config.data: expected text, got 5"),
+        ({"train": {"epochs": "ten"}}, 'config.train.epochs: expected a whole number, got "ten"'),
+        ({"train": {"epochs": True}}, "config.train.epochs: expected a whole number, got true"),
+        ({"train": {"epochs": 0}}, "train.epochs must be at least 1"),
+        ({"train": {"batch_size": -3}}, "train.batch_size must be 0 (auto) or more"),
+        ({"train": {"val_fraction": 3.0}}, "train.val_fraction must be in [0, 1)"),
+        ({"train": {"val_groups": "nicolas"}}, "config.train.val_groups: expected a list"),
+        ({"train": {"clipnorm": "high"}}, "config.train.clipnorm: expected a number"),
+        ({"audio": {"sample_rate": 0}}, "audio.sample_rate must be at least 1000 Hz"),
+        ({"audio": {"utterance_norm": "loud"}}, "unknown utterance_norm 'loud'"),
+        ({"image": {"channels": 2}}, "image.channels must be 1 or 3"),
+        (
+            {"model": {"filters": [32, "x"]}},
+            'config.model.filters: expected a whole number, got "x"',
+        ),
+        ({"model": {"dropout": 1.0}}, "model.dropout must be in [0, 1)"),
+        ({"augment": {"audio_noise_snr_db": [1, 2, 3]}}, "expected 2 values, got 3"),
+    ],
+)
+def test_values_of_the_wrong_type_or_range_are_one_clear_error(settings, message):
+    """A config file's values are checked when read, not when training trips over them."""
+    with pytest.raises(CrossmodalError) as caught:
+        RunConfig.from_dict(settings)
+    assert message in str(caught.value)
+
+
+def test_typed_reading_keeps_what_it_should():
+    cfg = RunConfig.from_dict(
+        {"train": {"learning_rate": 1, "clipnorm": None, "val_groups": ["a"]}, "data": None}
+    )
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
+    assert cfg.train.clipnorm is None and cfg.train.val_groups == ("a",) and cfg.data is None

@@ -158,6 +158,34 @@ def test_write_report(tmp_path: Path) -> None:
     ]
 
 
+def test_report_files_follow_the_umask_and_metrics_json_is_written_last(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """mkstemp makes 0600 files: reports must be readable by others (CI artifact servers),
+    and metrics.json (what scripts read) must not be new while the others are old."""
+    import os
+
+    out_dir = tmp_path / "run"
+    order: list[str] = []
+    import crossmodal.report as report
+
+    real = report._atomic_write_bytes
+
+    def spy(data, path):
+        order.append(Path(path).name)
+        real(data, path)
+
+    monkeypatch.setattr(report, "_atomic_write_bytes", spy)
+    old = os.umask(0o022)
+    try:
+        paths = write_report(make_metrics(), out_dir)
+    finally:
+        os.umask(old)
+    assert order[-1] == "metrics.json" and len(order) == 4
+    for path in paths:
+        assert path.stat().st_mode & 0o777 == 0o644, path.name
+
+
 def test_write_report_requires_confusion_matrix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="confusion_matrix"):
         write_report({"accuracy": 1.0}, tmp_path / "out")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,14 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, nois
     with pytest.raises(Kill):
         train(data, tmp_path / "cut", config=cfg, on_epoch=die_after_two)
     assert not (tmp_path / "cut").exists(), "an interrupted run must not look complete"
-    assert (tmp_path / ".cut.partial" / "checkpoint" / "meta.json").exists()
+    partial = tmp_path / ".cut.partial"
+    assert (partial / "checkpoint" / "meta.json").exists()
+    # A kill can land between the history line of an epoch and its checkpoint (that epoch
+    # runs again: it must be logged once), and after a checkpoint swap but before the old
+    # copy was removed (the next save must not trip over it).
+    lines = (partial / "history.csv").read_text().splitlines(keepends=True)
+    (partial / "history.csv").write_text("".join(lines) + lines[-1])
+    shutil.copytree(partial / "checkpoint", partial / "checkpoint.old")
     notes = []
     resumed = train(None, tmp_path / "cut", resume=True, notice=notes.append)
     assert any("resuming after epoch 2" in n for n in notes)
