@@ -29,9 +29,12 @@ def predict(
     """Predict labels for new files; a lone image or sound predicts with the other missing."""
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
+        from crossmodal import fsio
         from crossmodal.predict import check_output_file, write_rows
         from crossmodal.predict import predict as run
 
+        if any(fsio.is_remote(p) for p in [model, *inputs, *([out] if out else [])]):
+            quiet_tensorflow()  # remote stores are read through TensorFlow's file system
         if out is not None:
             check_output_file(out)
 

@@ -183,8 +183,14 @@ def train(
                 raise CrossmodalError(
                     "--resume names the model folder; drop --out or make them equal"
                 )
-            changed = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+            # --strategy stays allowed: where the run goes on is not a setting of the model.
+            changed = [
+                "--no-augment" if k == "augment" and v is False else f"--{k.replace('_', '-')}"
+                for k, v in given.items()
+                if v is not None and k != "strategy"
+            ]
             changed += ["DATA"] * (data is not None) + ["--config"] * (config is not None)
+            changed += ["--overwrite"] * overwrite
             changed += [
                 flag
                 for flag, v in (

@@ -61,8 +61,8 @@ class AudioConfig:
         _require(self.clip_seconds > 0, "audio.clip_seconds must be above 0")
         _require(self.num_mels >= 1, "audio.num_mels must be at least 1")
         _require(
-            0 < self.hop_seconds <= self.frame_seconds <= self.clip_seconds,
-            "audio: need 0 < hop_seconds <= frame_seconds <= clip_seconds",
+            self.hop_seconds > 0 and 0 < self.frame_seconds <= self.clip_seconds,
+            "audio: need hop_seconds > 0 and 0 < frame_seconds <= clip_seconds",
         )
         _require(self.crop_frames >= 0, "audio.crop_frames must be 0 (off) or more")
         _require(
@@ -244,7 +244,7 @@ class TrainConfig:
         _require(self.batch_size >= 0, "train.batch_size must be 0 (auto) or more")
         _require(self.learning_rate > 0, "train.learning_rate must be above 0")
         _require(0 <= self.val_fraction < 1, "train.val_fraction must be in [0, 1)")
-        _require(self.patience >= 1, "train.patience must be at least 1")
+        _require(self.patience >= 0, "train.patience must be 0 or more")
         _require(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         for name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS),

@@ -62,8 +62,12 @@ def write_metrics_json(metrics: dict[str, Any], path: Path) -> None:
     strict JSON parsers refuse; numpy scalars/arrays are converted to plain
     Python values so callers that assemble dicts by hand do not trip over them.
     """
+    _atomic_write_bytes(metrics_json_bytes(metrics), Path(path))
+
+
+def metrics_json_bytes(metrics: dict[str, Any]) -> bytes:
     text = json.dumps(metrics, indent=2, sort_keys=False, allow_nan=False, default=_json_default)
-    _atomic_write_bytes((text + "\n").encode("utf-8"), Path(path))
+    return (text + "\n").encode("utf-8")
 
 
 def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation report") -> str:
@@ -106,7 +110,7 @@ def write_report(metrics: dict[str, Any], out_dir: Path | str) -> list[Path | st
         with tempfile.TemporaryDirectory(prefix="crossmodal-report-") as local:
             written = write_report(metrics, Path(local))
             fsio.makedirs(out_dir)
-            for path in written:
+            for path in sorted(written, key=lambda p: p.name == METRICS_JSON):  # metrics last
                 fsio.copy_file(path, fsio.join(out_dir, path.name))
             return [fsio.join(out_dir, path.name) for path in written]
     return _write_local_report(metrics, Path(out_dir))
@@ -135,6 +139,7 @@ def _write_local_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     )
     # Everything is rendered before anything is written, and metrics.json (what scripts
     # read) goes last: a failure never leaves a new metrics.json beside an old report.
+    metrics_bytes = metrics_json_bytes(metrics)  # refuses NaN before anything is written
     markdown = render_markdown(metrics).encode("utf-8")
     page = _render_html(metrics, title="Evaluation report", confusion_bytes=confusion_bytes)
     _atomic_write_bytes(markdown, md_path)
@@ -143,7 +148,7 @@ def _write_local_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     else:
         png_path.unlink(missing_ok=True)  # an earlier report's matrix would not match
     _atomic_write_bytes(page.encode("utf-8"), html_path)
-    write_metrics_json(metrics, json_path)
+    _atomic_write_bytes(metrics_bytes, json_path)
     return [p for p in (json_path, md_path, png_path, html_path) if p.exists()]
 
 

@@ -66,8 +66,9 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def resolve(file_settings: dict[str, Any], flags: dict[str, Any]) -> tuple[RunConfig, dict]:
     """The RunConfig, plus which data-shape settings were given explicitly (not inferred)."""
     merged = merge(file_settings, flags)
+    cfg = RunConfig.from_dict(merged)  # first: it refuses a section that is not a table
     explicit = {
         "image": dict(merged.get("image", {})),
         "clip_seconds": merged.get("audio", {}).get("clip_seconds"),
     }
-    return RunConfig.from_dict(merged), explicit
+    return cfg, explicit

@@ -805,8 +805,11 @@ class _Job:
 
 
 def _replaceable_model_dir(out: Path | str) -> bool:
-    """What `--overwrite` may replace: a model folder (config.json and saved_model/), or an
-    empty folder."""
+    """What `--overwrite` may replace: a model folder (config.json and saved_model/), a
+    folder of nothing but what training writes (a copy to a remote store killed half-way),
+    or an empty folder."""
+    from crossmodal.artifacts import WRITTEN_FILES
+
     try:
         if not fsio.isdir(out):
             return False
@@ -815,7 +818,7 @@ def _replaceable_model_dir(out: Path | str) -> bool:
         names = set(fsio.listdir(out))
     except Exception:  # a remote store that refuses: nothing is replaced
         return False
-    return not names or {"config.json", "saved_model"} <= names
+    return names <= set(WRITTEN_FILES) or {"config.json", "saved_model"} <= names
 
 
 def _optimizer(cfg: RunConfig, num_train: int):

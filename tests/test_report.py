@@ -186,6 +186,15 @@ def test_report_files_follow_the_umask_and_metrics_json_is_written_last(
         assert path.stat().st_mode & 0o777 == 0o644, path.name
 
 
+def test_a_report_that_cannot_be_json_leaves_the_old_one_whole(tmp_path: Path) -> None:
+    out_dir = tmp_path / "run"
+    write_report(make_metrics(), out_dir)
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    with pytest.raises(ValueError):
+        write_report({**make_metrics(), "accuracy": float("nan")}, out_dir)
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+
+
 def test_write_report_requires_confusion_matrix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="confusion_matrix"):
         write_report({"accuracy": 1.0}, tmp_path / "out")
