@@ -225,7 +225,6 @@ def write_rows(rows, out: Path | str) -> int:
             fsio.copy_file(Path(local) / name, out)
         return failed
     out = Path(out)
-    check_output_file(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")  # concurrent runs never mix
     try:
