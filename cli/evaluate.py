@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.options import Json, Modality, Quiet, Workers
-from cli.output import Output, handled, quiet_tensorflow
+from cli.output import Output, handled, quiet_tensorflow, quiet_tensorflow_if_remote
 
 
 def evaluate(
@@ -33,12 +33,10 @@ def evaluate(
 
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
-        from crossmodal import fsio
         from crossmodal.artifacts import open_model_dir
         from crossmodal.evaluate import check_report_dir
 
-        if any(fsio.is_remote(p) for p in (model, data, out) if p is not None):
-            quiet_tensorflow()  # remote stores are read through TensorFlow's file system
+        quiet_tensorflow_if_remote(model, data, out)
         open_model_dir(model)  # a wrong path or a broken folder: one line, before TensorFlow
         if out is not None:
             check_report_dir(out)

@@ -39,6 +39,15 @@ def quiet_tensorflow() -> None:
     import tensorflow  # noqa: F401
 
 
+def quiet_tensorflow_if_remote(*paths) -> None:
+    """Remote stores (gs://, s3://) are read through TensorFlow's file system: import it
+    quietly before a check that touches one; local paths are checked without it."""
+    from crossmodal import fsio
+
+    if any(p is not None and fsio.is_remote(p) for p in paths):
+        quiet_tensorflow()
+
+
 class Output:
     """Where a command's words go: JSON mode keeps stdout for the one JSON document."""
 

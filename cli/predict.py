@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from cli.options import Json, Modality, Quiet
-from cli.output import EXIT_INPUTS_FAILED, Output, handled, quiet_tensorflow
+from cli.output import (
+    EXIT_INPUTS_FAILED,
+    Output,
+    handled,
+    quiet_tensorflow,
+    quiet_tensorflow_if_remote,
+)
 
 
 def predict(
@@ -29,12 +35,10 @@ def predict(
     """Predict labels for new files; a lone image or sound predicts with the other missing."""
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
-        from crossmodal import fsio
         from crossmodal.predict import check_output_file, write_rows
         from crossmodal.predict import predict as run
 
-        if any(fsio.is_remote(p) for p in [model, *inputs, *([out] if out else [])]):
-            quiet_tensorflow()  # remote stores are read through TensorFlow's file system
+        quiet_tensorflow_if_remote(model, *inputs, out)
         if out is not None:
             check_output_file(out)
 

@@ -42,16 +42,6 @@ ALL_FILES = (
     "dataset.json",
     "history.csv",
 )
-# Everything a training run may write into MODEL (a folder of nothing else is a model's,
-# perhaps half-copied to a remote store).
-WRITTEN_FILES = (
-    *ALL_FILES,
-    "README.md",
-    "metrics.json",
-    "training_curves.png",
-    "thresholds.json",
-    "logs",
-)
 
 
 def commit_dir(tmp: Path, out: Path | str) -> None:

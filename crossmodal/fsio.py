@@ -112,6 +112,17 @@ def listdir(path: PathLike) -> list[str]:
     return sorted({name.rstrip("/") for name in _gfile(path).listdir(normalize(path))})
 
 
+def folder_entries(path: PathLike) -> set[str] | None:
+    """The names in a folder, or None when `path` is not one we may treat as ours to replace:
+    not a folder, a local symbolic link, or unreadable (a remote store that refuses)."""
+    try:
+        if not is_remote(path) and Path(path).is_symlink():
+            return None
+        return set(listdir(path)) if isdir(path) else None
+    except Exception:  # OSError locally; a remote store raises its own kinds
+        return None
+
+
 def size_and_mtime(path: PathLike) -> tuple[int, int]:
     """Bytes and modification time in ns (0 where a store keeps no time)."""
     if not is_remote(path):

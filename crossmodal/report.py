@@ -16,6 +16,7 @@ import html
 import io
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -172,9 +173,11 @@ def _atomic_write_bytes(data: bytes, path: Path) -> None:
 
     Same folder so the rename stays on one filesystem (and is atomic there).
     """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp, whose 0600 hides reports from everyone else: created 0666, the umask
+    # applies as for any file; the random part keeps concurrent writers apart.
+    tmp_name = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for others too
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -661,10 +664,3 @@ def _thumbnail(path: Any) -> tuple[bytes, tuple[int, int]] | None:
             return buffer.getvalue(), image.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting it, then putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -44,6 +44,8 @@ ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training
 STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
 PSEUDO_FILE = "pseudo_labels.json"  # in the staging folder: self-training's first stage
 THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision thresholds
+METRICS_FILE = "metrics.json"  # validation metrics
+LOGS = "logs"  # TensorBoard
 
 
 @dataclass
@@ -332,7 +334,7 @@ def train(
             (staging / "dataset.json").write_text(
                 json.dumps(dataset_info, indent=2, ensure_ascii=False)
             )
-            (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
             _write_card(staging, dataset_info, metrics, history)
             for leftover in ("checkpoint", STATE_FILE, PSEUDO_FILE):
                 path = staging / leftover
@@ -717,7 +719,7 @@ class _Job:
             _trim_history(staging / "history.csv", initial_epoch)
         callbacks = [
             keras.callbacks.CSVLogger(str(staging / "history.csv"), append=resume),
-            keras.callbacks.TensorBoard(log_dir=str(staging / "logs"), write_graph=True),
+            keras.callbacks.TensorBoard(log_dir=str(staging / LOGS), write_graph=True),
             *([_plateau(t)] if t.schedule == "plateau" else []),
             checkpoint,
         ]
@@ -808,17 +810,14 @@ def _replaceable_model_dir(out: Path | str) -> bool:
     """What `--overwrite` may replace: a model folder (config.json and saved_model/), a
     folder of nothing but what training writes (a copy to a remote store killed half-way),
     or an empty folder."""
-    from crossmodal.artifacts import WRITTEN_FILES
+    from crossmodal.artifacts import ALL_FILES
+    from crossmodal.card import MODEL_CARD, TRAINING_CURVES_PNG
 
-    try:
-        if not fsio.isdir(out):
-            return False
-        if not fsio.is_remote(out) and Path(out).is_symlink():
-            return False
-        names = set(fsio.listdir(out))
-    except Exception:  # a remote store that refuses: nothing is replaced
+    names = fsio.folder_entries(out)
+    if names is None:
         return False
-    return names <= set(WRITTEN_FILES) or {"config.json", "saved_model"} <= names
+    written = {*ALL_FILES, MODEL_CARD, TRAINING_CURVES_PNG, METRICS_FILE, THRESHOLDS_FILE, LOGS}
+    return names <= written or {"config.json", "saved_model"} <= names
 
 
 def _optimizer(cfg: RunConfig, num_train: int):

@@ -517,21 +517,8 @@ def _reusable(out: Path | str, fingerprint: str) -> tuple[PreparedDataset | None
 def _replaceable(out: Path | str) -> bool:
     """A folder holding nothing but what preprocess writes (perhaps incomplete): never a
     user's folder, nor a model folder (which has a dataset.json of its own)."""
-    if fsio.is_remote(out):
-        try:
-            names = fsio.listdir(out) if fsio.isdir(out) else None
-        except Exception:
-            return False
-        if names is None:
-            return False
-    elif out.is_symlink() or not out.is_dir():
-        return False
-    else:
-        try:
-            names = [p.name for p in out.iterdir()]
-        except OSError:
-            return False
-    return all(
+    names = fsio.folder_entries(out)
+    return names is not None and all(
         name in (DATASET_JSON, SAMPLES_JSONL, LISTING_JSON)
         or name.startswith(f"{LISTING_JSON}.tmp-")
         or (name.startswith("shard-") and name.endswith(".bin"))
