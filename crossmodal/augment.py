@@ -231,12 +231,19 @@ class SpecWarp(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="crossmodal")
 class ImageNoise(keras.layers.Layer):
     """Gaussian pixel noise whose strength varies per sample: std drawn from [0, max_std]
-    (images in [0, 1]), so the model sees clean and very noisy cameras alike."""
+    (images in [0, 1]), so the model sees clean and very noisy cameras alike.
 
-    def __init__(self, max_std: float = 0.2, seed: int | None = None, **kwargs):
+    The result is clipped to [0, 1] (`clip`), as the noise of a real camera is once the image
+    is stored as pixels: on a black background, clipped noise brightens it (its mean is about
+    0.4 std), where unclipped noise would average out."""
+
+    def __init__(
+        self, max_std: float = 0.2, seed: int | None = None, clip: bool = True, **kwargs
+    ):
         super().__init__(**kwargs)
         self.max_std = max_std
         self.seed = seed
+        self.clip = clip
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
@@ -245,13 +252,19 @@ class ImageNoise(keras.layers.Layer):
         n = tf.shape(images)[0]
         std = keras.random.uniform([n, 1, 1, 1], 0.0, self.max_std, seed=self.seed_generator)
         noise = keras.random.normal(tf.shape(images), seed=self.seed_generator)  # [N, H, W, C]
-        return images + std * noise
+        noisy = images + std * noise
+        return tf.clip_by_value(noisy, 0.0, 1.0) if self.clip else noisy
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "max_std": self.max_std, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "max_std": self.max_std,
+            "seed": self.seed,
+            "clip": self.clip,
+        }
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")

@@ -83,9 +83,21 @@ def test_babble_never_mixes_a_clip_with_itself():
 
 
 def test_image_noise_strength_varies_per_image_up_to_its_maximum():
-    x = tf.zeros([200, 16, 16, 1])
+    x = tf.fill([200, 16, 16, 1], 0.5)  # mid-gray: 0.2 std is 2.5 std from either clip
     std = ImageNoise(0.2, seed=3)(x, training=True).numpy().reshape(200, -1).std(axis=1)
     assert std.max() <= 0.2 * 1.15 and std.min() < 0.03 and 0.07 < std.mean() < 0.13
+
+
+def test_image_noise_stays_a_valid_image_as_a_stored_noisy_photo_does():
+    black = tf.zeros([200, 16, 16, 1])
+    noisy = ImageNoise(0.2, seed=3)(black, training=True).numpy()
+    assert noisy.min() >= 0.0 and noisy.max() <= 1.0
+    # Clipped noise brightens a black background (mean about 0.4 std), as in a stored photo.
+    assert 0.02 < noisy.mean() < 0.06
+    raw = ImageNoise(0.2, seed=3, clip=False)(black, training=True).numpy()
+    assert raw.min() < 0.0 and abs(raw.mean()) < 0.005
+    layer = ImageNoise(0.2, seed=3, clip=False)
+    assert type(layer).from_config(layer.get_config()).clip is False
 
 
 def test_cutout_covers_one_square_with_one_gray_level():
