@@ -237,9 +237,7 @@ class ImageNoise(keras.layers.Layer):
     is stored as pixels: on a black background, clipped noise brightens it (its mean is about
     0.4 std), where unclipped noise would average out."""
 
-    def __init__(
-        self, max_std: float = 0.2, seed: int | None = None, clip: bool = True, **kwargs
-    ):
+    def __init__(self, max_std: float = 0.2, seed: int | None = None, clip: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.max_std = max_std
         self.seed = seed

@@ -119,7 +119,7 @@ class AugmentConfig:
     image_rotate: float = 0.04  # fraction of a full turn (about 15 degrees)
     image_zoom: float = 0.1
     image_contrast: float = 0.2
-    image_noise: float = 0.2  # Gaussian pixel noise, std drawn per image from [0, this]
+    image_noise: float = 0.2  # Gaussian pixel noise, std drawn per image from [0, this]; clipped
     image_cutout: float = 0.5  # an occluding square, side up to this fraction of the image
     image_cutout_prob: float = 0.5
     image_flip: str = "none"  # none | horizontal | vertical | both (they break digits, text)
