@@ -14,7 +14,9 @@ train on a manifest of labeled images plus unlabeled image+sound pairs from the 
 With --shifted, also evaluate each fused model on a corrupted copy of S
 (`crossmodal.robustness.corrupt_folder`, the acceptance test's shift: pixel noise sigma 40, a
 30% gray patch, babble of 3 other recordings at 5 dB SNR, seed 0): `shifted` is the accuracy
-with both modalities there.
+with both modalities there, and the same model says where it loses it: `shifted_image` and
+`shifted_audio` are each corrupted modality alone, `shifted_image_only` the corrupted image with
+the clean sound and `shifted_audio_only` the clean image with the corrupted sound.
 
 --config FILE (TOML, as `crossmodal train --config`) replaces the defaults for every run: the
 way to judge a candidate setting before it becomes a default.
@@ -80,6 +82,17 @@ def speakers_manifest(data: Path, speakers: set[str], path: Path) -> Path:
 
 def held_out_manifest(data: Path, speaker: str, path: Path) -> Path:
     return speakers_manifest(data, {speaker}, path)
+
+
+def mixed_manifest(images: Path, sounds: Path, path: Path) -> Path:
+    """Pairs taking the image from one class-folder copy and the sound from another (same
+    labels and file names): one modality corrupted, the other clean."""
+    rows = ["image,audio,label"]
+    for wav in sorted(sounds.glob("*/*.wav")):
+        label = wav.parent.name
+        rows.append(f"{images / label / wav.with_suffix('.png').name},{wav},{label}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 def held_out_folder(data: Path, speaker: str, dst: Path) -> Path:
@@ -153,10 +166,21 @@ def main() -> int:
                 }
                 if args.shifted:
                     noisy = Path(tmp) / f"noisy-{speaker}"
+                    clean = Path(tmp) / f"clean-{speaker}"
                     if not noisy.exists():  # once per speaker, whatever the number of fusions
-                        clean = held_out_folder(args.data, speaker, Path(tmp) / f"clean-{speaker}")
+                        held_out_folder(args.data, speaker, clean)
                         corrupt_folder(clean, noisy, seed=0)
-                    row["shifted"] = round(evaluate(out, noisy)["accuracy"], 4)
+                    shifted = evaluate(out, noisy)["ablation"]
+                    row["shifted"] = round(shifted["both"]["accuracy"], 4)
+                    row["shifted_image"] = round(shifted["image"]["accuracy"], 4)
+                    row["shifted_audio"] = round(shifted["audio"]["accuracy"], 4)
+                    for corrupted, images, sounds in (
+                        ("image", noisy, clean),
+                        ("audio", clean, noisy),
+                    ):
+                        mixed = mixed_manifest(images, sounds, Path(tmp) / f"m-{speaker}.csv")
+                        accuracy = evaluate(out, mixed)["accuracy"]
+                        row[f"shifted_{corrupted}_only"] = round(accuracy, 4)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
         for speaker in speakers if args.transfer or args.transfer_only else ():

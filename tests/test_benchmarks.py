@@ -160,3 +160,10 @@ def test_loso_manifests_and_held_out_folder(tmp_path):
     assert loso.training_speakers(everyone, "bob") == {"ann", "cy", "dee"}
     assert loso.training_speakers(everyone, "cy", 2) == {"dee", "ann"}  # the next two, wrapping
     assert all(s not in loso.training_speakers(everyone, s, 1) for s in everyone)
+    noisy = loso.held_out_folder(data, "bob", tmp_path / "noisy")
+    mixed = loso.mixed_manifest(noisy, folder, tmp_path / "m.csv").read_text().splitlines()
+    pairs = [row.split(",") for row in mixed[1:]]
+    assert len(pairs) == 4
+    for image, audio, label in pairs:  # the image from one copy, the sound from the other
+        assert image.startswith(str(noisy)) and audio.startswith(str(folder))
+        assert Path(image).stem == Path(audio).stem and Path(image).parent.name == label
