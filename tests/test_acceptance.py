@@ -61,14 +61,15 @@ def test_one_model_predicts_from_either_modality_alone(held_out_model):
     """Issue 3: the same fused model, with each modality removed from every sample.
 
     Issue 3 asks for 0.99 / 0.97 / 0.88 (both / image / audio) on unseen speakers; measured
-    here on nicolas: 0.982 / 0.970 / 0.774 (leave-one-speaker-out means 0.9905 / 0.9755 /
-    0.789, README): the image target is met, exactly, on nicolas. The bounds are the figures
-    less a margin for another CPU's arithmetic: they guard what is reached, they do not claim
-    the targets."""
+    here on nicolas: 0.982 / 0.966 / 0.748 (0.988 / 0.978 / 0.784 with `seed = 1`;
+    leave-one-speaker-out means over two seeds 0.992 / 0.976 / 0.796, README). The bounds are
+    the figures less a margin for another CPU's arithmetic, which acts like another seed: the
+    seed alone moves one speaker's sound-alone figure by up to 6.6 points and the image alone
+    by about 1. They guard what is reached; they do not claim the targets."""
     _, metrics = held_out_model
     assert metrics["both"]["accuracy"] >= 0.97, metrics["both"]["accuracy"]
-    assert metrics["image"]["accuracy"] >= 0.96, metrics["image"]["accuracy"]
-    assert metrics["audio"]["accuracy"] >= 0.74, metrics["audio"]["accuracy"]
+    assert metrics["image"]["accuracy"] >= 0.95, metrics["image"]["accuracy"]
+    assert metrics["audio"]["accuracy"] >= 0.70, metrics["audio"]["accuracy"]
     # The modality that is there carries the prediction: each alone beats chance by far,
     # and the fused model is at least as good as the better one alone.
     assert metrics["both"]["accuracy"] >= max(m["accuracy"] for m in metrics.values()) - 1e-9
@@ -78,9 +79,10 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     """Issue 4: the held-out speaker's samples corrupted: image pixel noise and an occluding
     patch, sound mixed with background babble at 5 dB SNR.
 
-    Issue 4 asks for 0.95 here; measured: 0.936 (leave-one-speaker-out mean 0.9485, README;
-    0.762 before cutout, per-image noise strength and babble augmentation). The bound guards
-    that figure less a margin; the gap (other speakers) is in the issue notes."""
+    Issue 4 asks for 0.95 here, and that is the bound; measured: 0.964 with `seed = 0` (the
+    default) and with `seed = 1` (leave-one-speaker-out means over two seeds 0.968, README);
+    0.936 before the training noise was clipped to the pixel range, 0.762 before cutout,
+    per-image noise strength and babble augmentation."""
     from crossmodal.evaluate import evaluate
     from crossmodal.robustness import corrupt_folder
 
@@ -89,7 +91,7 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     noisy = corrupt_folder(clean, tmp_path / "noisy", snr_db=5.0, seed=0)
     report = evaluate(model, noisy, out=tmp_path / "noisy-report")
     assert report["num_samples"] == 500
-    assert report["accuracy"] >= 0.92, report["ablation"]
+    assert report["accuracy"] >= 0.95, report["ablation"]
 
 
 def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_factory):
