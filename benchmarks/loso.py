@@ -90,7 +90,10 @@ def mixed_manifest(images: Path, sounds: Path, path: Path) -> Path:
     rows = ["image,audio,label"]
     for wav in sorted(sounds.glob("*/*.wav")):
         label = wav.parent.name
-        rows.append(f"{images / label / wav.with_suffix('.png').name},{wav},{label}")
+        image = images / label / wav.with_suffix(".png").name
+        if not image.is_file():  # else the pair would quietly be scored on its sound alone
+            raise FileNotFoundError(f"{image}: no image for {wav}")
+        rows.append(f"{image},{wav},{label}")
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -178,7 +181,9 @@ def main() -> int:
                         ("image", noisy, clean),
                         ("audio", clean, noisy),
                     ):
-                        mixed = mixed_manifest(images, sounds, Path(tmp) / f"m-{speaker}.csv")
+                        mixed = mixed_manifest(
+                            images, sounds, Path(tmp) / f"m-{speaker}-{corrupted}.csv"
+                        )
                         accuracy = evaluate(out, mixed)["accuracy"]
                         row[f"shifted_{corrupted}_only"] = round(accuracy, 4)
                 rows.append(row)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossmodal import fsio
-from crossmodal.config import FORMAT_VERSION, RunConfig
+from crossmodal.config import FORMAT_VERSION, RunConfig, saved_settings
 from crossmodal.errors import CrossmodalError
 
 REQUIRED_FILES = ("saved_model", "config.json", "labels.json")
@@ -180,7 +180,9 @@ def open_model_dir(path: str | Path) -> ModelDir:
             f"{path} has model format {version}, this crossmodal reads format {FORMAT_VERSION}; "
             "retrain it or use a matching crossmodal version"
         )
-    config = RunConfig.from_dict({k: v for k, v in info.items() if k in _CONFIG_FIELDS})
+    config = RunConfig.from_dict(
+        saved_settings({k: v for k, v in info.items() if k in _CONFIG_FIELDS})
+    )
     if list(config.labels) != labels:
         raise CrossmodalError(f"{path}: labels.json does not match config.json")
     return ModelDir(path=path, config=config, labels=labels, info=info)

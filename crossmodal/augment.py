@@ -324,7 +324,7 @@ def image_augmentation(cfg: AugmentConfig, seed: int | None) -> keras.Sequential
         keras.layers.RandomRotation(cfg.image_rotate, fill_mode="constant", seed=seed),
         keras.layers.RandomZoom(cfg.image_zoom, fill_mode="constant", seed=seed),
         keras.layers.RandomContrast(cfg.image_contrast, value_range=(0.0, 1.0), seed=seed),
-        ImageNoise(cfg.image_noise, seed=seed),
+        ImageNoise(cfg.image_noise, seed=seed, clip=cfg.image_noise_clip),
         Cutout(cfg.image_cutout, cfg.image_cutout_prob, seed=seed),
     ]
     return keras.Sequential(layers, name="image_augment")

@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from crossmodal.config import RunConfig
+from crossmodal.config import RunConfig, saved_settings
 from crossmodal.errors import CrossmodalError
 
 METADATA_KEYS = {
@@ -49,6 +49,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise CrossmodalError(f"{path}: expected a table of settings")
+    if "format_version" in data:  # a model folder's config.json: repeat that run as it was
+        data = saved_settings(data)
     return {k: v for k, v in data.items() if k not in METADATA_KEYS | DERIVED_KEYS}
 
 

@@ -98,6 +98,9 @@ def test_image_noise_stays_a_valid_image_as_a_stored_noisy_photo_does():
     assert raw.min() < 0.0 and abs(raw.mean()) < 0.005
     layer = ImageNoise(0.2, seed=3, clip=False)
     assert type(layer).from_config(layer.get_config()).clip is False
+    for clip in (True, False):  # the setting reaches the layer
+        net = image_augmentation(AugmentConfig(image_noise_clip=clip), seed=0)
+        assert [x.clip for x in net.layers if isinstance(x, ImageNoise)] == [clip]
 
 
 def test_cutout_covers_one_square_with_one_gray_level():

@@ -166,4 +166,8 @@ def test_loso_manifests_and_held_out_folder(tmp_path):
     assert len(pairs) == 4
     for image, audio, label in pairs:  # the image from one copy, the sound from the other
         assert image.startswith(str(noisy)) and audio.startswith(str(folder))
-        assert Path(image).stem == Path(audio).stem and Path(image).parent.name == label
+        assert Path(image).is_file() and Path(audio).is_file()
+        assert Path(image).parent.name == Path(audio).parent.name == label
+    (noisy / "1" / "bob_1_0.png").unlink()  # a pair without its image is refused, not halved
+    with pytest.raises(FileNotFoundError, match="bob_1_0.png"):
+        loso.mixed_manifest(noisy, folder, tmp_path / "m.csv")

@@ -15,6 +15,7 @@ from crossmodal.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    saved_settings,
 )
 from crossmodal.errors import CrossmodalError
 
@@ -198,3 +199,26 @@ def test_typed_reading_keeps_what_it_should():
     )
     assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
     assert cfg.train.clipnorm is None and cfg.train.val_groups == ("a",) and cfg.data is None
+
+
+def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(tmp_path):
+    """`augment.image_noise_clip` came after the first model folders: a saved config without
+    it means the noise was not clipped, wherever a saved config is read back (model folder,
+    `train --config MODEL/config.json`); a user's own settings get the current default."""
+    from crossmodal.settings import read_config_file
+
+    path = tmp_path / "config.json"
+    RunConfig().save(path, crossmodal_version="0.0")
+    saved = json.loads(path.read_text())
+    assert saved["augment"]["image_noise_clip"] is True  # what is written now
+    del saved["augment"]["image_noise_clip"]
+    path.write_text(json.dumps(saved))
+    assert RunConfig.load(path).augment.image_noise_clip is False
+    assert read_config_file(path)["augment"]["image_noise_clip"] is False
+    assert RunConfig.from_dict(saved_settings({"augment": {}})).augment.image_noise_clip is False
+    # A user's own file (no format_version) and a section left out get today's default.
+    toml = tmp_path / "mine.toml"
+    toml.write_text("[augment]\nimage_noise = 0.1\n")
+    mine = RunConfig.from_dict(read_config_file(toml))
+    assert mine.augment.image_noise_clip is True and mine.augment.image_noise == 0.1
+    assert RunConfig.from_dict(saved_settings({})).augment.image_noise_clip is True
