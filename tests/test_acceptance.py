@@ -64,8 +64,8 @@ def test_one_model_predicts_from_either_modality_alone(held_out_model):
     here on nicolas: 0.982 / 0.966 / 0.748 (0.988 / 0.978 / 0.784 with `seed = 1`;
     leave-one-speaker-out means over two seeds 0.992 / 0.976 / 0.796, README). The bounds are
     the figures less a margin for another CPU's arithmetic, which acts like another seed: the
-    seed alone moves one speaker's sound-alone figure by up to 5.8 points (6.6 before) and the image alone
-    by about 1. They guard what is reached; they do not claim the targets."""
+    seed alone moves one speaker's sound-alone figure by up to 5.8 points (6.6 before) and
+    the image alone by about 1. They guard what is reached; they do not claim the targets."""
     _, metrics = held_out_model
     assert metrics["both"]["accuracy"] >= 0.97, metrics["both"]["accuracy"]
     assert metrics["image"]["accuracy"] >= 0.95, metrics["image"]["accuracy"]
