@@ -21,7 +21,6 @@ last: a remote folder whose config.json exists is complete.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossmodal import fsio
-from crossmodal.config import FORMAT_VERSION, RunConfig, saved_settings
+from crossmodal.config import FORMAT_VERSION, RunConfig
 from crossmodal.errors import CrossmodalError
 
 REQUIRED_FILES = ("saved_model", "config.json", "labels.json")
@@ -121,9 +120,6 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
     )
 
 
-_CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
-
-
 @dataclass
 class ModelDir:
     """An opened, checked model folder."""
@@ -180,9 +176,7 @@ def open_model_dir(path: str | Path) -> ModelDir:
             f"{path} has model format {version}, this crossmodal reads format {FORMAT_VERSION}; "
             "retrain it or use a matching crossmodal version"
         )
-    config = RunConfig.from_dict(
-        saved_settings({k: v for k, v in info.items() if k in _CONFIG_FIELDS})
-    )
+    config = RunConfig.from_saved(info)
     if list(config.labels) != labels:
         raise CrossmodalError(f"{path}: labels.json does not match config.json")
     return ModelDir(path=path, config=config, labels=labels, info=info)

@@ -298,6 +298,12 @@ class RunConfig:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise CrossmodalError(f"cannot read config {path}: {exc}") from None
+        return cls.from_saved(data)
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> RunConfig:
+        """A config as written into a model folder or a resume state: its metadata (versions,
+        format) left out, settings added since it was written set as that run had them."""
         known = {f.name for f in fields(cls)}
         return cls.from_dict(saved_settings({k: v for k, v in data.items() if k in known}))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__, fsio
-from crossmodal.config import DEFAULT_FMAX, FUSION_NAMES, ImageConfig, RunConfig, saved_settings
+from crossmodal.config import DEFAULT_FMAX, FUSION_NAMES, ImageConfig, RunConfig
 from crossmodal.data.preprocess import (
     PreparedDataset,
     PrepSettings,
@@ -233,7 +233,7 @@ def train(
             say(f"removed {name}, left by an interrupted run")  # a swap killed half-way
         state = _resume_state(staging) if resume else None
         if resume:
-            config = RunConfig.from_dict(saved_settings(state["config"]))
+            config = RunConfig.from_saved(state["config"])
             data = state["data"]
             image_size, channels, clip_seconds = (
                 (config.image.height, config.image.width),
