@@ -28,6 +28,7 @@ SCHEDULES = ("cosine", "constant", "plateau")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 FLIPS = ("none", "horizontal", "vertical", "both")
 UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
+AUDIO_POOLS = ("flatten", "time", "avg")  # how the audio encoder's map becomes one vector
 
 
 def _require(condition: bool, message: str) -> None:
@@ -49,6 +50,7 @@ class AudioConfig:
     # the training data (8 kHz recordings have nothing above 4 kHz); the value used is saved.
     fmax: float = 0.0
     log_offset: float = 0.3  # log(mel + 0.3): compresses quiet detail and noise, keeps it finite
+    pre_emphasis: float = 0.0  # >0: the spectrum tilted up as by y[n] = x[n] - a x[n-1]
     # Per-utterance processing after the per-band normalization (all in the graph):
     crop_frames: int = 32  # >0: crop to the active region, resample to this many frames
     crop_threshold_db: float = 25.0  # active = within this many dB of the loudest frame
@@ -65,6 +67,7 @@ class AudioConfig:
             "audio: need hop_seconds > 0 and 0 < frame_seconds <= clip_seconds",
         )
         _require(self.crop_frames >= 0, "audio.crop_frames must be 0 (off) or more")
+        _require(0 <= self.pre_emphasis < 1, "audio.pre_emphasis must be in [0, 1)")
         _require(
             self.utterance_norm in UTTERANCE_NORMS,
             f"unknown utterance_norm '{self.utterance_norm}' "
@@ -172,7 +175,9 @@ class ModelConfig:
     # 0.9905, sound alone 0.774 -> 0.789, within what the seed moves; benchmarks/README.md)
     # at a quarter of the multiply-adds, and trains a third faster.
     audio_filters: tuple[int, ...] = (16, 32, 64)
-    audio_pool: str = "flatten"  # avg (global average) | flatten (keeps the time/frequency layout)
+    # flatten keeps the time/frequency layout; time averages over frequency and keeps the
+    # time layout; avg averages over both (global average pooling).
+    audio_pool: str = "flatten"
     audio_feature_dropout: float = 0.0  # dropout on the pooled audio features, before the embedding
     freq_instance_norm: float = 0.0  # >0: relaxed frequency-wise instance norm after block 1
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
@@ -189,6 +194,10 @@ class ModelConfig:
                 all(w >= 1 for w in widths) and (widths or name == "audio_filters"),
                 f"model.{name} must list positive widths",
             )
+        _require(
+            self.audio_pool in AUDIO_POOLS,
+            f"unknown audio_pool '{self.audio_pool}' (choose from {', '.join(AUDIO_POOLS)})",
+        )
         if self.fusion not in FUSION_CHOICES:
             raise CrossmodalError(
                 f"unknown fusion '{self.fusion}' (choose from {', '.join(FUSION_CHOICES)})"

@@ -64,9 +64,11 @@ class LogMel(keras.layers.Layer):
         fmin: float,
         fmax: float,
         log_offset: float = 1e-6,
+        pre_emphasis: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.pre_emphasis = pre_emphasis
         self.sample_rate = sample_rate
         self.frame_length = frame_length
         self.frame_step = frame_step
@@ -87,6 +89,12 @@ class LogMel(keras.layers.Layer):
             .numpy()
             .astype(np.float32)
         )
+        if pre_emphasis > 0:
+            # y[n] = x[n] - a x[n-1] multiplies each bin's magnitude by |1 - a e^(-iw)|: folded
+            # into the mel matrix, it costs nothing at run time.
+            w = np.pi * np.arange(fft_length // 2 + 1) / (fft_length // 2)  # [bins] radians
+            gain = np.abs(1.0 - pre_emphasis * np.exp(-1j * w)).astype(np.float32)  # [bins]
+            self._mel_matrix = self._mel_matrix * gain[:, None]
 
     @classmethod
     def from_audio_config(cls, cfg: AudioConfig, **kwargs) -> LogMel:
@@ -99,6 +107,7 @@ class LogMel(keras.layers.Layer):
             fmin=cfg.fmin,
             fmax=cfg.effective_fmax,
             log_offset=cfg.log_offset,
+            pre_emphasis=cfg.pre_emphasis,
             **kwargs,
         )
 
@@ -128,6 +137,7 @@ class LogMel(keras.layers.Layer):
             "fmin": self.fmin,
             "fmax": self.fmax,
             "log_offset": self.log_offset,
+            "pre_emphasis": self.pre_emphasis,
         }
 
 

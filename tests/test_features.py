@@ -97,3 +97,32 @@ def test_fit_image_identity_and_resize():
     resized = fit_image(tf.constant(flat), 16, 16).numpy()
     assert resized.shape == (1, 16, 16, 3)
     assert np.all(resized == 77)
+
+
+def test_pre_emphasis_is_the_first_difference_filter_folded_into_the_mel_matrix():
+    """The folded filter gives the log-mel of the waveform filtered by y[n] = x[n] - a x[n-1]:
+    a low tone loses energy against a high one, and the layer round-trips its setting."""
+    import dataclasses
+
+    a = 0.97
+    cfg = dataclasses.replace(CFG, log_offset=1e-6)
+    plain = LogMel.from_audio_config(cfg)
+    tilted = LogMel.from_audio_config(dataclasses.replace(cfg, pre_emphasis=a))
+    for freq in (200.0, 3000.0):
+        x = sine(freq)
+        filtered = np.concatenate([x[:1], x[1:] - a * x[:-1]]).astype(np.float32)
+        want = plain(tf.constant(filtered[None])).numpy()
+        got = tilted(tf.constant(x[None])).numpy()
+        band = int(np.argmax(want[0, :, :, 0].mean(axis=0)))
+        # Equal where the tone's energy is (the filter is exact per bin, up to the frame edge).
+        np.testing.assert_allclose(got[0, 1:, band, 0], want[0, 1:, band, 0], atol=0.05)
+    low = (
+        tilted(tf.constant(sine(200.0)[None])).numpy().max()
+        - plain(tf.constant(sine(200.0)[None])).numpy().max()
+    )
+    high = (
+        tilted(tf.constant(sine(3000.0)[None])).numpy().max()
+        - plain(tf.constant(sine(3000.0)[None])).numpy().max()
+    )
+    assert low < -2.0 and high > 0.0  # natural-log units: 200 Hz down ~20 dB, 3 kHz up
+    assert LogMel.from_config(tilted.get_config()).pre_emphasis == a
