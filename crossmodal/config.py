@@ -28,7 +28,7 @@ SCHEDULES = ("cosine", "constant", "plateau")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 FLIPS = ("none", "horizontal", "vertical", "both")
 UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
-AUDIO_POOLS = ("flatten", "time", "avg")  # how the audio encoder's map becomes one vector
+AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector
 
 
 def _require(condition: bool, message: str) -> None:
@@ -175,8 +175,9 @@ class ModelConfig:
     # 0.9905, sound alone 0.774 -> 0.789, within what the seed moves; benchmarks/README.md)
     # at a quarter of the multiply-adds, and trains a third faster.
     audio_filters: tuple[int, ...] = (16, 32, 64)
-    # flatten keeps the time/frequency layout; time averages over frequency and keeps the
-    # time layout; avg averages over both (global average pooling).
+    # flatten keeps the time/frequency layout; avg averages over both (global average
+    # pooling). Averaging over frequency only, keeping time, lost 5.7 points of sound alone
+    # on unseen speakers (benchmarks/README.md, session 8).
     audio_pool: str = "flatten"
     audio_feature_dropout: float = 0.0  # dropout on the pooled audio features, before the embedding
     freq_instance_norm: float = 0.0  # >0: relaxed frequency-wise instance norm after block 1

@@ -88,17 +88,6 @@ class L2Normalize(keras.layers.Layer):
         return tf.math.l2_normalize(x, axis=-1)  # [N, S]
 
 
-@keras.saving.register_keras_serializable(package="crossmodal")
-class FrequencyMean(keras.layers.Layer):
-    """[N, T, F, C] -> [N, T, C]: the mean over the frequency axis of a spectrogram's map."""
-
-    def call(self, x):
-        return tf.reduce_mean(x, axis=2)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1], input_shape[3])
-
-
 def audio_features(x_aud, cfg: RunConfig):
     """Waveform after gain and augmentation [N, T] -> encoder input [N, F', M, 1].
 
@@ -186,9 +175,6 @@ def build_network(cfg: RunConfig) -> keras.Model:
     e_img = keras.layers.GlobalAveragePooling2D(name="image_pool")(image_map)  # [N, c]
     if m.audio_pool == "flatten":  # the cropped log-mel is aligned: where things are matters
         e_aud = keras.layers.Flatten(name="audio_pool")(audio_map)  # [N, h * w * c]
-    elif m.audio_pool == "time":  # keeps when, forgets where in frequency (voices shift it)
-        by_time = FrequencyMean(name="audio_freq_mean")(audio_map)  # [N, h, c]
-        e_aud = keras.layers.Flatten(name="audio_pool")(by_time)  # [N, h * c]
     else:
         e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
     if m.audio_feature_dropout > 0:

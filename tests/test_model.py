@@ -102,22 +102,20 @@ def test_audio_encoder_has_its_own_widths(audio_filters):
     assert widths("audio_encoder") == (audio_filters or (8, 16))
 
 
-@pytest.mark.parametrize("pool", ["flatten", "time", "avg"])
+@pytest.mark.parametrize("pool", ["flatten", "avg"])
 def test_audio_pool_keeps_the_layout_it_names(pool):
-    """flatten keeps time and frequency, time keeps only time, avg keeps neither: the pooled
-    vector's size says which, and `time` is the frequency mean of the encoder's map."""
+    """flatten keeps time and frequency, avg keeps neither: the pooled vector's size says which,
+    and avg is the mean of the encoder's map."""
     cfg = CFG.replace(model=dataclasses.replace(CFG.model, audio_pool=pool))
     net = build_network(cfg)
     x = batch()
-    encoded = net.get_layer("audio_freq_mean" if pool == "time" else "audio_pool").input
+    encoded = net.get_layer("audio_pool").input
     _, t, f, c = encoded.shape  # the audio encoder's map
     probe = keras.Model(net.input, [encoded, net.get_layer("audio_pool").output])
     feature_map, pooled = (v.numpy() for v in probe(x, training=False))
-    assert pooled.shape[1] == {"flatten": t * f * c, "time": t * c, "avg": c}[pool]
-    if pool == "time":
-        np.testing.assert_allclose(
-            pooled, feature_map.mean(axis=2).reshape(len(pooled), -1), rtol=1e-5, atol=1e-6
-        )
+    assert pooled.shape[1] == {"flatten": t * f * c, "avg": c}[pool]
+    want = feature_map.reshape(len(pooled), -1) if pool == "flatten" else feature_map.mean((1, 2))
+    np.testing.assert_allclose(pooled, want, rtol=1e-5, atol=1e-6)
     assert np.all(np.isfinite(net(x, training=False)["probabilities"].numpy()))
 
 
