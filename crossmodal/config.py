@@ -28,6 +28,9 @@ SCHEDULES = ("cosine", "constant", "plateau")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 FLIPS = ("none", "horizontal", "vertical", "both")
 UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
+# SpecWarp's bend moves position p to p + L (a1 sin(pi u) + a2 sin(2 pi u)) with |a| <= bend;
+# its slope stays positive (the axis never folds back on itself) while bend < 1 / (3 pi).
+MAX_BEND = 1.0 / (3.0 * math.pi)  # about 0.106
 AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector
 
 
@@ -152,6 +155,11 @@ class AugmentConfig:
     crop_jitter_db: float = 0.0  # active-region threshold drawn from crop_threshold_db +- this
 
     def __post_init__(self) -> None:
+        for name in ("spec_time_bend", "spec_freq_bend"):
+            _require(
+                0 <= getattr(self, name) < MAX_BEND,
+                f"augment.{name} must be in [0, {MAX_BEND:.3f}): more folds the axis back",
+            )
         if self.image_flip not in FLIPS:
             raise CrossmodalError(
                 f"unknown image_flip '{self.image_flip}' (choose from {', '.join(FLIPS)})"

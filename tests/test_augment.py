@@ -137,6 +137,32 @@ def test_unknown_flip_is_refused():
         AugmentConfig(image_flip="diagonal")
 
 
+@pytest.mark.parametrize("axis", ["time", "freq"])
+def test_bends_keep_the_axis_in_order_up_to_the_bound_the_config_allows(axis):
+    """A bend below MAX_BEND moves every position forward of the one before (a ramp stays a
+    ramp); twice the bound folds the axis back on itself, so the config refuses it."""
+    from crossmodal.config import MAX_BEND
+
+    frames, mels = 32, 40
+    ramp = np.arange(frames if axis == "time" else mels, dtype=np.float32)
+    spec = np.broadcast_to(
+        ramp[:, None] if axis == "time" else ramp[None, :], (frames, mels)
+    ).astype(np.float32)
+    batch = tf.constant(np.repeat(spec[None, :, :, None], 256, axis=0))  # [256, F, M, 1]
+    dim = 1 if axis == "time" else 2
+
+    def steps(bend):
+        warp = SpecWarp(0.0, 0.0, 0.0, **{f"{axis}_bend": bend}, seed=1)
+        out = warp(batch, training=True).numpy()[..., 0]
+        return np.diff(out, axis=dim)
+
+    assert steps(0.999 * MAX_BEND).min() >= -1e-5
+    assert steps(2 * MAX_BEND).min() < -0.1
+    with pytest.raises(CrossmodalError, match=f"spec_{axis}_bend"):
+        AugmentConfig(**{f"spec_{axis}_bend": 0.2})
+    AugmentConfig(**{f"spec_{axis}_bend": 0.1})  # what the screen used: allowed
+
+
 # --- background noise from a folder -------------------------------------------------------
 
 
