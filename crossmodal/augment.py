@@ -138,6 +138,17 @@ class SpecAugment(keras.layers.Layer):
         }
 
 
+def bend_source(a, length):
+    """Where each of `length` positions reads from under a bend with coefficients a [N, 2]:
+    src(p) = p + (L - 1) (a1 sin(pi u) + a2 sin(2 pi u)), u = p / (L - 1). [N, L], unclipped."""
+    last = tf.cast(length - 1, tf.float32)
+    p = tf.cast(tf.range(length), tf.float32)[tf.newaxis, :]  # [1, L]
+    u = p / tf.maximum(last, 1.0)
+    a = tf.cast(a, tf.float32)
+    offset = a[:, 0:1] * tf.sin(np.pi * u) + a[:, 1:2] * tf.sin(2.0 * np.pi * u)  # [N, L]
+    return p + last * offset
+
+
 @keras.saving.register_keras_serializable(package="crossmodal")
 class SpecWarp(keras.layers.Layer):
     """Random time stretch/shift and frequency (vocal-tract-length-like) warp of [N, F, M, 1].
@@ -199,10 +210,7 @@ class SpecWarp(keras.layers.Layer):
         n, length = tf.shape(spec)[0], tf.shape(spec)[axis]
         last = tf.cast(length - 1, tf.float32)
         a = keras.random.uniform([n, 2], -amount, amount, seed=self.seed_generator)  # [N, 2]
-        p = tf.cast(tf.range(length), tf.float32)[tf.newaxis, :]  # [1, L]
-        u = p / tf.maximum(last, 1.0)
-        offset = a[:, 0:1] * tf.sin(np.pi * u) + a[:, 1:2] * tf.sin(2.0 * np.pi * u)  # [N, L]
-        src = tf.clip_by_value(p + last * offset, 0.0, last)  # [N, L]
+        src = tf.clip_by_value(bend_source(a, length), 0.0, last)  # [N, L]
         i0 = tf.cast(tf.floor(src), tf.int32)
         i1 = tf.minimum(i0 + 1, length - 1)
         frac = src - tf.cast(i0, tf.float32)  # [N, L]

@@ -28,7 +28,7 @@ SCHEDULES = ("cosine", "constant", "plateau")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
 FLIPS = ("none", "horizontal", "vertical", "both")
 UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
-# SpecWarp's bend moves position p to p + L (a1 sin(pi u) + a2 sin(2 pi u)) with |a| <= bend;
+# SpecWarp's bend reads position p from p + (L - 1) (a1 sin(pi u) + a2 sin(2 pi u)), |a| <= bend;
 # its slope stays positive (the axis never folds back on itself) while bend < 1 / (3 pi).
 MAX_BEND = 1.0 / (3.0 * math.pi)  # about 0.106
 AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector

@@ -15,6 +15,7 @@ from crossmodal.augment import (  # noqa: E402
     SpecAugment,
     SpecWarp,
     WaveformAugment,
+    bend_source,
     image_augmentation,
 )
 from crossmodal.config import AugmentConfig  # noqa: E402
@@ -158,6 +159,14 @@ def test_bends_keep_the_axis_in_order_up_to_the_bound_the_config_allows(axis):
 
     assert steps(0.999 * MAX_BEND).min() >= -1e-5
     assert steps(2 * MAX_BEND).min() < -0.1
+    # The bound is tight: at the worst corners (|a1| = |a2| = bend) the source positions keep
+    # increasing just below it and turn back just above it.
+    corners = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], np.float32)
+
+    def least_step(bend):
+        return float(np.diff(bend_source(bend * corners, 1001).numpy(), axis=1).min())
+
+    assert least_step(0.999 * MAX_BEND) > 0 > least_step(1.001 * MAX_BEND)
     with pytest.raises(CrossmodalError, match=f"spec_{axis}_bend"):
         AugmentConfig(**{f"spec_{axis}_bend": 0.2})
     AugmentConfig(**{f"spec_{axis}_bend": 0.1})  # what the screen used: allowed

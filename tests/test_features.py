@@ -114,7 +114,7 @@ def test_pre_emphasis_is_the_first_difference_filter_folded_into_the_mel_matrix(
         want = plain(tf.constant(filtered[None])).numpy()
         got = tilted(tf.constant(x[None])).numpy()
         band = int(np.argmax(want[0, :, :, 0].mean(axis=0)))
-        # Equal where the tone's energy is (the filter is exact per bin, up to the frame edge).
+        # Close where the tone's energy is (exact for a steady tone up to windowing).
         np.testing.assert_allclose(got[0, 1:, band, 0], want[0, 1:, band, 0], atol=0.05)
     low = (
         tilted(tf.constant(sine(200.0)[None])).numpy().max()
