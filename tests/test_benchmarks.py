@@ -171,3 +171,39 @@ def test_loso_manifests_and_held_out_folder(tmp_path):
     (noisy / "1" / "bob_1_0.png").unlink()  # a pair without its image is refused, not halved
     with pytest.raises(FileNotFoundError, match="bob_1_0.png"):
         loso.mixed_manifest(noisy, folder, tmp_path / "m.csv")
+
+
+def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path):
+    """benchmarks/audio_screen.py: the model folder's resolved settings, the candidate's TOML on
+    top, then the seed; a folder without config.json is one line and exit 2, before TensorFlow."""
+    from crossmodal.config import AudioConfig, RunConfig
+
+    script = ROOT / "benchmarks" / "audio_screen.py"
+    spec = importlib.util.spec_from_file_location("crossmodal_bench_audio_screen", script)
+    screen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen)
+
+    model = tmp_path / "model"
+    model.mkdir()
+    RunConfig(audio=AudioConfig(clip_seconds=0.8, fmax=3800.0), labels=("0", "1")).save(
+        model / "config.json"
+    )
+    candidate = tmp_path / "candidate.toml"
+    candidate.write_text("[audio]\ncrop_threshold_db = 35\n")
+    cfg = screen.screen_config(model, candidate, seed=3)
+    assert cfg.audio.crop_threshold_db == 35
+    assert (cfg.audio.clip_seconds, cfg.audio.fmax, cfg.labels) == (0.8, 3800.0, ("0", "1"))
+    assert cfg.train.seed == 3
+    assert screen.screen_config(model, None, seed=0).audio.crop_threshold_db == 25.0
+    assert screen.speaker_of(Path("7/nicolas_12.wav")) == "nicolas"
+
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nothing'} holds no config.json"
+    ]
