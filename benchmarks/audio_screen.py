@@ -111,8 +111,14 @@ def main() -> int:
     if not args.data.is_dir():
         print(f"error: no data at {args.data}", file=sys.stderr)
         return 2
+    from crossmodal.errors import CrossmodalError
+
     seeds = [int(s) for s in args.seeds.split(",")]
-    cfg = screen_config(args.model_dir, args.config, seeds[0])
+    try:
+        cfg = screen_config(args.model_dir, args.config, seeds[0])
+    except CrossmodalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     waves, labels, speakers = load_clips(args.data, cfg)
     held_out = args.speakers.split(",") if args.speakers else sorted(set(speakers))
     rows = []

@@ -207,3 +207,20 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     assert run.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nothing'} holds no config.json"
     ]
+    candidate.write_text("[audio]\ncrop_threshold_dbb = 35\n")  # a misspelt setting
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(model),
+            "--config",
+            str(candidate),
+            "--data",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "crop_threshold_dbb" in run.stderr and len(run.stderr.strip().splitlines()) == 1
