@@ -184,7 +184,7 @@ class ModelConfig:
     # at a quarter of the multiply-adds, and trains a third faster.
     audio_filters: tuple[int, ...] = (16, 32, 64)
     # flatten keeps the time/frequency layout; avg averages over both (global average
-    # pooling). Averaging over frequency only, keeping time, lost 5.7 points of sound alone
+    # pooling). Averaging over frequency only, keeping time, lost 5.65 points of sound alone
     # on unseen speakers (benchmarks/README.md, session 8).
     audio_pool: str = "flatten"
     audio_feature_dropout: float = 0.0  # dropout on the pooled audio features, before the embedding
