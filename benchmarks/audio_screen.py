@@ -74,17 +74,14 @@ def audio_path_accuracy(cfg, waves, labels, train, test) -> float:
     """Train the network's audio path alone on `train` rows and score it on `test` rows."""
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from crossmodal.model import build_network
-    from crossmodal.train import ADAPT_SAMPLES, _optimizer
+    from crossmodal.train import _optimizer, adapt_audio_normalization, adaptation_subset
 
     t = cfg.train
     keras.utils.set_random_seed(t.seed)
     net = build_network(cfg)
-    rows = np.random.default_rng(0).permutation(np.flatnonzero(train))[:ADAPT_SAMPLES]
-    spec = net.get_layer("log_mel")(net.get_layer("audio_gain")(tf.constant(waves[rows])))
-    net.get_layer("audio_norm").adapt(spec)
+    adapt_audio_normalization(net, waves[adaptation_subset(np.flatnonzero(train))])
     model = keras.Model(net.input["audio"], net.get_layer("audio_head").output)
     batch = t.batch_size or 32
     model.compile(
@@ -115,15 +112,14 @@ def main() -> int:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     try:
-        cfg = screen_config(args.model_dir, args.config, seeds[0])
+        configs = {seed: screen_config(args.model_dir, args.config, seed) for seed in seeds}
     except CrossmodalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    waves, labels, speakers = load_clips(args.data, cfg)
+    waves, labels, speakers = load_clips(args.data, configs[seeds[0]])
     held_out = args.speakers.split(",") if args.speakers else sorted(set(speakers))
     rows = []
-    for seed in seeds:
-        cfg = screen_config(args.model_dir, args.config, seed)
+    for seed, cfg in configs.items():
         for speaker in held_out:
             start = time.perf_counter()
             test = speakers == speaker

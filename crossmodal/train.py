@@ -862,10 +862,8 @@ def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> No
 
     from crossmodal.data.reader import make_dataset
 
-    rng = np.random.default_rng(0)
-    subset = rng.permutation(np.asarray(train_idx))[:ADAPT_SAMPLES]
     images, audios = [], []
-    for inputs, _ in make_dataset(prep, subset, batch_size=256, cache=False):
+    for inputs, _ in make_dataset(prep, adaptation_subset(train_idx), batch_size=256, cache=False):
         images.append(inputs["image"].numpy()[inputs["image_present"].numpy() > 0])
         audios.append(inputs["audio"].numpy()[inputs["audio_present"].numpy() > 0])
     image = np.concatenate(images)
@@ -873,8 +871,22 @@ def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> No
     if len(image):
         net.get_layer("image_norm").adapt(net.get_layer("image_scale")(tf.constant(image)))
     if len(audio):
-        spec = net.get_layer("log_mel")(net.get_layer("audio_gain")(tf.constant(audio)))
-        net.get_layer("audio_norm").adapt(spec)
+        adapt_audio_normalization(net, audio)
+
+
+def adaptation_subset(train_idx) -> np.ndarray:
+    """The training rows the normalization statistics come from: at most ADAPT_SAMPLES, drawn
+    the same way every run."""
+    return np.random.default_rng(0).permutation(np.asarray(train_idx))[:ADAPT_SAMPLES]
+
+
+def adapt_audio_normalization(net, audio: np.ndarray) -> None:
+    """Fit the per-band normalization on waveforms [N, T] as the network sees them: gain
+    normalized, then log-mel."""
+    import tensorflow as tf
+
+    spec = net.get_layer("log_mel")(net.get_layer("audio_gain")(tf.constant(audio)))
+    net.get_layer("audio_norm").adapt(spec)
 
 
 def _net_accuracy(net, ds, modality: str) -> float:
