@@ -80,7 +80,8 @@ def audio_path_accuracy(cfg, waves, labels, train, test) -> float:
 
     t = cfg.train
     keras.utils.set_random_seed(t.seed)
-    net = build_network(cfg)
+    # One network's audio path: an ensemble's members would each be screened the same way.
+    net = build_network(replace(cfg, model=replace(cfg.model, members=1)))
     adapt_audio_normalization(net, waves[adaptation_subset(np.flatnonzero(train))])
     model = keras.Model(net.input["audio"], net.get_layer("audio_head").output)
     batch = t.batch_size or 32

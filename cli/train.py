@@ -34,6 +34,7 @@ FLAG_FIELDS = {
     "fusion": ("model", "fusion"),
     "dropout": ("model", "dropout"),
     "modality_dropout": ("model", "modality_dropout"),
+    "members": ("model", "members"),
     "augment": ("augment", "enabled"),
     "noise_dir": ("augment", "noise_dir"),
     "flip": ("augment", "image_flip"),
@@ -112,6 +113,12 @@ def train(
             min=0.0, max=1.0, help="Chance to hide one modality of a pair while training [0.25]."
         ),
     ] = None,
+    members: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=16, help="Ensemble: train this many networks side by side, average them [1]."
+        ),
+    ] = None,
     patience: Annotated[
         int | None, typer.Option(min=1, help="Early-stopping patience, epochs [6].")
     ] = None,
@@ -169,7 +176,8 @@ def train(
         "schedule": schedule, "clipnorm": clipnorm, "class_weight": class_weight,
         "patience": patience, "seed": seed, "align": align, "mixed_precision": mixed_precision,
         "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
-        "augment": augment, "noise_dir": str(noise_dir) if noise_dir else None, "flip": flip,
+        "members": members, "augment": augment,
+        "noise_dir": str(noise_dir) if noise_dir else None, "flip": flip,
         "sample_rate": sample_rate, "multi_label": multi_label,
         "calibrate": calibrate,
         "strategy": strategy,

@@ -339,6 +339,7 @@ def _settings_section(
         ("Image encoder", model.get("image_encoder")),
         ("Audio encoder", model.get("audio_encoder")),
         ("Embedding size", model.get("embed_dim")),
+        ("Ensemble members", model.get("members")),
         ("Epochs run", _epochs_run(history, train)),
         ("Best epoch (weights kept)", _best_epoch(history)),
         ("Batch size", train.get("batch_size")),

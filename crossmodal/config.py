@@ -31,6 +31,7 @@ UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
 # SpecWarp's bend reads position p from p + (L - 1) (a1 sin(pi u) + a2 sin(2 pi u)), |a| <= bend;
 # its slope stays positive (the axis never folds back on itself) while bend < 1 / (3 pi).
 MAX_BEND = 1.0 / (3.0 * math.pi)  # about 0.106
+MAX_MEMBERS = 16
 AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector
 
 
@@ -191,9 +192,13 @@ class ModelConfig:
     freq_instance_norm: float = 0.0  # >0: relaxed frequency-wise instance norm after block 1
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
     multi_label: bool = False  # sigmoid outputs, several labels per sample (label cells "a;b")
+    # >1: an ensemble of this many networks in one model, trained side by side (seeds seed,
+    # seed + 1, ...) and averaged; each costs one network's training and prediction time.
+    members: int = 1
 
     def __post_init__(self) -> None:
         # Checked here, without TensorFlow, so a bad name fails before any slow import.
+        _require(1 <= self.members <= MAX_MEMBERS, f"model.members must be 1 to {MAX_MEMBERS}")
         _require(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
         _require(0 <= self.modality_dropout <= 1, "model.modality_dropout must be in [0, 1]")
         _require(min(self.embed_dim, self.shared_dim) >= 1, "model embedding sizes must be >= 1")

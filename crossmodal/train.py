@@ -861,6 +861,7 @@ def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> No
     import tensorflow as tf
 
     from crossmodal.data.reader import make_dataset
+    from crossmodal.model import member_networks
 
     images, audios = [], []
     for inputs, _ in make_dataset(prep, adaptation_subset(train_idx), batch_size=256, cache=False):
@@ -868,10 +869,13 @@ def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> No
         audios.append(inputs["audio"].numpy()[inputs["audio_present"].numpy() > 0])
     image = np.concatenate(images)
     audio = np.concatenate(audios)
-    if len(image):
-        net.get_layer("image_norm").adapt(net.get_layer("image_scale")(tf.constant(image)))
-    if len(audio):
-        adapt_audio_normalization(net, audio)
+    for member in member_networks(net):
+        if len(image):
+            member.get_layer("image_norm").adapt(
+                member.get_layer("image_scale")(tf.constant(image))
+            )
+        if len(audio):
+            adapt_audio_normalization(member, audio)
 
 
 def adaptation_subset(train_idx) -> np.ndarray:

@@ -8,6 +8,8 @@
 Per-modality heads keep each encoder learning on its own (a plain fused loss lets the easier
 modality dominate); distillation and the contrastive loss carry labels from one modality to
 the other through the pairs, so a model trained with labeled images predicts from sound.
+An ensemble (`model.members` > 1) sums this loss over its members; the accuracies are the
+averaged prediction's.
 """
 
 from __future__ import annotations
@@ -138,6 +140,20 @@ class Trainer(keras.Model):
         enough = tf.cast(tf.reduce_sum(pairs) >= 2.0, tf.float32)  # one pair teaches nothing
         return enough * self._masked_mean(0.5 * (i2a + a2i), pairs)
 
+    def _objective(self, x, criterion, weight, y_pred):
+        """One network's loss: fused head, per-modality heads, distillation, alignment."""
+        loss = self._masked_mean(criterion(y_pred["logits"]), weight)
+        for name in ("image", "audio"):
+            mask = weight * x[f"{name}_present"]
+            aux = self._masked_mean(criterion(y_pred[f"{name}_logits"]), mask)
+            loss = loss + self.aux_weight * aux
+        pairs = x["image_present"] * x["audio_present"]  # [N]: true presence, before dropout
+        if self.distill_weight > 0:
+            loss = loss + self.distill_weight * self._distillation(y_pred, pairs)
+        if self.contrastive_weight > 0:
+            loss = loss + self.contrastive_weight * self._contrastive(y_pred, pairs)
+        return loss
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if self.multi_label:
             targets = tf.cast(y, tf.float32)  # [N, K] multi-hot, rows of -1 when unlabeled
@@ -156,16 +172,11 @@ class Trainer(keras.Model):
 
         if sample_weight is not None:
             weight = weight * tf.cast(sample_weight, tf.float32)
-        loss = self._masked_mean(criterion(y_pred["logits"]), weight)
-        for name in ("image", "audio"):
-            mask = weight * x[f"{name}_present"]
-            aux = self._masked_mean(criterion(y_pred[f"{name}_logits"]), mask)
-            loss = loss + self.aux_weight * aux
-        pairs = x["image_present"] * x["audio_present"]  # [N]: true presence, before dropout
-        if self.distill_weight > 0:
-            loss = loss + self.distill_weight * self._distillation(y_pred, pairs)
-        if self.contrastive_weight > 0:
-            loss = loss + self.contrastive_weight * self._contrastive(y_pred, pairs)
+        # An ensemble's members each learn from their own loss: their sum's gradient for a
+        # member's weights is that member's alone, so each trains as it would by itself.
+        loss = tf.add_n(
+            [self._objective(x, criterion, weight, out) for out in y_pred.get("members", [y_pred])]
+        )
         if self.losses:
             loss = loss + tf.add_n(self.losses)
         for tracker, key, present in (

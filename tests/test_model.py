@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 from crossmodal.config import AudioConfig, ImageConfig, ModelConfig, RunConfig  # noqa: E402
 from crossmodal.errors import CrossmodalError  # noqa: E402
 from crossmodal.fusion import FUSIONS  # noqa: E402
-from crossmodal.model import ModalityDropout, build_network  # noqa: E402
+from crossmodal.model import ModalityDropout, build_network, member_networks  # noqa: E402
 from crossmodal.trainer import Trainer  # noqa: E402
 
 CFG = RunConfig(
@@ -122,3 +122,75 @@ def test_audio_pool_keeps_the_layout_it_names(pool):
 def test_unknown_audio_pool_is_a_user_error():
     with pytest.raises(CrossmodalError, match="unknown audio_pool"):
         dataclasses.replace(CFG.model, audio_pool="flaten")
+
+
+def ensemble(members=2, **model_fields):
+    return CFG.replace(model=dataclasses.replace(CFG.model, members=members, **model_fields))
+
+
+@pytest.mark.parametrize("multi_label", [False, True], ids=["softmax", "sigmoid"])
+def test_an_ensemble_averages_its_members_predictions(multi_label):
+    """Softmax: the mean of the members' log-probabilities; sigmoid: the mean logit. The shared
+    space concatenates the members' unit vectors, so a cosine is the mean of theirs."""
+    net = build_network(ensemble(3, multi_label=multi_label))
+    x = batch(5, image_present=[1, 0, 1, 1, 1], audio_present=[1, 1, 0, 1, 1])
+    out = net(x, training=False)
+    members = out["members"]
+    assert len(members) == 3 and len(member_networks(net)) == 3
+    logits = np.stack([m["logits"].numpy() for m in members])  # [M, N, K]
+    assert not np.allclose(logits[0], logits[1])  # each member has its own initialization
+    if multi_label:
+        want = logits.mean(axis=0)
+        np.testing.assert_allclose(out["logits"].numpy(), want, rtol=1e-5, atol=1e-6)
+        probs = 1 / (1 + np.exp(-want))
+    else:
+        want = tf.nn.log_softmax(logits, axis=-1).numpy().mean(axis=0)
+        np.testing.assert_allclose(out["logits"].numpy(), want, rtol=1e-5, atol=1e-6)
+        probs = np.exp(want) / np.exp(want).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out["probabilities"].numpy(), probs, rtol=1e-5, atol=1e-6)
+    for key in ("image_logits", "audio_logits"):
+        heads = np.stack([m[key].numpy() for m in members])
+        heads = heads if multi_label else tf.nn.log_softmax(heads, axis=-1).numpy()
+        np.testing.assert_allclose(out[key].numpy(), heads.mean(axis=0), rtol=1e-5, atol=1e-6)
+    zi, za = out["image_shared"].numpy(), out["audio_shared"].numpy()
+    assert zi.shape == (5, 3 * CFG.model.shared_dim)
+    np.testing.assert_allclose(np.linalg.norm(zi, axis=1), 1.0, rtol=1e-5)
+    cosines = [np.sum(m["image_shared"] * m["audio_shared"], axis=1) for m in members]
+    np.testing.assert_allclose(np.sum(zi * za, axis=1), np.mean(cosines, axis=0), atol=1e-5)
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss():
+    """The ensemble's loss is the sum of what each member, trained alone, would minimize: so a
+    member's gradients are its own, untouched by the others."""
+    net = build_network(ensemble(2))
+    options = {"aux_weight": 0.5, "label_smoothing": 0.1, "contrastive_weight": 0.2}
+    x = batch(6, image_present=[1, 1, 0, 1, 1, 1], audio_present=[1, 0, 1, 1, 1, 1])
+    y = np.array([0, 1, 2, 0, -1, 2], np.int32)
+    whole = Trainer(net, **options).compute_loss(x, y, net(x, training=False))
+    alone = [
+        Trainer(member, **options).compute_loss(x, y, member(x, training=False))
+        for member in member_networks(net)
+    ]
+    assert not np.isclose(float(alone[0]), float(alone[1]))
+    np.testing.assert_allclose(float(whole), float(alone[0]) + float(alone[1]), rtol=1e-5)
+    first = member_networks(net)[0].trainable_variables
+    with tf.GradientTape() as tape:
+        loss = Trainer(net, **options).compute_loss(x, y, net(x, training=False))
+    with tf.GradientTape() as tape_alone:
+        member = member_networks(net)[0]
+        loss_alone = Trainer(member, **options).compute_loss(x, y, member(x, training=False))
+    for g, g_alone in zip(
+        tape.gradient(loss, first), tape_alone.gradient(loss_alone, first), strict=True
+    ):
+        if g is None:
+            assert g_alone is None
+            continue
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(g_alone).numpy(), atol=1e-6
+        )
+
+
+@pytest.mark.parametrize("members", [0, 17])
+def test_members_out_of_range_is_a_user_error(members):
+    with pytest.raises(CrossmodalError, match="members"):
+        dataclasses.replace(CFG.model, members=members)

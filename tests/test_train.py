@@ -251,6 +251,40 @@ def test_calibrate_bakes_a_temperature_into_the_export(data, tmp_path):
     assert "ece" in result.metrics["both"]
 
 
+def test_an_ensemble_trains_exports_and_reloads_as_one_model(data, tmp_path):
+    """train() checks the SavedModel against the live network on a batch; here the folder is
+    reopened without crossmodal's code paths: the SavedModel serves the averaged ensemble,
+    and model.keras reloads with its members."""
+    import keras
+    import tensorflow as tf
+
+    cfg = tiny_config(epochs=2).replace(model=dataclasses.replace(SMALL, members=2))
+    train(data, tmp_path / "ens", config=cfg)
+    saved = json.loads((tmp_path / "ens" / "config.json").read_text())
+    assert saved["model"]["members"] == 2
+    net = keras.saving.load_model(tmp_path / "ens" / "model.keras")
+    serve = tf.saved_model.load(str(tmp_path / "ens" / "saved_model")).signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    x = {
+        "image": rng.integers(0, 256, (3, *net.input["image"].shape[1:]), dtype=np.uint8),
+        "image_present": np.array([1, 0, 1], np.float32),
+        "audio": rng.normal(0, 0.1, (3, net.input["audio"].shape[1])).astype(np.float32),
+        "audio_present": np.array([1, 1, 0], np.float32),
+    }
+    out = net(x, training=False)
+    assert len(out["members"]) == 2
+    served = serve(
+        image=x["image"],
+        image_present=x["image_present"] > 0,
+        audio=x["audio"],
+        audio_present=x["audio_present"] > 0,
+    )
+    np.testing.assert_allclose(
+        served["probabilities"].numpy(), out["probabilities"].numpy(), atol=1e-5
+    )
+    assert served["audio_embedding"].shape[-1] == 2 * SMALL.shared_dim
+
+
 def test_auto_batch_size_keeps_enough_steps_per_epoch():
     from crossmodal.train import auto_batch_size
 
