@@ -59,6 +59,7 @@ class AudioConfig:
     crop_frames: int = 32  # >0: crop to the active region, resample to this many frames
     crop_threshold_db: float = 25.0  # active = within this many dB of the loudest frame
     crop_margin: int = 2  # frames kept on each side of the active region
+    crop_views_db: tuple[float, ...] = ()  # more crops at these thresholds, stacked as channels
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
     utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
 
@@ -72,6 +73,11 @@ class AudioConfig:
         )
         _require(self.crop_frames >= 0, "audio.crop_frames must be 0 (off) or more")
         _require(0 <= self.pre_emphasis < 1, "audio.pre_emphasis must be in [0, 1)")
+        _require(
+            all(v > 0 for v in self.crop_views_db)
+            and (self.crop_frames > 0 or not self.crop_views_db),
+            "audio.crop_views_db needs crop_frames > 0 and thresholds above 0 dB",
+        )
         _require(
             self.utterance_norm in UTTERANCE_NORMS,
             f"unknown utterance_norm '{self.utterance_norm}' "

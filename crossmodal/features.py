@@ -178,11 +178,13 @@ class SpeechCrop(keras.layers.Layer):
         log_offset: float = 0.0,
         jitter_db: float = 0.0,
         seed: int | None = None,
+        views_db: tuple[float, ...] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.frames = frames
         self.threshold_db = threshold_db
+        self.views_db = tuple(float(v) for v in views_db)  # more crops, stacked as channels
         self.margin = margin
         self.log_offset = log_offset  # the LogMel's offset, removed before judging activity
         self.jitter_db = jitter_db  # training only: threshold drawn from threshold_db +- this
@@ -191,14 +193,21 @@ class SpeechCrop(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         raw, spec = inputs
-        n, f = tf.shape(spec)[0], tf.shape(spec)[1]
+        n = tf.shape(spec)[0]
         mel = tf.nn.relu(tf.exp(raw[..., 0]) - self.log_offset)  # [N, F, M] mel magnitudes
         energy = tf.math.log(tf.reduce_sum(mel, axis=-1) + 1e-6)  # [N, F]
-        threshold_db = tf.fill([n, 1], float(self.threshold_db))  # [N, 1]
+        jitter = tf.zeros([n, 1])  # [N, 1]
         if training and self.jitter_db > 0:  # robust to where the active region is cut
-            threshold_db += keras.random.uniform(
+            jitter = keras.random.uniform(
                 [n, 1], -self.jitter_db, self.jitter_db, seed=self.seed_generator
             )
+        crops = [
+            self._crop(spec, energy, db + jitter) for db in (self.threshold_db, *self.views_db)
+        ]
+        return crops[0] if len(crops) == 1 else tf.concat(crops, axis=-1)  # [N, frames, M, V]
+
+    def _crop(self, spec, energy, threshold_db):
+        n, f = tf.shape(spec)[0], tf.shape(spec)[1]
         threshold = tf.reduce_max(energy, axis=1, keepdims=True) - threshold_db * (
             np.log(10.0) / 20.0
         )  # [N, 1]: natural-log magnitude units
@@ -219,13 +228,14 @@ class SpeechCrop(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[1]
-        return (shape[0], self.frames, shape[2], shape[3])
+        return (shape[0], self.frames, shape[2], shape[3] * (1 + len(self.views_db)))
 
     def get_config(self):
         return {
             **super().get_config(),
             "frames": self.frames,
             "threshold_db": self.threshold_db,
+            "views_db": list(self.views_db),
             "margin": self.margin,
             "log_offset": self.log_offset,
             "jitter_db": self.jitter_db,
@@ -299,8 +309,8 @@ class CepstralLifter(keras.layers.Layer):
         self._projection = (dct.T @ np.diag(mask) @ dct).astype(np.float32)  # [M, M]
 
     def call(self, spec):
-        x = spec[..., 0]  # [N, F, M]
-        return tf.tensordot(x, self._projection, axes=1)[..., tf.newaxis]  # [N, F, M, 1]
+        x = tf.transpose(spec, [0, 1, 3, 2])  # [N, F, C, M]
+        return tf.transpose(tf.tensordot(x, self._projection, axes=1), [0, 1, 3, 2])  # [N,F,M,C]
 
     def get_config(self):
         return {**super().get_config(), "keep": self.keep}

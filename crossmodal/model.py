@@ -106,6 +106,7 @@ def audio_features(x_aud, cfg: RunConfig):
             log_offset=aud.log_offset,
             jitter_db=aug.crop_jitter_db if aug.enabled else 0.0,
             seed=seed,
+            views_db=aud.crop_views_db,
             name="speech_crop",
         )([raw, x])  # [N, crop_frames, M, 1]
     warp = {

@@ -194,3 +194,15 @@ def test_an_ensemble_trains_each_member_on_its_own_loss():
 def test_members_out_of_range_is_a_user_error(members):
     with pytest.raises(CrossmodalError, match="members"):
         dataclasses.replace(CFG.model, members=members)
+
+
+def test_crop_views_reach_the_audio_encoder_as_channels_through_every_audio_layer():
+    """Warps, cepstral smoothing, per-utterance normalization and SpecAugment all take the
+    stacked crops, in training and at inference."""
+    audio = dataclasses.replace(CFG.audio, crop_frames=16, crop_views_db=(15.0, 35.0))
+    audio = dataclasses.replace(audio, cepstral_keep=12)
+    net = build_network(CFG.replace(audio=audio))
+    assert net.get_layer("audio_encoder").input.shape[-1] == 3
+    for training in (True, False):
+        probs = net(batch(), training=training)["probabilities"].numpy()
+        assert probs.shape == (4, 3) and np.all(np.isfinite(probs))
