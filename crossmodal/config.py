@@ -198,11 +198,12 @@ class ModelConfig:
     freq_instance_norm: float = 0.0  # >0: relaxed frequency-wise instance norm after block 1
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
     multi_label: bool = False  # sigmoid outputs, several labels per sample (label cells "a;b")
-    # An ensemble of this many networks in one model, trained side by side (seeds seed,
-    # seed + 1, ...) and averaged; each costs one network's training and prediction time. Two
-    # against one, on unseen speakers over two seeds: sound alone 0.796 -> 0.818 and every other
-    # column up too (benchmarks/README.md, session 9). 1 halves the cost.
-    members: int = 2
+    # >1: an ensemble of this many networks in one model, trained side by side (seeds seed,
+    # seed + 1, ...) and averaged. Two against one on unseen speakers, two seeds: sound alone
+    # 0.796 -> 0.818, image 0.976 -> 0.9805, every column up (benchmarks/README.md, session 9),
+    # at 1.8-2x the training and prediction time; not the default, as prediction would fall
+    # below half the decoding speed (benchmarks/run.py's predict_vs_decode >= 0.5).
+    members: int = 1
 
     def __post_init__(self) -> None:
         # Checked here, without TensorFlow, so a bad name fails before any slow import.
@@ -341,7 +342,7 @@ class RunConfig:
 
 # Settings added after model folders were first written, with the value that reproduces what
 # such a folder's run did (its config.json lacks the key): (section, setting, value then).
-_ADDED_LATER = (("augment", "image_noise_clip", False), ("model", "members", 1))
+_ADDED_LATER = (("augment", "image_noise_clip", False),)
 
 
 def saved_settings(data: dict[str, Any]) -> dict[str, Any]:

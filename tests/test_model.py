@@ -19,8 +19,7 @@ from crossmodal.trainer import Trainer  # noqa: E402
 CFG = RunConfig(
     audio=AudioConfig(clip_seconds=0.25, num_mels=32),
     image=ImageConfig(16, 16, 1),
-    # One network: the ensemble (the default, two) has tests of its own below.
-    model=ModelConfig(embed_dim=16, filters=(8, 16), audio_filters=(8, 16), members=1),
+    model=ModelConfig(embed_dim=16, filters=(8, 16), audio_filters=(8, 16)),
     labels=("a", "b", "c"),
 )
 
