@@ -10,6 +10,7 @@ import typer
 
 from cli.options import Channels, ClipSeconds, ImageSize, Json, Quiet, Workers
 from cli.output import Output, handled, parse_size, quiet_tensorflow
+from crossmodal.config import MAX_MEMBERS
 
 # flag name -> (config section, field); a flag left at None keeps the config file's value,
 # or else the dataclass default shown in --help.
@@ -116,7 +117,9 @@ def train(
     members: Annotated[
         int | None,
         typer.Option(
-            min=1, max=16, help="Ensemble: train this many networks side by side, average them [1]."
+            min=1,
+            max=MAX_MEMBERS,
+            help="Ensemble: train this many networks side by side, average them [1].",
         ),
     ] = None,
     patience: Annotated[

@@ -4,7 +4,8 @@
       saved_model/   serving_default(image uint8 [N,h,w,C], image_present bool [N],
                                      audio float32 [N,t], audio_present bool [N])
                        -> probabilities float32 [N,K], label string [N], labels string [N,K],
-                          image_embedding, audio_embedding float32 [N,S] (the shared space)
+                          image_embedding, audio_embedding float32 [N,S] (the shared space;
+                          S = members x shared_dim, a cosine is the members' mean cosine)
       model.keras    the Keras network (fine-tuning, resuming); loaded with safe_mode
       config.json    every resolved setting + format version + versions
       labels.json    class names in output order

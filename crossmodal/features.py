@@ -168,6 +168,8 @@ class SpeechCrop(keras.layers.Layer):
     `margin` frames, is cut from `features` and resampled to [N, frames, M, 1]. This aligns the
     onset (clips start at different times and are padded at the end) and normalizes speaking
     rate, identically in training and serving. An all-silent clip keeps its whole length.
+    `views_db`: the same crop at these other thresholds too, stacked after the first as
+    channels: [N, frames, M, 1 + len(views_db)].
     """
 
     def __init__(
@@ -224,7 +226,7 @@ class SpeechCrop(keras.layers.Layer):
         boxes = tf.stack([y1, tf.zeros_like(y1), y2, tf.ones_like(y1)], axis=-1)  # [N, 4]
         return tf.image.crop_and_resize(
             spec, boxes, tf.range(n), [self.frames, tf.shape(spec)[2]]
-        )  # [N, frames, M, 1]
+        )  # [N, frames, M, 1]: one view
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[1]
@@ -245,7 +247,7 @@ class SpeechCrop(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class UtteranceNormalization(keras.layers.Layer):
-    """Per-utterance normalization of [N, F, M, 1] features.
+    """Per-utterance normalization of [N, F, M, C] features (C crop views, usually 1).
 
     `mean`: subtract each band's mean over the utterance's frames (cepstral mean normalization:
     removes the channel and much of the speaker's spectral tilt). `scale`: divide by the
@@ -268,7 +270,7 @@ class UtteranceNormalization(keras.layers.Layer):
 
     def call(self, spec):
         if self.mean:
-            spec = spec - tf.reduce_mean(spec, axis=1, keepdims=True)  # [N, F, M, 1]
+            spec = spec - tf.reduce_mean(spec, axis=1, keepdims=True)  # [N, F, M, C]
         if self.band_scale:  # cepstral mean and variance normalization, per band
             std = tf.math.reduce_std(spec, axis=1, keepdims=True)  # [N, 1, M, 1]
             spec = spec / (std + self.epsilon)
@@ -292,7 +294,8 @@ class CepstralLifter(keras.layers.Layer):
     """Smooth each frame's log-mel envelope: DCT along mels, keep `keep` coefficients, invert.
 
     Low cepstral coefficients carry the vocal-tract envelope (what the word is); the high ones
-    carry pitch harmonics (who is speaking). The output keeps the [N, F, M, 1] layout.
+    carry pitch harmonics (who is speaking). The output keeps the [N, F, M, C] layout, each
+    channel (crop view) smoothed alike.
     """
 
     def __init__(self, keep: int = 20, **kwargs):

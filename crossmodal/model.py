@@ -10,6 +10,7 @@ two embeddings [N, D].
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 import tensorflow as tf
@@ -89,7 +90,8 @@ class L2Normalize(keras.layers.Layer):
 
 
 def audio_features(x_aud, cfg: RunConfig):
-    """Waveform after gain and augmentation [N, T] -> encoder input [N, F', M, 1].
+    """Waveform after gain and augmentation [N, T] -> encoder input [N, F', M, V] (V = 1 +
+    the extra crop views, usually 1).
 
     log-mel -> per-band standardization ("audio_norm", adapted on training audio) -> crop to
     the active region (onset alignment, rate normalization) -> training-only warps ->
@@ -108,7 +110,7 @@ def audio_features(x_aud, cfg: RunConfig):
             seed=seed,
             views_db=aud.crop_views_db,
             name="speech_crop",
-        )([raw, x])  # [N, crop_frames, M, 1]
+        )([raw, x])  # [N, crop_frames, M, V]
     warp = {
         "time_stretch": aug.spec_time_stretch,
         "time_shift": aug.spec_time_shift,
@@ -161,7 +163,8 @@ class MemberConcat(keras.layers.Layer):
     whose dot products are the mean of the members' cosine similarities."""
 
     def call(self, vectors):
-        return tf.concat(vectors, axis=-1) / tf.sqrt(float(len(vectors)))  # [N, K * S]
+        # A Python float keeps the input's dtype (float16 under mixed precision).
+        return tf.concat(vectors, axis=-1) * (1.0 / math.sqrt(len(vectors)))  # [N, K * S]
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[0][:-1], sum(s[-1] for s in input_shape))
@@ -181,10 +184,12 @@ def build_network(cfg: RunConfig) -> keras.Model:
     """The functional model; training-only layers (augmentation, dropouts) pass through at
     inference, so this same graph is what the SavedModel serves.
 
-    With `model.members` = M > 1 it is an ensemble: M networks of the same design, built with
-    seeds seed .. seed + M - 1 (initialization, augmentation and modality dropout differ),
-    trained side by side on the same batches, each on its own loss, and averaged. Their own
-    outputs are under "members"; the top-level outputs are the average.
+    With `model.members` = M > 1 it is an ensemble: M networks of the same design, trained
+    side by side on the same batches, each on its own loss, and averaged (log-probabilities;
+    logits for multi-label). Their initializations differ (drawn one after the other from the
+    seeded generator), and their random layers (augmentation, crop jitter, modality dropout)
+    get seeds seed .. seed + M - 1. Their own outputs are under "members"; the top-level
+    outputs are the average, and the shared-space vectors are [N, M * shared_dim].
     """
     m = cfg.model
     if m.members == 1:
@@ -249,7 +254,7 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
             seed=seed,
             name="audio_augment",
         )(x_aud)
-    x_aud = audio_features(x_aud, cfg)  # [N, F', M, 1]
+    x_aud = audio_features(x_aud, cfg)  # [N, F', M, V]
 
     # === Encoders ===
     image_m = dataclasses.replace(m, freq_instance_norm=0.0)  # a spectrogram-only option

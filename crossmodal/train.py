@@ -587,8 +587,9 @@ class _Job:
         brief = max(2, min(6, self.cfg.train.epochs // 4))
         scores = {}
         for name in FUSION_NAMES:
-            cfg = self.cfg.replace(model=dataclasses.replace(self.cfg.model, fusion=name))
-            net, trainer = self.build(cfg)
+            # One network per candidate, whatever model.members: the choice is the fusion's.
+            model = dataclasses.replace(self.cfg.model, fusion=name, members=1)
+            net, trainer = self.build(self.cfg.replace(model=model))
             trainer.fit(self.train_ds(), epochs=brief, verbose=0)
             acc = {m: _net_accuracy(net, self.val_ds(64, with_index=True), m) for m in MODALITIES}
             acc["score"] = float(np.mean([acc[m] for m in MODALITIES]))

@@ -66,12 +66,29 @@ def test_help_and_bad_arguments_never_import_tensorflow():
     assert "Traceback" not in bad.stderr
 
 
+def test_every_train_flag_sets_a_real_setting():
+    """Each flag of `train` that maps to a setting names one that exists, and every mapped name
+    is a parameter of the command."""
+    import dataclasses
+    import inspect
+
+    from cli.train import FLAG_FIELDS, train
+    from crossmodal.config import RunConfig
+
+    parameters = inspect.signature(train).parameters
+    for flag, (section, name) in FLAG_FIELDS.items():
+        assert flag in parameters, flag
+        assert name in {f.name for f in dataclasses.fields(getattr(RunConfig(), section))}, flag
+    assert FLAG_FIELDS["members"] == ("model", "members")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["train"], "missing option --out"),
         (["train", "--out", "m"], "missing argument DATA"),
         (["train", "x", "--out", "y", "--epochs", "many"], "--epochs"),
+        (["train", "x", "--out", "y", "--members", "17"], "--members"),
         (["train", "x", "--out", "y", "--noise-dir", "nowhere"], "--noise-dir nowhere: not a"),
         (["train", "x", "--out", "y", "--flip", "sideways"], "unknown image_flip"),
         (["bogus"], "No such command"),

@@ -183,6 +183,13 @@ def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
             'config.model.filters: expected a whole number, got "x"',
         ),
         ({"model": {"dropout": 1.0}}, "model.dropout must be in [0, 1)"),
+        ({"model": {"members": 0}}, "model.members must be 1 to 16"),
+        ({"model": {"members": 2.5}}, "config.model.members: expected a whole number"),
+        ({"audio": {"crop_views_db": [20, 0]}}, "audio.crop_views_db needs crop_frames > 0"),
+        (
+            {"audio": {"crop_views_db": [20], "crop_frames": 0}},
+            "audio.crop_views_db needs crop_frames > 0",
+        ),
         ({"augment": {"audio_noise_snr_db": [1, 2, 3]}}, "expected 2 values, got 3"),
     ],
 )

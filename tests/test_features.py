@@ -136,7 +136,7 @@ def test_pre_emphasis_is_the_first_difference_filter_folded_into_the_mel_matrix(
     assert LogMel.from_config(tilted.get_config()).pre_emphasis == a
 
 
-def peaked_log_mel(frames: int = 40, mels: int = 8, peak: int = 20, slope_db: float = 2.0):
+def peaked_log_mel(frames: int = 40, mels: int = 8, peak: int = 20, slope_db: float = 3.0):
     """A raw log-mel [1, F, M, 1] (log_offset 0) whose level falls `slope_db` dB per frame on
     each side of frame `peak`, and a feature map holding each frame's index."""
     level_db = -slope_db * np.abs(np.arange(frames) - peak)  # [F]
@@ -145,10 +145,10 @@ def peaked_log_mel(frames: int = 40, mels: int = 8, peak: int = 20, slope_db: fl
     return raw[None, :, :, None].astype(np.float32), index[None, :, :, None]
 
 
-@pytest.mark.parametrize("threshold_db, margin", [(10.0, 0), (10.0, 2), (30.0, 1)])
+@pytest.mark.parametrize("threshold_db, margin", [(10.0, 0), (10.0, 2), (31.0, 1)])
 def test_speech_crop_cuts_the_frames_within_the_threshold_of_the_loudest(threshold_db, margin):
     raw, index = peaked_log_mel()
-    half = int(threshold_db // 2.0)  # frames on each side of the peak within the threshold
+    half = int(threshold_db // 3.0)  # frames on each side of the peak within the threshold
     crop = SpeechCrop(frames=9, threshold_db=threshold_db, margin=margin)([raw, index])
     rows = crop.numpy()[0, :, 0, 0]  # the frame index each output row was read from
     assert rows[0] == pytest.approx(20 - half - margin)
@@ -158,11 +158,11 @@ def test_speech_crop_cuts_the_frames_within_the_threshold_of_the_loudest(thresho
 
 def test_speech_crop_views_are_the_crops_at_their_thresholds_stacked_as_channels():
     raw, index = peaked_log_mel()
-    views = SpeechCrop(frames=12, threshold_db=10.0, margin=1, views_db=(4.0, 30.0))
+    views = SpeechCrop(frames=12, threshold_db=10.0, margin=1, views_db=(4.0, 31.0))
     out = views([raw, index]).numpy()
     assert out.shape == (1, 12, 8, 3)
     assert views.compute_output_shape([(None, 40, 8, 1)] * 2) == (None, 12, 8, 3)
-    for channel, db in enumerate((10.0, 4.0, 30.0)):
+    for channel, db in enumerate((10.0, 4.0, 31.0)):
         alone = SpeechCrop(frames=12, threshold_db=db, margin=1)([raw, index]).numpy()
         np.testing.assert_allclose(out[..., channel], alone[..., 0], atol=1e-5)
     assert out[0, 0, 0, 1] > out[0, 0, 0, 0] > out[0, 0, 0, 2]  # a wider crop starts earlier

@@ -34,11 +34,14 @@ class Kill(KeyboardInterrupt):
     """Stands in for a SIGINT arriving after an epoch."""
 
 
-@pytest.mark.parametrize("noise", [False, True], ids=["defaults", "noise-dir"])
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, noise):
-    """Also with --noise-dir: its per-batch seeds are replayed with the shuffles."""
+@pytest.mark.parametrize("variant", ["defaults", "noise-dir", "ensemble"])
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, variant):
+    """Also with --noise-dir (its per-batch seeds are replayed with the shuffles) and with two
+    ensemble members (every member's weights, optimizer and random states are checkpointed)."""
     cfg = tiny_config()
-    if noise:
+    if variant == "ensemble":
+        cfg = cfg.replace(model=dataclasses.replace(SMALL, members=2))
+    if variant == "noise-dir":
         import soundfile as sf
 
         (tmp_path / "noise").mkdir()
