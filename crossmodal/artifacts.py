@@ -101,9 +101,9 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
                 "audio_present": tf.cast(audio_present, tf.float32),  # [N]
             }
             outputs = self.net(inputs, training=False)
-            probs = outputs["probabilities"]  # [N, K]
+            probs = outputs["probabilities"]  # [N, K], float32 under any precision policy
             if temperature != 1.0:
-                scaled = outputs["logits"] / temperature  # [N, K]
+                scaled = tf.cast(outputs["logits"], tf.float32) / temperature  # [N, K]
                 probs = tf.nn.sigmoid(scaled) if multi_label else tf.nn.softmax(scaled)
             n = tf.shape(probs)[0]
             return {
@@ -111,8 +111,8 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
                 "label": tf.gather(self.class_names, tf.argmax(probs, axis=-1)),  # [N]
                 "labels": tf.tile(self.class_names[tf.newaxis, :], [n, 1]),  # [N, K]
                 # Unit vectors in the shared space; meaningful for an input that is present.
-                "image_embedding": outputs["image_shared"],  # [N, S]
-                "audio_embedding": outputs["audio_shared"],  # [N, S]
+                "image_embedding": tf.cast(outputs["image_shared"], tf.float32),  # [N, S]
+                "audio_embedding": tf.cast(outputs["audio_shared"], tf.float32),  # [N, S]
             }
 
     module = Serving(net)

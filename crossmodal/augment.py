@@ -318,21 +318,24 @@ class Cutout(keras.layers.Layer):
         }
 
 
-def image_augmentation(cfg: AugmentConfig, seed: int | None) -> keras.Sequential:
+def image_augmentation(
+    cfg: AugmentConfig, seed: int | None, dtype: str | None = None
+) -> keras.Sequential:
     """Geometric and photometric jitter on [0, 1] images, then noise and cutout. Flips only
-    when asked (`image_flip`): they break digits and text."""
+    when asked (`image_flip`): they break digits and text. `dtype` sets every layer's."""
+    kw = {"seed": seed, "dtype": dtype}
     layers = []
     if cfg.image_flip != "none":
         mode = "horizontal_and_vertical" if cfg.image_flip == "both" else cfg.image_flip
-        layers.append(keras.layers.RandomFlip(mode, seed=seed))
+        layers.append(keras.layers.RandomFlip(mode, **kw))
     layers += [
         keras.layers.RandomTranslation(
-            cfg.image_translate, cfg.image_translate, fill_mode="constant", seed=seed
+            cfg.image_translate, cfg.image_translate, fill_mode="constant", **kw
         ),
-        keras.layers.RandomRotation(cfg.image_rotate, fill_mode="constant", seed=seed),
-        keras.layers.RandomZoom(cfg.image_zoom, fill_mode="constant", seed=seed),
-        keras.layers.RandomContrast(cfg.image_contrast, value_range=(0.0, 1.0), seed=seed),
-        ImageNoise(cfg.image_noise, seed=seed, clip=cfg.image_noise_clip),
-        Cutout(cfg.image_cutout, cfg.image_cutout_prob, seed=seed),
+        keras.layers.RandomRotation(cfg.image_rotate, fill_mode="constant", **kw),
+        keras.layers.RandomZoom(cfg.image_zoom, fill_mode="constant", **kw),
+        keras.layers.RandomContrast(cfg.image_contrast, value_range=(0.0, 1.0), **kw),
+        ImageNoise(cfg.image_noise, clip=cfg.image_noise_clip, **kw),
+        Cutout(cfg.image_cutout, cfg.image_cutout_prob, **kw),
     ]
     return keras.Sequential(layers, name="image_augment")

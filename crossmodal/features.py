@@ -149,14 +149,14 @@ class ScaleImage(keras.layers.Layer):
         return tf.cast(image, tf.float32) / 255.0  # [N, H, W, C]
 
 
-def mel_band_normalization(name: str) -> keras.layers.Normalization:
+def mel_band_normalization(name: str, dtype: str | None = None) -> keras.layers.Normalization:
     """Per-mel-band statistics (axis 2 of [N, frames, mels, 1]), adapted on training audio."""
-    return keras.layers.Normalization(axis=2, name=name)
+    return keras.layers.Normalization(axis=2, name=name, dtype=dtype)
 
 
-def channel_normalization(name: str) -> keras.layers.Normalization:
+def channel_normalization(name: str, dtype: str | None = None) -> keras.layers.Normalization:
     """Per-channel statistics of [N, H, W, C] images, adapted on training images."""
-    return keras.layers.Normalization(axis=-1, name=name)
+    return keras.layers.Normalization(axis=-1, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")

@@ -31,6 +31,10 @@ from crossmodal.features import (
 from crossmodal.fusion import build_fusion
 
 INPUT_NAMES = ("image", "image_present", "audio", "audio_present")
+# Frontends, averaging and the output activation compute in float32 whatever the global policy:
+# under mixed precision (float16) only the encoders, fusion and heads run in half precision
+# (an STFT has no float16 kernel, and log-mel statistics need the range).
+FP32 = {"dtype": "float32"}
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")
@@ -98,8 +102,8 @@ def audio_features(x_aud, cfg: RunConfig):
     cepstral smoothing -> per-utterance normalization -> training-only SpecAugment.
     """
     aud, aug, seed = cfg.audio, cfg.augment, cfg.train.seed
-    raw = LogMel.from_audio_config(aud, name="log_mel")(x_aud)  # [N, F, M, 1]
-    x = mel_band_normalization("audio_norm")(raw)  # [N, F, M, 1], per-band standardized
+    raw = LogMel.from_audio_config(aud, name="log_mel", **FP32)(x_aud)  # [N, F, M, 1]
+    x = mel_band_normalization("audio_norm", **FP32)(raw)  # [N, F, M, 1], per-band standardized
     if aud.crop_frames > 0:
         x = SpeechCrop(
             aud.crop_frames,
@@ -110,6 +114,7 @@ def audio_features(x_aud, cfg: RunConfig):
             seed=seed,
             views_db=aud.crop_views_db,
             name="speech_crop",
+            **FP32,
         )([raw, x])  # [N, crop_frames, M, V]
     warp = {
         "time_stretch": aug.spec_time_stretch,
@@ -119,18 +124,21 @@ def audio_features(x_aud, cfg: RunConfig):
         "freq_bend": aug.spec_freq_bend,
     }
     if aug.enabled and any(w > 0 for w in warp.values()):
-        x = SpecWarp(**warp, seed=seed, name="spec_warp")(x)
+        x = SpecWarp(**warp, seed=seed, name="spec_warp", **FP32)(x)
     if aud.cepstral_keep > 0:
-        x = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter")(x)
+        x = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter", **FP32)(x)
     if aud.utterance_norm != "none":
         x = UtteranceNormalization(
             mean=True,
             scale=aud.utterance_norm == "mean_std",
             band_scale=aud.utterance_norm == "cmvn",
             name="utterance_norm",
+            **FP32,
         )(x)
     if aug.enabled and (aug.spec_time_mask > 0 or aug.spec_freq_mask > 0):
-        x = SpecAugment(aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment")(x)
+        x = SpecAugment(
+            aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment", **FP32
+        )(x)
     return x
 
 
@@ -204,16 +212,16 @@ def build_network(cfg: RunConfig) -> keras.Model:
     ]
     outputs = {}
     for key in ("logits", "image_logits", "audio_logits"):
-        outputs[key] = MemberAverage(m.multi_label, name=f"average_{key}")(
+        outputs[key] = MemberAverage(m.multi_label, name=f"average_{key}", **FP32)(
             [out[key] for out in members]
         )
     outputs["probabilities"] = keras.layers.Activation(
-        "sigmoid" if m.multi_label else "softmax", name="probabilities"
+        "sigmoid" if m.multi_label else "softmax", name="probabilities", **FP32
     )(outputs["logits"])
     for key in ("image_embedding", "audio_embedding"):
         outputs[key] = keras.layers.Concatenate(name=f"all_{key}")([out[key] for out in members])
     for key in ("image_shared", "audio_shared"):
-        outputs[key] = MemberConcat(name=f"all_{key}")([out[key] for out in members])
+        outputs[key] = MemberConcat(name=f"all_{key}", **FP32)([out[key] for out in members])
     return keras.Model(inputs, {**outputs, "members": members}, name="crossmodal")
 
 
@@ -237,11 +245,11 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
     audio, audio_present = inputs["audio"], inputs["audio_present"]
 
     # === Frontends (in the graph, so serving matches training) ===
-    x_img = ScaleImage(name="image_scale")(image)  # [N, H, W, C] in [0, 1]
+    x_img = ScaleImage(name="image_scale", **FP32)(image)  # [N, H, W, C] in [0, 1]
     if aug.enabled:
-        x_img = image_augmentation(aug, seed)(x_img)
-    x_img = channel_normalization("image_norm")(x_img)  # [N, H, W, C], ~zero mean, unit var
-    x_aud = GainNormalization(name="audio_gain")(audio)  # [N, T]
+        x_img = image_augmentation(aug, seed, **FP32)(x_img)
+    x_img = channel_normalization("image_norm", **FP32)(x_img)  # [N, H, W, C], ~zero mean, unit var
+    x_aud = GainNormalization(name="audio_gain", **FP32)(audio)  # [N, T]
     if aug.enabled:
         x_aud = WaveformAugment(
             gain_db=aug.audio_gain_db,
@@ -253,6 +261,7 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
             babble_voices=aug.audio_babble_voices,
             seed=seed,
             name="audio_augment",
+            **FP32,
         )(x_aud)
     x_aud = audio_features(x_aud, cfg)  # [N, F', M, V]
 
@@ -284,7 +293,7 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
     )
 
     # === Presence ===
-    img_p, aud_p = ModalityDropout(m.modality_dropout, seed=seed, name="modality_dropout")(
+    img_p, aud_p = ModalityDropout(m.modality_dropout, seed=seed, name="modality_dropout", **FP32)(
         [image_present, audio_present]
     )
     e_img_m = MissingEmbedding(name="image_missing")([e_img, img_p])  # [N, D]
@@ -308,7 +317,7 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
     )
     # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
     probabilities = keras.layers.Activation(
-        "sigmoid" if m.multi_label else "softmax", name="probabilities"
+        "sigmoid" if m.multi_label else "softmax", name="probabilities", **FP32
     )(logits)
 
     # === Shared space (cross-modal alignment and retrieval) ===

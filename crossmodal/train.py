@@ -928,7 +928,7 @@ def _check_export(net, serve, ds, *, temperature=1.0, multi_label=False, atol=1e
     out = net(inputs, training=False)
     want = out["probabilities"].numpy()
     if temperature != 1.0:
-        scaled = out["logits"] / temperature
+        scaled = tf.cast(out["logits"], tf.float32) / temperature
         want = (tf.nn.sigmoid(scaled) if multi_label else tf.nn.softmax(scaled)).numpy()
     got = serve(
         image=inputs["image"],

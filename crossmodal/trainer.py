@@ -155,6 +155,8 @@ class Trainer(keras.Model):
         return loss
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # The losses in float32: under mixed precision the heads' outputs are float16.
+        y_pred = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y_pred)
         if self.multi_label:
             targets = tf.cast(y, tf.float32)  # [N, K] multi-hot, rows of -1 when unlabeled
             labeled = tf.cast(targets[:, 0] >= 0, tf.float32)  # [N]

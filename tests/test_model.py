@@ -206,3 +206,46 @@ def test_crop_views_reach_the_audio_encoder_as_channels_through_every_audio_laye
     for training in (True, False):
         probs = net(batch(), training=training)["probabilities"].numpy()
         assert probs.shape == (4, 3) and np.all(np.isfinite(probs))
+
+
+@pytest.fixture
+def mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_mixed_precision_runs_the_encoders_in_float16_and_the_rest_in_float32(
+    mixed_precision, members, tmp_path
+):
+    """What `train --mixed-precision` sets on a GPU, here on the CPU: the frontends (an STFT has
+    no float16 kernel), the averaging and the outputs stay float32, the losses are scaled, and
+    the SavedModel serves float32 as its signature says."""
+    from crossmodal.artifacts import export_saved_model
+
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, members=members))
+    net = build_network(cfg)
+    member = member_networks(net)[0]
+    assert member.get_layer("log_mel").compute_dtype == "float32"
+    conv = member.get_layer("audio_encoder").get_layer("audio_encoder_conv0")
+    assert conv.compute_dtype == "float16"
+    trainer = Trainer(net, aux_weight=0.5, label_smoothing=0.1, contrastive_weight=0.1)
+    trainer.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    x = batch(8, image_present=[1, 1, 0, 1, 1, 1, 1, 1], audio_present=[1, 0, 1, 1, 1, 1, 1, 1])
+    history = trainer.fit(x, np.array([0, 1, 2, 0, 1, 2, 0, 1]), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    export_saved_model(net, cfg, tmp_path / "saved_model")
+    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    x = batch()
+    out = serve(
+        image=x["image"],
+        image_present=x["image_present"] > 0,
+        audio=x["audio"],
+        audio_present=x["audio_present"] > 0,
+    )
+    for key in ("probabilities", "image_embedding", "audio_embedding"):
+        assert out[key].dtype == tf.float32, key
+    want = net(x, training=False)["probabilities"].numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-3)
