@@ -272,7 +272,7 @@ class UtteranceNormalization(keras.layers.Layer):
         if self.mean:
             spec = spec - tf.reduce_mean(spec, axis=1, keepdims=True)  # [N, F, M, C]
         if self.band_scale:  # cepstral mean and variance normalization, per band
-            std = tf.math.reduce_std(spec, axis=1, keepdims=True)  # [N, 1, M, 1]
+            std = tf.math.reduce_std(spec, axis=1, keepdims=True)  # [N, 1, M, C]
             spec = spec / (std + self.epsilon)
         if self.scale:
             std = tf.math.reduce_std(spec, axis=[1, 2, 3], keepdims=True)  # [N, 1, 1, 1]
