@@ -31,8 +31,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "avdigits"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loso import DEFAULT_DATA, speaker_of  # noqa: E402  (the speaker rule, defined once)
 
 
 def screen_config(model_dir: Path, config_file: Path | None, seed: int):
@@ -45,10 +45,6 @@ def screen_config(model_dir: Path, config_file: Path | None, seed: int):
         base = merge(base, read_config_file(config_file))
     base = merge(base, {"train": {"seed": seed}})
     return RunConfig.from_dict(base)
-
-
-def speaker_of(path: Path) -> str:
-    return path.stem.split("_", 1)[0]
 
 
 def load_clips(data: Path, cfg) -> tuple:

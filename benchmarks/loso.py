@@ -46,15 +46,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "avdigits"
 
 
+def speaker_of(path: Path) -> str:
+    """avdigits names each file SPEAKER_INDEX: the speaker is the stem before the first '_'."""
+    return path.stem.split("_")[0]
+
+
 def speakers_of(data: Path) -> list[str]:
-    return sorted({p.stem.split("_")[0] for p in data.glob("*/*.wav")})
+    return sorted({speaker_of(p) for p in data.glob("*/*.wav")})
 
 
 def transfer_manifest(data: Path, held_out: str, path: Path) -> Path:
     rows = ["image,audio,label"]
     for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
         for k, wav in enumerate(sorted(label_dir.glob("*.wav"))):
-            if wav.stem.split("_")[0] == held_out:
+            if speaker_of(wav) == held_out:
                 continue
             png = wav.with_suffix(".png")
             rows.append(f"{png},,{label_dir.name}" if k % 2 == 0 else f"{png},{wav},")
@@ -74,7 +79,7 @@ def speakers_manifest(data: Path, speakers: set[str], path: Path) -> Path:
     rows = ["image,audio,label"]
     for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
         for wav in sorted(label_dir.glob("*.wav")):
-            if wav.stem.split("_")[0] in speakers:
+            if speaker_of(wav) in speakers:
                 rows.append(f"{wav.with_suffix('.png')},{wav},{label_dir.name}")
     path.write_text("\n".join(rows) + "\n")
     return path
