@@ -870,13 +870,13 @@ def _adapt_normalization(net, prep: PreparedDataset, train_idx: list[int]) -> No
         audios.append(inputs["audio"].numpy()[inputs["audio_present"].numpy() > 0])
     image = np.concatenate(images)
     audio = np.concatenate(audios)
-    for member in member_networks(net):
-        if len(image):
-            member.get_layer("image_norm").adapt(
-                member.get_layer("image_scale")(tf.constant(image))
-            )
-        if len(audio):
-            adapt_audio_normalization(member, audio)
+    if len(image):
+        members = member_networks(net)
+        scaled = members[0].get_layer("image_scale")(tf.constant(image))  # same in every member
+        for member in members:
+            member.get_layer("image_norm").adapt(scaled)
+    if len(audio):
+        adapt_audio_normalization(net, audio)
 
 
 def adaptation_subset(train_idx) -> np.ndarray:
@@ -887,11 +887,16 @@ def adaptation_subset(train_idx) -> np.ndarray:
 
 def adapt_audio_normalization(net, audio: np.ndarray) -> None:
     """Fit the per-band normalization on waveforms [N, T] as the network sees them: gain
-    normalized, then log-mel."""
+    normalized, then log-mel. An ensemble's members share one frontend design, so the log-mel
+    is computed once and every member's normalization adapted on it."""
     import tensorflow as tf
 
-    spec = net.get_layer("log_mel")(net.get_layer("audio_gain")(tf.constant(audio)))
-    net.get_layer("audio_norm").adapt(spec)
+    from crossmodal.model import member_networks
+
+    members = member_networks(net)
+    spec = members[0].get_layer("log_mel")(members[0].get_layer("audio_gain")(tf.constant(audio)))
+    for member in members:
+        member.get_layer("audio_norm").adapt(spec)
 
 
 def _net_accuracy(net, ds, modality: str) -> float:

@@ -276,6 +276,12 @@ def test_an_ensemble_trains_exports_and_reloads_as_one_model(data, tmp_path):
     }
     out = net(x, training=False)
     assert len(out["members"]) == 2
+    from crossmodal.model import member_networks
+
+    first, second = member_networks(net)
+    for name in ("image_norm", "audio_norm"):  # adapted once, on the same training clips
+        np.testing.assert_allclose(first.get_layer(name).mean, second.get_layer(name).mean)
+        assert np.any(np.asarray(first.get_layer(name).variance) != 1.0)
     served = serve(
         image=x["image"],
         image_present=x["image_present"] > 0,
