@@ -2,6 +2,7 @@
 """Where users wait: input pipeline, preprocessing, prediction and start-up, as ratios.
 
     python benchmarks/run.py [--data DIR] [--pairs N] [--quick] [--repeats R] [--skip-xla]
+                             [--members K]
 
 Prints one JSON object on stdout (progress goes to stderr) and exits 1 naming, on stderr, every
 key that misses its target (`TARGETS` below). Every figure with a target is a ratio of two
@@ -18,7 +19,8 @@ preprocessing figures are also measured on it (nested `avdigits` object, whose t
 checked against the same targets; the files are read in place, never copied; its records go to
 the temporary folder and are deleted). One small model is trained once through the CLI
 (`crossmodal train MANIFEST --epochs 1` on a subset of the pairs) for the prediction and
-start-up figures. `CROSSMODAL_CACHE` points into the temporary folder.
+start-up figures (`--members K` trains it as an ensemble, to measure what one costs).
+`CROSSMODAL_CACHE` points into the temporary folder.
 
 Keys (target in brackets):
 
@@ -401,8 +403,9 @@ def _r(values: list[float], digits: int = 3) -> list[float]:
 # --- the model, through the CLI ---------------------------------------------------------------
 
 
-def train_model(prep_dir: Path, work: Path, subset: int) -> Path:
-    """One small model, trained once by `crossmodal train` on a manifest of `subset` pairs."""
+def train_model(prep_dir: Path, work: Path, subset: int, members: int | None = None) -> Path:
+    """One small model, trained once by `crossmodal train` on a manifest of `subset` pairs
+    (`--members` passed on when given: the cost of an ensemble)."""
     from crossmodal.data.preprocess import open_prepared
 
     rows = [s for s in open_prepared(prep_dir).samples if s["label"] is not None][:subset]
@@ -414,6 +417,8 @@ def train_model(prep_dir: Path, work: Path, subset: int) -> Path:
             writer.writerow([s["image"] or "", s["audio"] or "", s["label"]])
     model = work / "model"
     cmd = [*entry_point(), "train", str(manifest), "--out", str(model), "--epochs", "1", "-q"]
+    if members is not None:
+        cmd += ["--members", str(members)]
     log(f"training one model on {len(rows)} pairs: {' '.join(cmd[1:])}")
     start = time.perf_counter()
     done = subprocess.run(
@@ -777,6 +782,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-xla", action="store_true", help="Do not measure xla_speedup.")
     p.add_argument("--no-avdigits", action="store_true", help="Ignore ../shared/datasets.")
     p.add_argument("--keep", type=Path, help="Work in this folder and keep it (default: a temp).")
+    p.add_argument(
+        "--members",
+        type=int,
+        help="Train the prediction model with `--members K` (default: train's default).",
+    )
     args = p.parse_args(argv)
     args.pairs = args.pairs or (300 if args.quick else 2000)
     args.repeats = args.repeats or (1 if args.quick else 5)
@@ -818,7 +828,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             results["avdigits"] = {"error": f"{type(exc).__name__}: {exc}"}
 
     # 2. Child processes: the model, --help, cold start, peak memory.
-    model = train_model(prep_dir, work, args.train_subset)
+    model = train_model(prep_dir, work, args.train_subset, args.members)
     first = next(s for s in _scan(source) if s.image and s.audio)
     pair = (first.image, first.audio)
     log("help and typer import")
@@ -849,6 +859,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             "data": str(args.data) if args.data else f"generated, {args.pairs} pairs",
             "quick": args.quick,
             "repeats": args.repeats,
+            "members": json.loads((model / "config.json").read_text())["model"]["members"],
             "cpu_count": os.cpu_count(),
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),

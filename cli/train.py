@@ -117,9 +117,10 @@ def train(
     members: Annotated[
         int | None,
         typer.Option(
-            min=1,
+            min=0,
             max=MAX_MEMBERS,
-            help="Ensemble: train this many networks side by side, average them [1].",
+            help="Ensemble: train this many networks side by side, average them "
+            "[0: two for cross-modal transfer, else one].",
         ),
     ] = None,
     patience: Annotated[

@@ -201,7 +201,10 @@ def build_network(cfg: RunConfig) -> keras.Model:
     outputs are the average, and the shared-space vectors are [N, M * shared_dim].
     """
     m = cfg.model
-    if m.members == 1:
+    # members = 0 (auto) is settled by training from the data (crossmodal.train); a network
+    # built from an unsettled config is one network.
+    count = m.members or 1
+    if count == 1:
         return _single_network(cfg, "crossmodal")
     inputs = _inputs(cfg)
     seed = cfg.train.seed
@@ -209,7 +212,7 @@ def build_network(cfg: RunConfig) -> keras.Model:
         _single_network(
             cfg.replace(train=dataclasses.replace(cfg.train, seed=seed + i)), f"member{i}"
         )(inputs)
-        for i in range(m.members)
+        for i in range(count)
     ]
     outputs = {}
     for key in ("logits", "image_logits", "audio_logits"):

@@ -98,10 +98,11 @@ def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_f
     """Issue 3: labels on images only, plus unlabeled image+sound pairs (no audio label
     anywhere); the model then classifies the held-out speaker's sounds alone.
 
-    Issue 3 asks for 0.80; measured: 0.752 with self-training, 40 epochs, the narrower audio
-    encoder and clipped training pixel noise (0.748 before the clipping, 0.756 with the wider
-    encoder, 0.772 with 25 epochs; 0.496 with distillation alone; chance is 0.10). The bound
-    guards that figure less a margin; the gap is in the issue notes."""
+    Issue 3 asks for 0.80; measured on this speaker: 0.810 with the defaults, which train two
+    ensemble members for transfer (`benchmarks/loso.py --transfer-only`, session 10); one
+    network read 0.752 (0.748 before the clipped pixel noise, 0.772 with 25 epochs; 0.496 with
+    distillation alone, no self-training; chance is 0.10). The bound guards that figure less
+    a margin for other machines' arithmetic."""
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.evaluate import evaluate
     from crossmodal.train import train
@@ -111,7 +112,8 @@ def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_f
     manifest = loso.transfer_manifest(avdigits, HELD_OUT, work / "transfer.csv")
     result = train(manifest, work / "model", config=RunConfig(train=TrainConfig()))
     assert result.dataset["num_unlabeled"] > 0
+    assert result.config.model.members == 2  # the default for transfer
     test = loso.held_out_manifest(avdigits, HELD_OUT, work / "test.csv")
     report = evaluate(work / "model", test, modality="audio")
     assert report["num_samples"] == 500
-    assert report["accuracy"] >= 0.72, report["accuracy"]
+    assert report["accuracy"] >= 0.76, report["accuracy"]

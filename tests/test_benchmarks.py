@@ -100,6 +100,7 @@ def test_parse_args_modes(bench):
     assert (full.pairs, full.rss, full.quick) == (2000, (1000, 10_000), False)
     quick = bench.parse_args(["--quick"])
     assert quick.repeats == 1 and quick.pairs < full.pairs and quick.rss[1] < full.rss[1]
+    assert full.members is None and bench.parse_args(["--members", "2"]).members == 2
 
 
 def test_every_target_is_documented(bench):

@@ -183,7 +183,8 @@ def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
             'config.model.filters: expected a whole number, got "x"',
         ),
         ({"model": {"dropout": 1.0}}, "model.dropout must be in [0, 1)"),
-        ({"model": {"members": 0}}, "model.members must be 1 to 16"),
+        ({"model": {"members": -1}}, "model.members must be 0 (auto) to 16"),
+        ({"model": {"members": 17}}, "model.members must be 0 (auto) to 16"),
         ({"model": {"members": 2.5}}, "config.model.members: expected a whole number"),
         ({"audio": {"crop_views_db": [20, 0]}}, "audio.crop_views_db needs crop_frames > 0"),
         (
@@ -208,24 +209,37 @@ def test_typed_reading_keeps_what_it_should():
     assert cfg.train.clipnorm is None and cfg.train.val_groups == ("a",) and cfg.data is None
 
 
-def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(tmp_path):
-    """`augment.image_noise_clip` came after the first model folders: a saved config without
-    it means the noise was not clipped, wherever a saved config is read back (model folder,
-    `train --config MODEL/config.json`); a user's own settings get the current default."""
+@pytest.mark.parametrize(
+    "section, name, then, now, other",
+    [
+        ("augment", "image_noise_clip", False, True, ("image_noise", 0.1)),
+        ("model", "members", 1, 0, ("dropout", 0.2)),
+    ],
+)
+def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(
+    tmp_path, section, name, then, now, other
+):
+    """`augment.image_noise_clip` and `model.members` came after the first model folders: a
+    saved config without one means the run did without it (noise not clipped, one network),
+    wherever a saved config is read back (model folder, `train --config MODEL/config.json`); a
+    user's own settings get the current default."""
     from crossmodal.settings import read_config_file
+
+    def value(cfg):
+        return getattr(getattr(cfg, section), name)
 
     path = tmp_path / "config.json"
     RunConfig().save(path, crossmodal_version="0.0")
     saved = json.loads(path.read_text())
-    assert saved["augment"]["image_noise_clip"] is True  # what is written now
-    del saved["augment"]["image_noise_clip"]
+    assert saved[section][name] == now  # what is written now
+    del saved[section][name]
     path.write_text(json.dumps(saved))
-    assert RunConfig.load(path).augment.image_noise_clip is False
-    assert read_config_file(path)["augment"]["image_noise_clip"] is False
-    assert RunConfig.from_dict(saved_settings({"augment": {}})).augment.image_noise_clip is False
+    assert value(RunConfig.load(path)) == then
+    assert read_config_file(path)[section][name] == then
+    assert value(RunConfig.from_dict(saved_settings({section: {}}))) == then
     # A user's own file (no format_version) and a section left out get today's default.
     toml = tmp_path / "mine.toml"
-    toml.write_text("[augment]\nimage_noise = 0.1\n")
+    toml.write_text(f"[{section}]\n{other[0]} = {other[1]}\n")
     mine = RunConfig.from_dict(read_config_file(toml))
-    assert mine.augment.image_noise_clip is True and mine.augment.image_noise == 0.1
-    assert RunConfig.from_dict(saved_settings({})).augment.image_noise_clip is True
+    assert value(mine) == now and getattr(getattr(mine, section), other[0]) == other[1]
+    assert value(RunConfig.from_dict(saved_settings({}))) == now
