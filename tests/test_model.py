@@ -190,10 +190,16 @@ def test_an_ensemble_trains_each_member_on_its_own_loss():
         )
 
 
-@pytest.mark.parametrize("members", [0, 17])
+@pytest.mark.parametrize("members", [-1, 17])
 def test_members_out_of_range_is_a_user_error(members):
     with pytest.raises(CrossmodalError, match="members"):
         dataclasses.replace(CFG.model, members=members)
+
+
+def test_members_auto_outside_training_builds_one_network():
+    """0 (auto) is settled by training from the data; built directly, it is one network."""
+    net = build_network(CFG.replace(model=dataclasses.replace(CFG.model, members=0)))
+    assert member_networks(net) == [net] and "members" not in net.output
 
 
 def test_crop_views_reach_the_audio_encoder_as_channels_through_every_audio_layer():
