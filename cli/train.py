@@ -117,10 +117,9 @@ def train(
     members: Annotated[
         int | None,
         typer.Option(
-            min=0,
+            min=1,
             max=MAX_MEMBERS,
-            help="Ensemble: train this many networks side by side, average them "
-            "[0: two for cross-modal transfer, else one].",
+            help="Ensemble: train this many networks side by side, average them [2].",
         ),
     ] = None,
     patience: Annotated[

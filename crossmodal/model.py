@@ -201,10 +201,7 @@ def build_network(cfg: RunConfig) -> keras.Model:
     outputs are the average, and the shared-space vectors are [N, M * shared_dim].
     """
     m = cfg.model
-    # members = 0 (auto) is settled by training from the data (crossmodal.train); a network
-    # built from an unsettled config is one network.
-    count = m.members or 1
-    if count == 1:
+    if m.members == 1:
         return _single_network(cfg, "crossmodal")
     inputs = _inputs(cfg)
     seed = cfg.train.seed
@@ -212,7 +209,7 @@ def build_network(cfg: RunConfig) -> keras.Model:
         _single_network(
             cfg.replace(train=dataclasses.replace(cfg.train, seed=seed + i)), f"member{i}"
         )(inputs)
-        for i in range(count)
+        for i in range(m.members)
     ]
     outputs = {}
     for key in ("logits", "image_logits", "audio_logits"):

@@ -25,13 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__, fsio
-from crossmodal.config import (
-    DEFAULT_FMAX,
-    FUSION_NAMES,
-    TRANSFER_MEMBERS,
-    ImageConfig,
-    RunConfig,
-)
+from crossmodal.config import DEFAULT_FMAX, FUSION_NAMES, ImageConfig, RunConfig
 from crossmodal.data.preprocess import (
     PreparedDataset,
     PrepSettings,
@@ -313,14 +307,6 @@ def train(
             cfg = cfg.replace(model=dataclasses.replace(cfg.model, fusion="late"))
         elif align["active"]:
             say(f"aligning the modalities on {align['unlabeled_pairs']} unlabeled pair(s)")
-        if cfg.model.members == 0:  # auto: an ensemble where one network's luck matters most
-            members = TRANSFER_MEMBERS if align["distill"] else 1
-            cfg = cfg.replace(model=dataclasses.replace(cfg.model, members=members))
-            if members > 1:
-                say(
-                    f"cross-modal transfer: an ensemble of {members} networks, averaged "
-                    "(pass --members 1 for one network, faster to train and to predict)"
-                )
         if cfg.train.mixed_precision:
             _mixed_precision(say)
         job = _Job(cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say)

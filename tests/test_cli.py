@@ -223,6 +223,7 @@ def test_train_writes_a_complete_model_folder(model):
     config = json.loads((model / "config.json").read_text())
     assert config["format_version"] == 1 and config["labels"] == list(CLASSES)
     assert config["tensorflow_version"] and config["crossmodal_version"]
+    assert config["model"]["members"] == 2  # the default: an ensemble of two networks
     assert json.loads((model / "labels.json").read_text()) == list(CLASSES)
     with open(model / "history.csv") as f:
         rows = list(csv.DictReader(f))

@@ -183,8 +183,8 @@ def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
             'config.model.filters: expected a whole number, got "x"',
         ),
         ({"model": {"dropout": 1.0}}, "model.dropout must be in [0, 1)"),
-        ({"model": {"members": -1}}, "model.members must be 0 (auto) to 16"),
-        ({"model": {"members": 17}}, "model.members must be 0 (auto) to 16"),
+        ({"model": {"members": 0}}, "model.members must be 1 to 16"),
+        ({"model": {"members": 17}}, "model.members must be 1 to 16"),
         ({"model": {"members": 2.5}}, "config.model.members: expected a whole number"),
         ({"audio": {"crop_views_db": [20, 0]}}, "audio.crop_views_db needs crop_frames > 0"),
         (
@@ -213,7 +213,7 @@ def test_typed_reading_keeps_what_it_should():
     "section, name, then, now, other",
     [
         ("augment", "image_noise_clip", False, True, ("image_noise", 0.1)),
-        ("model", "members", 1, 0, ("dropout", 0.2)),
+        ("model", "members", 1, 2, ("dropout", 0.2)),
     ],
 )
 def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(
