@@ -61,15 +61,16 @@ def test_one_model_predicts_from_either_modality_alone(held_out_model):
     """Issue 3: the same fused model, with each modality removed from every sample.
 
     Issue 3 asks for 0.99 / 0.97 / 0.88 (both / image / audio) on unseen speakers; measured
-    here on nicolas: 0.982 / 0.966 / 0.748 (0.988 / 0.978 / 0.784 with `seed = 1`;
-    leave-one-speaker-out means over two seeds 0.992 / 0.976 / 0.796, README). The bounds are
-    the figures less a margin for another CPU's arithmetic, which acts like another seed: the
-    seed alone moves one speaker's sound-alone figure by up to 5.8 points (6.6 before) and
-    the image alone by about 1. They guard what is reached; they do not claim the targets."""
+    here on nicolas with the defaults (two ensemble members, session 10): 0.990 / 0.968 /
+    0.812 (one network: 0.982 / 0.966 / 0.748; leave-one-speaker-out means in README). The
+    bounds are the figures less a margin for another CPU's arithmetic, which acts like another
+    seed: the seed alone moved one speaker's sound-alone figure by up to 5.8 points with one
+    network, and the image alone by about 1. They guard what is reached; they do not claim
+    the targets."""
     _, metrics = held_out_model
     assert metrics["both"]["accuracy"] >= 0.97, metrics["both"]["accuracy"]
     assert metrics["image"]["accuracy"] >= 0.95, metrics["image"]["accuracy"]
-    assert metrics["audio"]["accuracy"] >= 0.70, metrics["audio"]["accuracy"]
+    assert metrics["audio"]["accuracy"] >= 0.74, metrics["audio"]["accuracy"]
     # The modality that is there carries the prediction: each alone beats chance by far,
     # and the fused model is at least as good as the better one alone.
     assert metrics["both"]["accuracy"] >= max(m["accuracy"] for m in metrics.values()) - 1e-9
@@ -79,8 +80,8 @@ def test_fused_model_holds_up_under_shift(held_out_model, avdigits, tmp_path):
     """Issue 4: the held-out speaker's samples corrupted: image pixel noise and an occluding
     patch, sound mixed with background babble at 5 dB SNR.
 
-    Issue 4 asks for 0.95 here, and that is the bound; measured: 0.964 with `seed = 0` (the
-    default) and with `seed = 1` (leave-one-speaker-out means over two seeds 0.968, README);
+    Issue 4 asks for 0.95 here, and that is the bound; measured: 0.976 with the defaults (two
+    ensemble members, session 10; one network read 0.964 with `seed = 0` and with `seed = 1`);
     0.936 before the training noise was clipped to the pixel range, 0.762 before cutout,
     per-image noise strength and babble augmentation."""
     from crossmodal.evaluate import evaluate
