@@ -19,7 +19,8 @@ preprocessing figures are also measured on it (nested `avdigits` object, whose t
 checked against the same targets; the files are read in place, never copied; its records go to
 the temporary folder and are deleted). One small model is trained once through the CLI
 (`crossmodal train MANIFEST --epochs 1` on a subset of the pairs) for the prediction and
-start-up figures (`--members K` trains it as an ensemble, to measure what one costs).
+start-up figures. `--members K` gives every model here (the trained one and the networks of the
+training figures) K ensemble members instead of the default's, to measure what they cost.
 `CROSSMODAL_CACHE` points into the temporary folder.
 
 Keys (target in brackets):
@@ -623,7 +624,7 @@ def _timed_fit(trainer, ds, epochs: int, steps: int | None = None, cpu: list | N
     return time.perf_counter() - start
 
 
-def bench_xla(tf, prep, steps: int, repeats: int) -> dict:
+def bench_xla(tf, prep, steps: int, repeats: int, members: int | None = None) -> dict:
     """In-memory steps/s with and without XLA, on the network with augmentation off."""
     import dataclasses
 
@@ -634,7 +635,7 @@ def bench_xla(tf, prep, steps: int, repeats: int) -> dict:
     from crossmodal.train import _optimizer
     from crossmodal.trainer import Trainer
 
-    cfg = _config(prep)
+    cfg = _config(prep, members)
     cfg = cfg.replace(augment=dataclasses.replace(AugmentConfig(), enabled=False))
     batch = _synthetic_batch(tf, cfg)
     ds = tf.data.Dataset.from_tensors(batch).repeat()
@@ -672,13 +673,17 @@ def bench_xla(tf, prep, steps: int, repeats: int) -> dict:
     }
 
 
-def _config(prep):
+def _config(prep, members: int | None = None):
+    """The default settings at the data's shapes (`members`, when given, replacing the
+    default number of ensemble members)."""
     import dataclasses
 
     from crossmodal.config import ImageConfig, RunConfig
 
     img, aud = prep.info["image"], prep.info["audio"]
     cfg = RunConfig()
+    if members is not None:
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, members=members))
     return cfg.replace(
         train=dataclasses.replace(cfg.train, batch_size=BATCH_SIZE),  # the default is 0: auto
         image=ImageConfig(img["height"], img["width"], img["channels"]),
@@ -711,11 +716,13 @@ def _unknown_batch(*structure):
     )
 
 
-def bench_pipeline(tf, prep, steps: int, epochs: int, repeats: int) -> dict:
+def bench_pipeline(
+    tf, prep, steps: int, epochs: int, repeats: int, members: int | None = None
+) -> dict:
     """The real input pipeline vs in-memory tensors, same network, Trainer and optimizer."""
     from crossmodal.train import _Job
 
-    cfg = _config(prep)
+    cfg = _config(prep, members)
     usable = [s["index"] for s in prep.samples if s["label"] is not None]
     steps = min(steps, len(usable) // BATCH_SIZE)
     train_idx = usable[: steps * BATCH_SIZE]  # whole batches only: one shape, no retrace
@@ -785,7 +792,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--members",
         type=int,
-        help="Train the prediction model with `--members K` (default: train's default).",
+        help="Ensemble members of every model measured (default: the default's).",
     )
     args = p.parse_args(argv)
     args.pairs = args.pairs or (300 if args.quick else 2000)
@@ -851,9 +858,13 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         if args.quick or args.skip_xla:
             results["xla_speedup"] = None
         else:
-            results.update(bench_xla(tf, prep, args.train_steps, min(args.repeats, 3)))
+            results.update(
+                bench_xla(tf, prep, args.train_steps, min(args.repeats, 3), args.members)
+            )
         results.update(
-            bench_pipeline(tf, prep, args.train_steps, args.epochs, args.pipeline_repeats)
+            bench_pipeline(
+                tf, prep, args.train_steps, args.epochs, args.pipeline_repeats, args.members
+            )
         )
         results["setup"] = {
             "data": str(args.data) if args.data else f"generated, {args.pairs} pairs",
