@@ -199,10 +199,10 @@ class ModelConfig:
     shared_dim: int = 64  # the shared image/audio space (alignment, retrieval)
     multi_label: bool = False  # sigmoid outputs, several labels per sample (label cells "a;b")
     # An ensemble of this many networks in one model, trained side by side (seeds seed,
-    # seed + 1, ...) and averaged. Two against one on unseen speakers (benchmarks/README.md,
-    # sessions 9-10), two seeds: both 0.992 -> 0.9945, image 0.976 -> 0.9805, sound alone
-    # 0.796 -> 0.818, shifted 0.968 -> 0.976, sound from image labels 0.735 -> 0.8035. It costs
-    # 1.8x the training time; prediction end to end hardly changes (decoding dominates it).
+    # seed + 1, ...) and averaged. Two against one on unseen speakers (README, "Results on real
+    # data"), two seeds: both 0.992 -> 0.995, image 0.976 -> 0.978, sound alone 0.796 ->
+    # 0.8235, shifted 0.968 -> 0.976, sound from image labels 0.735 -> 0.8035. It costs about
+    # 1.7x the training time; prediction end to end hardly changes (decoding sets its pace).
     members: int = 2
 
     def __post_init__(self) -> None:
