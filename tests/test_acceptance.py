@@ -101,9 +101,9 @@ def test_cross_modal_transfer_from_labeled_images_to_sounds(avdigits, tmp_path_f
 
     Issue 3 asks for 0.80; measured on this speaker with the defaults (two ensemble members):
     0.756 on this code, 0.810 on session 9's (the code between changed the arithmetic, which
-    acts like another seed; seed 1 read 0.786); one
-    network read 0.752 (0.748 before the clipped pixel noise, 0.772 with 25 epochs; 0.496 with
-    distillation alone, no self-training; chance is 0.10). The bound guards that figure less
+    acts like another seed; seed 1 read 0.786); one network read 0.752 (0.748 before the
+    clipped pixel noise, 0.772 with 25 epochs; 0.496 with distillation alone, no
+    self-training; chance is 0.10). The bound guards that figure less
     a margin for other machines' arithmetic."""
     from crossmodal.config import RunConfig, TrainConfig
     from crossmodal.evaluate import evaluate
