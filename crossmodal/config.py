@@ -201,7 +201,7 @@ class ModelConfig:
     # An ensemble of this many networks in one model, trained side by side (seeds seed,
     # seed + 1, ...) and averaged. Two against one on unseen speakers (README, "Results on real
     # data"), two seeds: both 0.992 -> 0.995, image 0.976 -> 0.978, sound alone 0.796 ->
-    # 0.8235, shifted 0.968 -> 0.976, sound from image labels 0.735 -> 0.8035. It costs about
+    # 0.8235, shifted 0.968 -> 0.976, sound from image labels 0.735 -> 0.791. It costs about
     # 1.7x the training time; prediction end to end hardly changes (decoding sets its pace).
     members: int = 2
 
