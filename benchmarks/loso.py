@@ -30,7 +30,7 @@ temporary folder, for analysis after the run.
 
 Prints one JSON object: per-run rows and per-fusion means. Each training takes minutes on two
 cores: the full grid (4 speakers x 5 fusions) took about an hour and a half with one network
-per model; the default's two ensemble members train about 1.8 times as long.
+per model; the default's two ensemble members train about 1.7 times as long.
 """
 
 from __future__ import annotations

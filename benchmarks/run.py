@@ -795,6 +795,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Ensemble members of every model measured (default: the default's).",
     )
     args = p.parse_args(argv)
+    from crossmodal.config import MAX_MEMBERS  # no TensorFlow behind it
+
+    if args.members is not None and not 1 <= args.members <= MAX_MEMBERS:
+        p.error(f"--members must be 1 to {MAX_MEMBERS}")  # one line and exit 2, not a traceback
     args.pairs = args.pairs or (300 if args.quick else 2000)
     args.repeats = args.repeats or (1 if args.quick else 5)
     args.train_steps = args.train_steps or (4 if args.quick else 8)

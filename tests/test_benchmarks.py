@@ -101,6 +101,8 @@ def test_parse_args_modes(bench):
     quick = bench.parse_args(["--quick"])
     assert quick.repeats == 1 and quick.pairs < full.pairs and quick.rss[1] < full.rss[1]
     assert full.members is None and bench.parse_args(["--members", "2"]).members == 2
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--members", "0"])
 
 
 def test_every_target_is_documented(bench):
