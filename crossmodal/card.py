@@ -334,12 +334,14 @@ def _settings_section(
     model = config.get("model") or {}
     train = config.get("train") or {}
     augment = config.get("augment") or {}
+    audio = config.get("audio") or {}
     rows = [
         ("Fusion", model.get("fusion")),
         ("Image encoder", model.get("image_encoder")),
         ("Audio encoder", model.get("audio_encoder")),
         ("Embedding size", model.get("embed_dim")),
         ("Ensemble members", model.get("members")),
+        ("Test-time audio crops", _test_crops_text(audio)),
         ("Epochs run", _epochs_run(history, train)),
         ("Best epoch (weights kept)", _best_epoch(history)),
         ("Batch size", train.get("batch_size")),
@@ -356,6 +358,17 @@ def _settings_section(
     lines += [f"| {name} | {_plain(value)} |" for name, value in rows if value is not None]
     lines += ["", "Every setting is in `config.json`."]
     return "\n".join(lines)
+
+
+def _test_crops_text(audio: Mapping[str, Any]) -> str | None:
+    extra = audio.get("test_crops_db")
+    if not extra or not audio.get("crop_frames"):
+        return None
+    thresholds = [audio.get("crop_threshold_db"), *extra]
+    return (
+        f"{len(thresholds)} crops (activity thresholds "
+        f"{', '.join(f'{_plain(t)} dB' for t in thresholds)}), predictions averaged"
+    )
 
 
 def _transfer_text(alignment: Mapping[str, Any]) -> str | None:

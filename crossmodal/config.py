@@ -60,6 +60,12 @@ class AudioConfig:
     crop_threshold_db: float = 25.0  # active = within this many dB of the loudest frame
     crop_margin: int = 2  # frames kept on each side of the active region
     crop_views_db: tuple[float, ...] = ()  # more crops at these thresholds, stacked as channels
+    # Test-time crops: at inference the audio path also runs on crops cut at these thresholds
+    # (the same weights), and the predictions are averaged (mean log-probability). Training is
+    # unchanged; only the served graph runs the audio encoder once more per threshold. Where
+    # an utterance starts and ends is uncertain on a new voice; averaging over the cuts
+    # hedges it (benchmarks/README.md, session 11). () turns it off.
+    test_crops_db: tuple[float, ...] = (20.0, 30.0, 35.0)
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
     utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
 
@@ -77,6 +83,11 @@ class AudioConfig:
             all(v > 0 for v in self.crop_views_db)
             and (self.crop_frames > 0 or not self.crop_views_db),
             "audio.crop_views_db needs crop_frames > 0 and thresholds above 0 dB",
+        )
+        _require(
+            all(v > 0 for v in self.test_crops_db)
+            and (self.crop_frames > 0 or not self.test_crops_db),
+            "audio.test_crops_db needs crop_frames > 0 and thresholds above 0 dB",
         )
         _require(
             self.utterance_norm in UTTERANCE_NORMS,
@@ -342,7 +353,11 @@ class RunConfig:
 
 # Settings added after model folders were first written, with the value that reproduces what
 # such a folder's run did (its config.json lacks the key): (section, setting, value then).
-_ADDED_LATER = (("augment", "image_noise_clip", False), ("model", "members", 1))
+_ADDED_LATER = (
+    ("augment", "image_noise_clip", False),
+    ("model", "members", 1),
+    ("audio", "test_crops_db", []),
+)
 
 
 def saved_settings(data: dict[str, Any]) -> dict[str, Any]:

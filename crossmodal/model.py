@@ -93,29 +93,40 @@ class L2Normalize(keras.layers.Layer):
         return tf.math.l2_normalize(x, axis=-1)  # [N, S]
 
 
-def audio_features(x_aud, cfg: RunConfig):
-    """Waveform after gain and augmentation [N, T] -> encoder input [N, F', M, V] (V = 1 +
-    the extra crop views, usually 1).
+def audio_features(x_aud, cfg: RunConfig, test_views: bool = False) -> list:
+    """Waveform after gain and augmentation [N, T] -> encoder inputs, each [N, F', M, V] (V = 1
+    + the extra crop views, usually 1): [main] or, with `test_views`, [main, one per
+    `audio.test_crops_db`].
 
     log-mel -> per-band standardization ("audio_norm", adapted on training audio) -> crop to
     the active region (onset alignment, rate normalization) -> training-only warps ->
-    cepstral smoothing -> per-utterance normalization -> training-only SpecAugment.
+    cepstral smoothing -> per-utterance normalization -> training-only SpecAugment. A test view
+    is the same path cut at another activity threshold, without the training-only layers.
     """
     aud, aug, seed = cfg.audio, cfg.augment, cfg.train.seed
     raw = LogMel.from_audio_config(aud, name="log_mel", **FP32)(x_aud)  # [N, F, M, 1]
     x = mel_band_normalization("audio_norm", **FP32)(raw)  # [N, F, M, 1], per-band standardized
+    views = []
     if aud.crop_frames > 0:
-        x = SpeechCrop(
-            aud.crop_frames,
-            aud.crop_threshold_db,
-            aud.crop_margin,
-            log_offset=aud.log_offset,
-            jitter_db=aug.crop_jitter_db if aug.enabled else 0.0,
-            seed=seed,
-            views_db=aud.crop_views_db,
-            name="speech_crop",
-            **FP32,
-        )([raw, x])  # [N, crop_frames, M, V]
+
+        def crop(threshold_db: float, jitter_db: float, name: str):
+            return SpeechCrop(
+                aud.crop_frames,
+                threshold_db,
+                aud.crop_margin,
+                log_offset=aud.log_offset,
+                jitter_db=jitter_db,
+                seed=seed,
+                views_db=aud.crop_views_db,
+                name=name,
+                **FP32,
+            )([raw, x])  # [N, crop_frames, M, V]
+
+        if test_views:
+            views = [
+                crop(db, 0.0, f"speech_crop_test{i}") for i, db in enumerate(aud.test_crops_db)
+            ]
+        x = crop(aud.crop_threshold_db, aug.crop_jitter_db if aug.enabled else 0.0, "speech_crop")
     warp = {
         "time_stretch": aug.spec_time_stretch,
         "time_shift": aug.spec_time_shift,
@@ -125,21 +136,24 @@ def audio_features(x_aud, cfg: RunConfig):
     }
     if aug.enabled and any(w > 0 for w in warp.values()):
         x = SpecWarp(**warp, seed=seed, name="spec_warp", **FP32)(x)
+    views = [x, *views]
     if aud.cepstral_keep > 0:
-        x = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter", **FP32)(x)
+        lifter = CepstralLifter(aud.cepstral_keep, name="cepstral_lifter", **FP32)
+        views = [lifter(v) for v in views]
     if aud.utterance_norm != "none":
-        x = UtteranceNormalization(
+        norm = UtteranceNormalization(
             mean=True,
             scale=aud.utterance_norm == "mean_std",
             band_scale=aud.utterance_norm == "cmvn",
             name="utterance_norm",
             **FP32,
-        )(x)
+        )
+        views = [norm(v) for v in views]
     if aug.enabled and (aug.spec_time_mask > 0 or aug.spec_freq_mask > 0):
-        x = SpecAugment(
+        views[0] = SpecAugment(
             aug.spec_time_mask, aug.spec_freq_mask, seed=seed, name="spec_augment", **FP32
-        )(x)
-    return x
+        )(views[0])
+    return views
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")
@@ -189,7 +203,7 @@ def _inputs(cfg: RunConfig) -> dict:
     }
 
 
-def build_network(cfg: RunConfig) -> keras.Model:
+def build_network(cfg: RunConfig, test_views: bool = False) -> keras.Model:
     """The functional model; training-only layers (augmentation, dropouts) pass through at
     inference, so this same graph is what the SavedModel serves.
 
@@ -199,15 +213,19 @@ def build_network(cfg: RunConfig) -> keras.Model:
     seeded generator), and their random layers (augmentation, crop jitter, modality dropout)
     get seeds seed .. seed + M - 1. Their own outputs are under "members"; the top-level
     outputs are the average, and the shared-space vectors are [N, M * shared_dim].
+
+    `test_views`: the inference graph with `audio.test_crops_db` (see `inference_network`).
     """
     m = cfg.model
     if m.members == 1:
-        return _single_network(cfg, "crossmodal")
+        return _single_network(cfg, "crossmodal", test_views)
     inputs = _inputs(cfg)
     seed = cfg.train.seed
     members = [
         _single_network(
-            cfg.replace(train=dataclasses.replace(cfg.train, seed=seed + i)), f"member{i}"
+            cfg.replace(train=dataclasses.replace(cfg.train, seed=seed + i)),
+            f"member{i}",
+            test_views,
         )(inputs)
         for i in range(m.members)
     ]
@@ -226,6 +244,26 @@ def build_network(cfg: RunConfig) -> keras.Model:
     return keras.Model(inputs, {**outputs, "members": members}, name="crossmodal")
 
 
+def inference_network(net: keras.Model, cfg: RunConfig) -> keras.Model:
+    """The network to serve: `net` itself, or with `audio.test_crops_db` the same weights in
+    a graph that also runs the audio path on those crops and averages the predictions."""
+    if not cfg.audio.test_crops_db or cfg.audio.crop_frames <= 0:
+        return net
+    served = build_network(cfg, test_views=True)
+    _copy_weights(net, served)
+    return served
+
+
+def _copy_weights(src: keras.Layer, dst: keras.Layer) -> None:
+    """Layer by layer, by name: `dst` has every layer of `src` (and weightless extras)."""
+    if isinstance(src, keras.Model):
+        for layer in src.layers:
+            if layer.weights:
+                _copy_weights(layer, dst.get_layer(layer.name))
+    else:
+        dst.set_weights(src.get_weights())
+
+
 def member_networks(net: keras.Model) -> list[keras.Model]:
     """The networks an ensemble averages, or [net] for a single network."""
     found = [
@@ -236,7 +274,7 @@ def member_networks(net: keras.Model) -> list[keras.Model]:
     return found or [net]
 
 
-def _single_network(cfg: RunConfig, name: str) -> keras.Model:
+def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> keras.Model:
     aud, m, aug = cfg.audio, cfg.model, cfg.augment
     k = cfg.num_classes
     seed = cfg.train.seed
@@ -264,58 +302,84 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
             name="audio_augment",
             **FP32,
         )(x_aud)
-    x_aud = audio_features(x_aud, cfg)  # [N, F', M, V]
+    aud_views = audio_features(x_aud, cfg, test_views)  # each [N, F', M, V]
 
     # === Encoders ===
+    # (Layers are made in a fixed order: their random initializations are drawn in it.)
     image_m = dataclasses.replace(m, freq_instance_norm=0.0)  # a spectrogram-only option
     audio_m = dataclasses.replace(m, filters=m.audio_filters or m.filters)
     image_map = build_encoder(m.image_encoder, tuple(x_img.shape[1:]), image_m, "image_encoder")(
         x_img
     )
-    audio_map = build_encoder(m.audio_encoder, tuple(x_aud.shape[1:]), audio_m, "audio_encoder")(
-        x_aud
+    audio_encoder = build_encoder(
+        m.audio_encoder, tuple(aud_views[0].shape[1:]), audio_m, "audio_encoder"
     )
+    audio_map = audio_encoder(aud_views[0])
     e_img = keras.layers.GlobalAveragePooling2D(name="image_pool")(image_map)  # [N, c]
     if m.audio_pool == "flatten":  # the cropped log-mel is aligned: where things are matters
-        e_aud = keras.layers.Flatten(name="audio_pool")(audio_map)  # [N, h * w * c]
+        audio_pool = keras.layers.Flatten(name="audio_pool")  # [N, h * w * c]
     else:
-        e_aud = keras.layers.GlobalAveragePooling2D(name="audio_pool")(audio_map)  # [N, c]
+        audio_pool = keras.layers.GlobalAveragePooling2D(name="audio_pool")  # [N, c]
+    audio_layers = [audio_pool]
     if m.audio_feature_dropout > 0:
-        e_aud = keras.layers.Dropout(m.audio_feature_dropout, name="audio_feature_dropout")(e_aud)
+        audio_layers.append(
+            keras.layers.Dropout(m.audio_feature_dropout, name="audio_feature_dropout")
+        )
+    e_aud = _apply(audio_layers, audio_map)
     e_img = keras.layers.Dense(m.embed_dim, activation="relu", name="image_embedding")(e_img)
-    e_aud = keras.layers.Dense(m.embed_dim, activation="relu", name="audio_embedding")(e_aud)
+    audio_embedding = keras.layers.Dense(m.embed_dim, activation="relu", name="audio_embedding")
+    e_aud = audio_embedding(e_aud)  # [N, D]
+    audio_layers.append(audio_embedding)
 
     # === Per-modality heads (auxiliary losses; late fusion votes with them) ===
     image_logits = keras.layers.Dense(k, name="image_head")(
         keras.layers.Dropout(m.dropout, name="image_head_dropout")(e_img)
     )
-    audio_logits = keras.layers.Dense(k, name="audio_head")(
-        keras.layers.Dropout(m.dropout, name="audio_head_dropout")(e_aud)
-    )
+    audio_head = keras.layers.Dense(k, name="audio_head")
+    audio_head_dropout = keras.layers.Dropout(m.dropout, name="audio_head_dropout")
+    audio_logits = audio_head(audio_head_dropout(e_aud))
 
     # === Presence ===
     img_p, aud_p = ModalityDropout(m.modality_dropout, seed=seed, name="modality_dropout", **FP32)(
         [image_present, audio_present]
     )
     e_img_m = MissingEmbedding(name="image_missing")([e_img, img_p])  # [N, D]
-    e_aud_m = MissingEmbedding(name="audio_missing")([e_aud, aud_p])  # [N, D]
+    audio_missing = MissingEmbedding(name="audio_missing")
 
     # === Fusion ===
     fusion = build_fusion(
         m.fusion, k, hidden=m.embed_dim, dropout=m.dropout, multi_label=m.multi_label
     )
-    logits = fusion(
-        {
-            "image_embedding": e_img_m,
-            "audio_embedding": e_aud_m,
-            "image_present": img_p,
-            "audio_present": aud_p,
-            "image_logits": image_logits,
-            "audio_logits": audio_logits,
-            "image_map": image_map,
-            "audio_map": audio_map,
-        }
-    )
+
+    def fused(e_aud, audio_logits, audio_map):
+        return fusion(
+            {
+                "image_embedding": e_img_m,
+                "audio_embedding": audio_missing([e_aud, aud_p]),  # [N, D]
+                "image_present": img_p,
+                "audio_present": aud_p,
+                "image_logits": image_logits,
+                "audio_logits": audio_logits,
+                "image_map": image_map,
+                "audio_map": audio_map,
+            }
+        )
+
+    logits = fused(e_aud, audio_logits, audio_map)
+    if len(aud_views) > 1:
+        # Test views: the same audio path and fusion (shared weights) on each other crop; the
+        # predictions are averaged over the views, the embeddings are the training crop's.
+        all_audio, all_fused = [audio_logits], [logits]
+        for x_view in aud_views[1:]:
+            view_map = audio_encoder(x_view)
+            e_view = _apply(audio_layers, view_map)  # [N, D]
+            view_logits = audio_head(audio_head_dropout(e_view))  # [N, K]
+            all_audio.append(view_logits)
+            all_fused.append(fused(e_view, view_logits, view_map))
+        audio_logits = MemberAverage(m.multi_label, name="test_views_audio_logits", **FP32)(
+            all_audio
+        )
+        logits = MemberAverage(m.multi_label, name="test_views_logits", **FP32)(all_fused)
     # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
     probabilities = keras.layers.Activation(
         "sigmoid" if m.multi_label else "softmax", name="probabilities", **FP32
@@ -339,3 +403,9 @@ def _single_network(cfg: RunConfig, name: str) -> keras.Model:
         "audio_shared": shared_audio,
     }
     return keras.Model(inputs, outputs, name=name)
+
+
+def _apply(layers: list, x):
+    for layer in layers:
+        x = layer(x)
+    return x

@@ -697,6 +697,7 @@ class _Job:
 
         from crossmodal.artifacts import export_saved_model
         from crossmodal.checkpointing import EpochCheckpoint
+        from crossmodal.model import inference_network
 
         cfg, staging = self.cfg, self.staging
         t = cfg.train
@@ -736,9 +737,11 @@ class _Job:
             )
         checkpoint.restore_best()
 
-        temperature = self.calibrate(net) if t.calibrate else 1.0
+        # What is served (and validated): the trained weights, with test-time crops if any.
+        served = inference_network(net, cfg)
+        temperature = self.calibrate(served) if t.calibrate else 1.0
         net.save(staging / "model.keras")
-        export_saved_model(net, cfg, staging / "saved_model", temperature=temperature)
+        export_saved_model(served, cfg, staging / "saved_model", temperature=temperature)
         cfg.save(
             staging / "config.json",
             crossmodal_version=__version__,
@@ -748,7 +751,7 @@ class _Job:
         )
         (staging / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
         history = _read_history(staging / "history.csv")
-        metrics = self.validate(net, staging, temperature=temperature)
+        metrics = self.validate(served, staging, temperature=temperature)
         if t.calibrate:
             metrics["calibration"] = {"temperature": temperature}
         if cfg.model.multi_label and not (staging / THRESHOLDS_FILE).exists():

@@ -214,15 +214,16 @@ def test_typed_reading_keeps_what_it_should():
     [
         ("augment", "image_noise_clip", False, True, ("image_noise", 0.1)),
         ("model", "members", 1, 2, ("dropout", 0.2)),
+        ("audio", "test_crops_db", (), (20.0, 30.0, 35.0), ("num_mels", 32)),
     ],
 )
 def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(
     tmp_path, section, name, then, now, other
 ):
-    """`augment.image_noise_clip` and `model.members` came after the first model folders: a
-    saved config without one means the run did without it (noise not clipped, one network),
-    wherever a saved config is read back (model folder, `train --config MODEL/config.json`); a
-    user's own settings get the current default."""
+    """`augment.image_noise_clip`, `model.members` and `audio.test_crops_db` came after the
+    first model folders: a saved config without one means the run did without it (noise not
+    clipped, one network, one crop), wherever a saved config is read back (model folder,
+    `train --config MODEL/config.json`); a user's own settings get the current default."""
     from crossmodal.settings import read_config_file
 
     def value(cfg):
@@ -231,11 +232,11 @@ def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(
     path = tmp_path / "config.json"
     RunConfig().save(path, crossmodal_version="0.0")
     saved = json.loads(path.read_text())
-    assert saved[section][name] == now  # what is written now
+    assert saved[section][name] == (list(now) if isinstance(now, tuple) else now)  # written now
     del saved[section][name]
     path.write_text(json.dumps(saved))
     assert value(RunConfig.load(path)) == then
-    assert read_config_file(path)[section][name] == then
+    assert value(RunConfig.from_dict(read_config_file(path))) == then
     assert value(RunConfig.from_dict(saved_settings({section: {}}))) == then
     # A user's own file (no format_version) and a section left out get today's default.
     toml = tmp_path / "mine.toml"

@@ -209,6 +209,65 @@ def test_crop_views_reach_the_audio_encoder_as_channels_through_every_audio_laye
         assert probs.shape == (4, 3) and np.all(np.isfinite(probs))
 
 
+def _trained_looking(net):
+    """Non-trivial weights everywhere (the heads start near zero, the normalizations at 0/1)."""
+    rng = np.random.default_rng(3)
+    net.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in net.get_weights()])
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_test_crops_average_the_audio_predictions_over_crops_with_the_same_weights(members):
+    """`audio.test_crops_db`: the served network runs the audio path once more per threshold
+    with the trained weights and averages log-probabilities. A test crop at the training
+    threshold changes nothing; other thresholds change the audio predictions, not the image's."""
+    from crossmodal.model import inference_network
+
+    audio = dataclasses.replace(CFG.audio, crop_frames=8)
+    cfg = CFG.replace(audio=audio, model=dataclasses.replace(CFG.model, members=members))
+    net = build_network(cfg)
+    _trained_looking(net)
+    x = batch(image_present=[1, 1, 0, 0], audio_present=[1, 1, 1, 1])
+    # A tone that fades in and out over 60 dB: each threshold cuts a different active region.
+    t = np.arange(audio.num_samples) / audio.sample_rate
+    fade = 10 ** (-3 * np.abs(np.linspace(-1, 1, t.size)))
+    tone = (fade * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    x["audio"] = x["audio"] * 1e-4 + tone
+    want = net(x, training=False)
+    assert inference_network(net, cfg) is net  # no test crops: served as trained
+    same = dataclasses.replace(audio, test_crops_db=(audio.crop_threshold_db,))
+    got = inference_network(net, cfg.replace(audio=same))(x, training=False)
+    for key in ("probabilities", "audio_logits", "image_shared", "audio_shared"):
+        a, b = want[key].numpy(), got[key].numpy()
+        if key == "audio_logits":  # averaged as log-probabilities
+            a, b = tf.nn.log_softmax(a).numpy(), tf.nn.log_softmax(b).numpy()
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=key)
+
+    other = dataclasses.replace(audio, test_crops_db=(2.0, 60.0))
+    served = inference_network(net, cfg.replace(audio=other))
+    got = served(x, training=False)
+    crops = [layer for layer in member_networks(served)[0].layers if "speech_crop" in layer.name]
+    assert sorted(c.threshold_db for c in crops) == [2.0, audio.crop_threshold_db, 60.0]
+    audio_only = slice(2, 4)
+    assert not np.allclose(
+        want["probabilities"].numpy()[audio_only], got["probabilities"].numpy()[audio_only]
+    )
+    image_only = dict(x, audio_present=np.zeros(4, np.float32))
+    np.testing.assert_allclose(
+        net(image_only, training=False)["probabilities"].numpy(),
+        served(image_only, training=False)["probabilities"].numpy(),
+        atol=1e-6,
+    )
+    # The served graph shares the trained weights; it does not copy them into new layers.
+    assert len(served.weights) == len(net.weights)
+
+
+def test_test_crops_need_a_crop():
+    with pytest.raises(CrossmodalError, match="test_crops_db"):
+        dataclasses.replace(CFG.audio, crop_frames=0, test_crops_db=(20.0,))
+    with pytest.raises(CrossmodalError, match="test_crops_db"):
+        dataclasses.replace(CFG.audio, test_crops_db=(0.0,))
+
+
 @pytest.fixture
 def mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
