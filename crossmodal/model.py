@@ -262,6 +262,8 @@ def _copy_weights(src: keras.Layer, dst: keras.Layer) -> None:
                 _copy_weights(layer, dst.get_layer(layer.name))
     else:
         dst.set_weights(src.get_weights())
+        if isinstance(dst, keras.layers.Normalization):
+            dst.finalize_state()  # it computes with a snapshot of its statistics, not the weights
 
 
 def member_networks(net: keras.Model) -> list[keras.Model]:

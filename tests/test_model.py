@@ -209,10 +209,20 @@ def test_crop_views_reach_the_audio_encoder_as_channels_through_every_audio_laye
         assert probs.shape == (4, 3) and np.all(np.isfinite(probs))
 
 
-def _trained_looking(net):
-    """Non-trivial weights everywhere (the heads start near zero, the normalizations at 0/1)."""
+def _trained_looking(net, x):
+    """Non-trivial weights everywhere (the heads start near zero), and the normalizations
+    adapted as training adapts them (their statistics live outside the weights until then)."""
+    from crossmodal.train import adapt_audio_normalization
+
     rng = np.random.default_rng(3)
-    net.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in net.get_weights()])
+    for member in member_networks(net):
+        for layer in member.layers:
+            if layer.weights and not isinstance(layer, keras.layers.Normalization):
+                layer.set_weights(
+                    [w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in layer.get_weights()]
+                )
+        member.get_layer("image_norm").adapt(member.get_layer("image_scale")(x["image"]) * 3 + 1)
+    adapt_audio_normalization(net, x["audio"] * 5)
 
 
 @pytest.mark.parametrize("members", [1, 2])
@@ -222,16 +232,16 @@ def test_test_crops_average_the_audio_predictions_over_crops_with_the_same_weigh
     threshold changes nothing; other thresholds change the audio predictions, not the image's."""
     from crossmodal.model import inference_network
 
-    audio = dataclasses.replace(CFG.audio, crop_frames=8)
+    audio = dataclasses.replace(CFG.audio, crop_frames=8, test_crops_db=())
     cfg = CFG.replace(audio=audio, model=dataclasses.replace(CFG.model, members=members))
     net = build_network(cfg)
-    _trained_looking(net)
     x = batch(image_present=[1, 1, 0, 0], audio_present=[1, 1, 1, 1])
     # A tone that fades in and out over 60 dB: each threshold cuts a different active region.
     t = np.arange(audio.num_samples) / audio.sample_rate
     fade = 10 ** (-3 * np.abs(np.linspace(-1, 1, t.size)))
     tone = (fade * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     x["audio"] = x["audio"] * 1e-4 + tone
+    _trained_looking(net, x)
     want = net(x, training=False)
     assert inference_network(net, cfg) is net  # no test crops: served as trained
     same = dataclasses.replace(audio, test_crops_db=(audio.crop_threshold_db,))
