@@ -32,6 +32,7 @@ UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
 # its slope stays positive (the axis never folds back on itself) while bend < 1 / (3 pi).
 MAX_BEND = 1.0 / (3.0 * math.pi)  # about 0.106
 MAX_MEMBERS = 16
+DEFAULT_TEST_CROPS_DB = (20.0, 30.0, 35.0)
 AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector
 
 
@@ -65,7 +66,7 @@ class AudioConfig:
     # unchanged; only the served graph runs the audio encoder once more per threshold. Where
     # an utterance starts and ends is uncertain on a new voice; averaging over the cuts
     # hedges it (benchmarks/README.md, session 11). () turns it off.
-    test_crops_db: tuple[float, ...] = (20.0, 30.0, 35.0)
+    test_crops_db: tuple[float, ...] = DEFAULT_TEST_CROPS_DB  # () without a crop (crop_frames 0)
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
     utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
 
@@ -84,6 +85,8 @@ class AudioConfig:
             and (self.crop_frames > 0 or not self.crop_views_db),
             "audio.crop_views_db needs crop_frames > 0 and thresholds above 0 dB",
         )
+        if self.crop_frames == 0 and self.test_crops_db == DEFAULT_TEST_CROPS_DB:
+            object.__setattr__(self, "test_crops_db", ())  # the default follows the crop
         _require(
             all(v > 0 for v in self.test_crops_db)
             and (self.crop_frames > 0 or not self.test_crops_db),

@@ -272,6 +272,10 @@ def test_test_crops_average_the_audio_predictions_over_crops_with_the_same_weigh
 
 
 def test_test_crops_need_a_crop():
+    """Turning the crop off turns the default test crops off with it; asking for others
+    without a crop is an error."""
+    assert AudioConfig(crop_frames=0).test_crops_db == ()
+    assert AudioConfig(crop_frames=0, test_crops_db=(20.0, 30.0, 35.0)).test_crops_db == ()
     with pytest.raises(CrossmodalError, match="test_crops_db"):
         dataclasses.replace(CFG.audio, crop_frames=0, test_crops_db=(20.0,))
     with pytest.raises(CrossmodalError, match="test_crops_db"):
