@@ -181,6 +181,63 @@ class MemberAverage(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")
+class AudioOnlyRows(keras.layers.Layer):
+    """The indices [R] of the rows with a sound and no image (presence flags [N] each)."""
+
+    def call(self, inputs):
+        image_present, audio_present = inputs
+        alone = (audio_present > 0.5) & (image_present <= 0.5)  # [N]
+        return tf.cast(tf.where(alone)[:, 0], tf.int32)  # [R]
+
+    def compute_output_shape(self, input_shape):
+        return (None,)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((None,), dtype="int32")
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class TakeRows(keras.layers.Layer):
+    """x [N, ...] at rows [R], then one row of zeros -> [R + 1, ...]. The extra row keeps the
+    batch from being empty (a Keras sub-model refuses an empty batch); `RowViewAverage` drops
+    it."""
+
+    def call(self, inputs):
+        x, rows = inputs
+        pad = tf.zeros(tf.concat([[1], tf.shape(x)[1:]], axis=0), dtype=x.dtype)  # [1, ...]
+        return tf.concat([tf.gather(x, rows), pad], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[0][1:])
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class RowViewAverage(keras.layers.Layer):
+    """[main [N, K], rows [R], view_1 [R + 1, K], ...] -> [N, K]: at the given rows, the mean of
+    the main and the views' log-probabilities (logits for multi-label); elsewhere the main's
+    log-probabilities (the same probabilities as its logits). Each view's last row is
+    `TakeRows`'s padding."""
+
+    def __init__(self, multi_label: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.multi_label = multi_label
+
+    def call(self, inputs):
+        main, rows, *views = inputs
+        norm = (lambda z: z) if self.multi_label else (lambda z: tf.nn.log_softmax(z, axis=-1))
+        base = norm(tf.cast(main, tf.float32))  # [N, K]
+        stacked = [tf.gather(base, rows)] + [norm(tf.cast(v[:-1], tf.float32)) for v in views]
+        mean = tf.reduce_mean(tf.stack(stacked, axis=0), axis=0)  # [R, K]
+        return tf.tensor_scatter_nd_update(base, rows[:, tf.newaxis], mean)  # [N, K]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "multi_label": self.multi_label}
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
 class MemberConcat(keras.layers.Layer):
     """Concatenate M members' unit vectors [N, S] scaled by 1/sqrt(M): again a unit vector,
     whose dot products are the mean of the members' cosine similarities."""
@@ -369,19 +426,44 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
 
     logits = fused(e_aud, audio_logits, audio_map)
     if len(aud_views) > 1:
-        # Test views: the same audio path and fusion (shared weights) on each other crop; the
-        # predictions are averaged over the views, the embeddings are the training crop's.
-        all_audio, all_fused = [audio_logits], [logits]
-        for x_view in aud_views[1:]:
-            view_map = audio_encoder(x_view)
-            e_view = _apply(audio_layers, view_map)  # [N, D]
-            view_logits = audio_head(audio_head_dropout(e_view))  # [N, K]
+        # Test views, for the rows whose sound stands alone (an image present carries the
+        # prediction: on pairs the views moved nothing measurable, and they would double the
+        # cost of every pair). The same audio path and fusion (shared weights) on each other
+        # crop; predictions averaged over the views; the embeddings stay the training crop's.
+        rows = AudioOnlyRows(name="test_views_rows")([img_p, aud_p])  # [R]
+
+        def take(t, name):
+            return TakeRows(name=f"test_views_{name}")([t, rows])  # [R, ...]
+
+        sub = {
+            "image_embedding": take(e_img_m, "image_embedding"),
+            "image_present": take(img_p, "image_present"),
+            "audio_present": take(aud_p, "audio_present"),
+            "image_logits": take(image_logits, "image_logits"),
+            "image_map": take(image_map, "image_map"),
+        }
+        all_audio, all_fused = [], []
+        for i, x_view in enumerate(aud_views[1:]):
+            view_map = audio_encoder(take(x_view, f"crop{i}"))  # [R, h, w, c]
+            e_view = _apply(audio_layers, view_map)  # [R, D]
+            view_logits = audio_head(audio_head_dropout(e_view))  # [R, K]
             all_audio.append(view_logits)
-            all_fused.append(fused(e_view, view_logits, view_map))
-        audio_logits = MemberAverage(m.multi_label, name="test_views_audio_logits", **FP32)(
-            all_audio
+            all_fused.append(
+                fusion(
+                    {
+                        **sub,
+                        "audio_embedding": audio_missing([e_view, sub["audio_present"]]),
+                        "audio_logits": view_logits,
+                        "audio_map": view_map,
+                    }
+                )
+            )
+        audio_logits = RowViewAverage(m.multi_label, name="test_views_audio_logits", **FP32)(
+            [audio_logits, rows, *all_audio]
         )
-        logits = MemberAverage(m.multi_label, name="test_views_logits", **FP32)(all_fused)
+        logits = RowViewAverage(m.multi_label, name="test_views_logits", **FP32)(
+            [logits, rows, *all_fused]
+        )
     # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
     probabilities = keras.layers.Activation(
         "sigmoid" if m.multi_label else "softmax", name="probabilities", **FP32
