@@ -93,10 +93,10 @@ class L2Normalize(keras.layers.Layer):
         return tf.math.l2_normalize(x, axis=-1)  # [N, S]
 
 
-def audio_features(x_aud, cfg: RunConfig, test_views: bool = False) -> list:
+def audio_features(x_aud, cfg: RunConfig, test_rows=None) -> list:
     """Waveform after gain and augmentation [N, T] -> encoder inputs, each [N, F', M, V] (V = 1
-    + the extra crop views, usually 1): [main] or, with `test_views`, [main, one per
-    `audio.test_crops_db`].
+    + the extra crop views, usually 1): [main] or, with `test_rows` (row indices [R]), [main,
+    one [R + 1, F', M, V] per `audio.test_crops_db`, cut from those rows only (`TakeRows`)].
 
     log-mel -> per-band standardization ("audio_norm", adapted on training audio) -> crop to
     the active region (onset alignment, rate normalization) -> training-only warps ->
@@ -109,7 +109,7 @@ def audio_features(x_aud, cfg: RunConfig, test_views: bool = False) -> list:
     views = []
     if aud.crop_frames > 0:
 
-        def crop(threshold_db: float, jitter_db: float, name: str):
+        def crop(threshold_db: float, jitter_db: float, name: str, raw=raw, x=x):
             return SpeechCrop(
                 aud.crop_frames,
                 threshold_db,
@@ -122,9 +122,12 @@ def audio_features(x_aud, cfg: RunConfig, test_views: bool = False) -> list:
                 **FP32,
             )([raw, x])  # [N, crop_frames, M, V]
 
-        if test_views:
+        if test_rows is not None:
+            raw_rows = TakeRows(name="test_views_raw")([raw, test_rows])
+            x_rows = TakeRows(name="test_views_normalized")([x, test_rows])
             views = [
-                crop(db, 0.0, f"speech_crop_test{i}") for i, db in enumerate(aud.test_crops_db)
+                crop(db, 0.0, f"speech_crop_test{i}", raw_rows, x_rows)
+                for i, db in enumerate(aud.test_crops_db)
             ]
         x = crop(aud.crop_threshold_db, aug.crop_jitter_db if aug.enabled else 0.0, "speech_crop")
     warp = {
@@ -156,6 +159,15 @@ def audio_features(x_aud, cfg: RunConfig, test_views: bool = False) -> list:
     return views
 
 
+def mean_log_probabilities(logits: list, multi_label: bool = False):
+    """The mean of several [N, K] logits' log-probabilities (a geometric mean of the
+    predictions), or of the logits themselves for multi-label (sigmoid) outputs; float32."""
+    stacked = tf.cast(tf.stack(logits, axis=0), tf.float32)  # [V, N, K]
+    if not multi_label:
+        stacked = tf.nn.log_softmax(stacked, axis=-1)
+    return tf.reduce_mean(stacked, axis=0)  # [N, K]
+
+
 @keras.saving.register_keras_serializable(package="crossmodal")
 class MemberAverage(keras.layers.Layer):
     """Combine M members' logits [N, K] into one: the mean of their log-probabilities (a
@@ -168,10 +180,7 @@ class MemberAverage(keras.layers.Layer):
         self.multi_label = multi_label
 
     def call(self, logits):
-        stacked = tf.stack(logits, axis=0)  # [M, N, K]
-        if not self.multi_label:
-            stacked = tf.nn.log_softmax(stacked, axis=-1)
-        return tf.reduce_mean(stacked, axis=0)  # [N, K]
+        return mean_log_probabilities(logits, self.multi_label)  # [N, K]
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -224,10 +233,9 @@ class RowViewAverage(keras.layers.Layer):
 
     def call(self, inputs):
         main, rows, *views = inputs
-        norm = (lambda z: z) if self.multi_label else (lambda z: tf.nn.log_softmax(z, axis=-1))
-        base = norm(tf.cast(main, tf.float32))  # [N, K]
-        stacked = [tf.gather(base, rows)] + [norm(tf.cast(v[:-1], tf.float32)) for v in views]
-        mean = tf.reduce_mean(tf.stack(stacked, axis=0), axis=0)  # [R, K]
+        base = mean_log_probabilities([main], self.multi_label)  # [N, K]
+        at_rows = [tf.gather(main, rows), *(v[:-1] for v in views)]  # each [R, K]
+        mean = mean_log_probabilities(at_rows, self.multi_label)  # [R, K]
         return tf.tensor_scatter_nd_update(base, rows[:, tf.newaxis], mean)  # [N, K]
 
     def compute_output_shape(self, input_shape):
@@ -361,7 +369,13 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
             name="audio_augment",
             **FP32,
         )(x_aud)
-    aud_views = audio_features(x_aud, cfg, test_views)  # each [N, F', M, V]
+    # Test views, for the rows whose sound stands alone (an image present carries the
+    # prediction: on pairs the views moved nothing measurable, and they would double the cost
+    # of every pair). Inference only, where the presence flags are the inputs'.
+    rows = None
+    if test_views and aud.test_crops_db and aud.crop_frames > 0:
+        rows = AudioOnlyRows(name="test_views_rows")([image_present, audio_present])  # [R]
+    aud_views = audio_features(x_aud, cfg, rows)  # [N, F', M, V], then [R + 1, F', M, V] each
 
     # === Encoders ===
     # (Layers are made in a fixed order: their random initializations are drawn in it.)
@@ -425,13 +439,9 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
         )
 
     logits = fused(e_aud, audio_logits, audio_map)
-    if len(aud_views) > 1:
-        # Test views, for the rows whose sound stands alone (an image present carries the
-        # prediction: on pairs the views moved nothing measurable, and they would double the
-        # cost of every pair). The same audio path and fusion (shared weights) on each other
-        # crop; predictions averaged over the views; the embeddings stay the training crop's.
-        rows = AudioOnlyRows(name="test_views_rows")([img_p, aud_p])  # [R]
-
+    if rows is not None:
+        # The same audio path and fusion (shared weights) on each test crop of those rows;
+        # predictions averaged over the views; the embeddings stay the training crop's.
         def take(t, name):
             return TakeRows(name=f"test_views_{name}")([t, rows])  # [R, ...]
 
@@ -443,8 +453,8 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
             "image_map": take(image_map, "image_map"),
         }
         all_audio, all_fused = [], []
-        for i, x_view in enumerate(aud_views[1:]):
-            view_map = audio_encoder(take(x_view, f"crop{i}"))  # [R, h, w, c]
+        for x_view in aud_views[1:]:
+            view_map = audio_encoder(x_view)  # [R + 1, h, w, c]
             e_view = _apply(audio_layers, view_map)  # [R, D]
             view_logits = audio_head(audio_head_dropout(e_view))  # [R, K]
             all_audio.append(view_logits)
