@@ -341,7 +341,7 @@ def _settings_section(
         ("Audio encoder", model.get("audio_encoder")),
         ("Embedding size", model.get("embed_dim")),
         ("Ensemble members", model.get("members")),
-        ("Test-time audio crops", _test_crops_text(audio)),
+        ("Test-time audio views", _test_views_text(audio)),
         ("Epochs run", _epochs_run(history, train)),
         ("Best epoch (weights kept)", _best_epoch(history)),
         ("Batch size", train.get("batch_size")),
@@ -360,15 +360,23 @@ def _settings_section(
     return "\n".join(lines)
 
 
-def _test_crops_text(audio: Mapping[str, Any]) -> str | None:
-    extra = audio.get("test_crops_db")
-    if not extra or not audio.get("crop_frames"):
+def _test_views_text(audio: Mapping[str, Any]) -> str | None:
+    """The served model's views of a sound standing alone (`AudioConfig.test_views`); the card
+    reads the saved config, so settings missing from it count as off."""
+    crops = audio.get("test_crops_db") or [] if audio.get("crop_frames") else []
+    warps = audio.get("test_freq_warps") or []
+    if not crops and not warps:
         return None
-    thresholds = [audio.get("crop_threshold_db"), *extra]
-    return (
-        f"{len(thresholds)} crops (activity thresholds "
-        f"{', '.join(f'{_plain(t)} dB' for t in thresholds)}), predictions averaged"
-    )
+    parts = []
+    if crops:
+        thresholds = [audio.get("crop_threshold_db"), *crops]
+        parts.append(
+            f"crops at {', '.join(f'{_plain(t)} dB' for t in thresholds)} (activity thresholds)"
+        )
+    if warps:
+        parts.append(f"mel-axis spans {', '.join(_plain(a) for a in [1.0, *warps])}")
+    views = (1 + len(crops) if crops else 1) * (1 + len(warps))
+    return f"for a sound alone, {views} views: {' x '.join(parts)}, predictions averaged"
 
 
 def _transfer_text(alignment: Mapping[str, Any]) -> str | None:

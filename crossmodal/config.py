@@ -33,6 +33,7 @@ UTTERANCE_NORMS = ("none", "mean", "mean_std", "cmvn")
 MAX_BEND = 1.0 / (3.0 * math.pi)  # about 0.106
 MAX_MEMBERS = 16
 DEFAULT_TEST_CROPS_DB = (20.0, 30.0, 35.0)
+DEFAULT_TEST_FREQ_WARPS = (0.95, 1.05)
 AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector
 
 
@@ -67,6 +68,10 @@ class AudioConfig:
     # on a new voice; averaging over the cuts hedges it: +1.6 points on the sound alone over
     # 12 unseen-speaker runs (benchmarks/README.md, session 11). () turns it off.
     test_crops_db: tuple[float, ...] = DEFAULT_TEST_CROPS_DB  # () without a crop (crop_frames 0)
+    # ... and each crop is also read with its mel axis spanning [0, a] for each a here (a fixed
+    # `augment.spec_freq_warp`): a voice a little higher or lower than the training voices.
+    # With the crops, 12 views: +1 point more on the sound alone (session 12). () turns it off.
+    test_freq_warps: tuple[float, ...] = DEFAULT_TEST_FREQ_WARPS
     cepstral_keep: int = 0  # >0: smooth each frame's mel envelope to this many DCT coefficients
     utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
 
@@ -91,6 +96,10 @@ class AudioConfig:
             all(v > 0 for v in self.test_crops_db)
             and (self.crop_frames > 0 or not self.test_crops_db),
             "audio.test_crops_db needs crop_frames > 0 and thresholds above 0 dB",
+        )
+        _require(
+            all(0.5 <= a <= 2.0 for a in self.test_freq_warps),
+            "audio.test_freq_warps must be between 0.5 and 2.0 (1.0: no warp)",
         )
         _require(
             self.utterance_norm in UTTERANCE_NORMS,
@@ -122,6 +131,16 @@ class AudioConfig:
     @property
     def effective_fmax(self) -> float:
         return min(self.fmax if self.fmax > 0 else DEFAULT_FMAX, self.sample_rate / 2.0)
+
+    @property
+    def test_views(self) -> tuple[tuple[float, float], ...]:
+        """The served model's extra views of a sound standing alone, as (activity threshold in
+        dB, mel span): every crop (the training one first) read with every warp (1.0 first),
+        less the training view itself. () when there are none."""
+        thresholds = (self.crop_threshold_db, *self.test_crops_db) if self.crop_frames else (0.0,)
+        spans = (1.0, *self.test_freq_warps)
+        views = tuple((t, a) for t in thresholds for a in spans)
+        return views[1:]
 
 
 @dataclass(frozen=True)
@@ -360,6 +379,7 @@ _ADDED_LATER = (
     ("augment", "image_noise_clip", False),
     ("model", "members", 1),
     ("audio", "test_crops_db", []),
+    ("audio", "test_freq_warps", []),
 )
 
 

@@ -159,6 +159,45 @@ def channel_normalization(name: str, dtype: str | None = None) -> keras.layers.N
     return keras.layers.Normalization(axis=-1, name=name, dtype=dtype)
 
 
+def frame_energy(raw, log_offset: float):
+    """Raw log-mel [N, F, M, 1] (log(mel + log_offset)) -> each frame's log energy [N, F]."""
+    mel = tf.nn.relu(tf.exp(raw[..., 0]) - log_offset)  # [N, F, M] mel magnitudes
+    return tf.math.log(tf.reduce_sum(mel, axis=-1) + 1e-6)
+
+
+def crop_active(spec, energy, threshold_db, margin: int, frames: int):
+    """Cut [N, F, M, C] `spec` to the frames whose `energy` [N, F] is within `threshold_db`
+    (a number or [N, 1]) of the clip's loudest, widened by `margin` frames on each side, and
+    resample the cut to `frames` -> [N, frames, M, C]. An all-silent clip keeps its length."""
+    n, f = tf.shape(spec)[0], tf.shape(spec)[1]
+    threshold = tf.reduce_max(energy, axis=1, keepdims=True) - threshold_db * (
+        np.log(10.0) / 20.0
+    )  # [N, 1]: natural-log magnitude units
+    active = energy >= threshold  # [N, F]
+    pos = tf.range(f)[tf.newaxis, :]  # [1, F]
+    first = tf.reduce_min(tf.where(active, pos, f), axis=1)  # [N]
+    last = tf.reduce_max(tf.where(active, pos, -1), axis=1)  # [N]
+    start = tf.maximum(first - margin, 0)
+    end = tf.minimum(last + margin, f - 1)
+    end = tf.maximum(end, start)
+    denom = tf.cast(tf.maximum(f - 1, 1), tf.float32)
+    y1 = tf.cast(start, tf.float32) / denom
+    y2 = tf.cast(end, tf.float32) / denom
+    boxes = tf.stack([y1, tf.zeros_like(y1), y2, tf.ones_like(y1)], axis=-1)  # [N, 4]
+    return tf.image.crop_and_resize(spec, boxes, tf.range(n), [frames, tf.shape(spec)[2]])
+
+
+def warp_mel_axis(spec, span: float, fill: float = 0.0):
+    """[N, T, M, C] read with its mel axis spanning [0, span] of the original: span < 1
+    stretches the low bands upwards, span > 1 compresses the spectrum downwards and fills the
+    top with `fill`. The fixed form of `SpecWarp`'s random frequency warp."""
+    n = tf.shape(spec)[0]
+    box = tf.constant([[0.0, 0.0, 1.0, span]], tf.float32)
+    return tf.image.crop_and_resize(
+        spec, tf.tile(box, [n, 1]), tf.range(n), tf.shape(spec)[1:3], extrapolation_value=fill
+    )
+
+
 @keras.saving.register_keras_serializable(package="crossmodal")
 class SpeechCrop(keras.layers.Layer):
     """Crop each utterance's spectrogram to its active region and resize it to `frames`.
@@ -196,37 +235,17 @@ class SpeechCrop(keras.layers.Layer):
     def call(self, inputs, training=None):
         raw, spec = inputs
         n = tf.shape(spec)[0]
-        mel = tf.nn.relu(tf.exp(raw[..., 0]) - self.log_offset)  # [N, F, M] mel magnitudes
-        energy = tf.math.log(tf.reduce_sum(mel, axis=-1) + 1e-6)  # [N, F]
+        energy = frame_energy(raw, self.log_offset)  # [N, F]
         jitter = tf.zeros([n, 1])  # [N, 1]
         if training and self.jitter_db > 0:  # robust to where the active region is cut
             jitter = keras.random.uniform(
                 [n, 1], -self.jitter_db, self.jitter_db, seed=self.seed_generator
             )
         crops = [
-            self._crop(spec, energy, db + jitter) for db in (self.threshold_db, *self.views_db)
+            crop_active(spec, energy, db + jitter, self.margin, self.frames)
+            for db in (self.threshold_db, *self.views_db)
         ]
         return crops[0] if len(crops) == 1 else tf.concat(crops, axis=-1)  # [N, frames, M, V]
-
-    def _crop(self, spec, energy, threshold_db):
-        n, f = tf.shape(spec)[0], tf.shape(spec)[1]
-        threshold = tf.reduce_max(energy, axis=1, keepdims=True) - threshold_db * (
-            np.log(10.0) / 20.0
-        )  # [N, 1]: natural-log magnitude units
-        active = energy >= threshold  # [N, F]
-        pos = tf.range(f)[tf.newaxis, :]  # [1, F]
-        first = tf.reduce_min(tf.where(active, pos, f), axis=1)  # [N]
-        last = tf.reduce_max(tf.where(active, pos, -1), axis=1)  # [N]
-        start = tf.maximum(first - self.margin, 0)
-        end = tf.minimum(last + self.margin, f - 1)
-        end = tf.maximum(end, start)
-        denom = tf.cast(tf.maximum(f - 1, 1), tf.float32)
-        y1 = tf.cast(start, tf.float32) / denom
-        y2 = tf.cast(end, tf.float32) / denom
-        boxes = tf.stack([y1, tf.zeros_like(y1), y2, tf.ones_like(y1)], axis=-1)  # [N, 4]
-        return tf.image.crop_and_resize(
-            spec, boxes, tf.range(n), [self.frames, tf.shape(spec)[2]]
-        )  # [N, frames, M, 1]: one view
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[1]
@@ -242,6 +261,72 @@ class SpeechCrop(keras.layers.Layer):
             "log_offset": self.log_offset,
             "jitter_db": self.jitter_db,
             "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
+class AudioViews(keras.layers.Layer):
+    """The test-time views of some clips, batched: [raw log-mel, features], both [R, F, M, 1]
+    -> [V * R, F', M, C], view after view. View i cuts the features at activity threshold
+    `views[i][0]` as `SpeechCrop` does (with `views_db` as extra channels; `frames` 0: no cut,
+    the threshold is unused) and reads the cut with its mel axis spanning [0, `views[i][1]`]
+    (1.0: as it is; see `warp_mel_axis`). One pass of the audio encoder then serves every view.
+    """
+
+    def __init__(
+        self,
+        views: list,
+        frames: int = 32,
+        margin: int = 2,
+        log_offset: float = 0.0,
+        views_db: tuple[float, ...] = (),
+        fill: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.views = tuple((float(t), float(a)) for t, a in views)
+        self.frames = frames
+        self.margin = margin
+        self.log_offset = log_offset
+        self.views_db = tuple(float(v) for v in views_db)
+        self.fill = fill
+
+    def call(self, inputs):
+        raw, spec = inputs
+        energy = frame_energy(raw, self.log_offset) if self.frames > 0 else None
+        cuts, out = {}, []
+        for threshold, span in self.views:
+            if self.frames <= 0:
+                cut = spec
+            elif threshold in cuts:
+                cut = cuts[threshold]
+            else:
+                cut = tf.concat(
+                    [
+                        crop_active(spec, energy, db, self.margin, self.frames)
+                        for db in (threshold, *self.views_db)
+                    ],
+                    axis=-1,
+                )  # [R, frames, M, C]
+                cuts[threshold] = cut
+            out.append(cut if span == 1.0 else warp_mel_axis(cut, span, self.fill))
+        return tf.concat(out, axis=0)  # [V * R, F', M, C]
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[1]
+        if self.frames <= 0:
+            return (None, *shape[1:])
+        return (None, self.frames, shape[2], shape[3] * (1 + len(self.views_db)))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "views": [list(v) for v in self.views],
+            "frames": self.frames,
+            "margin": self.margin,
+            "log_offset": self.log_offset,
+            "views_db": list(self.views_db),
+            "fill": self.fill,
         }
 
 

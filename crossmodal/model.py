@@ -19,6 +19,7 @@ from crossmodal.augment import SpecAugment, SpecWarp, WaveformAugment, image_aug
 from crossmodal.config import RunConfig
 from crossmodal.encoders import build_encoder
 from crossmodal.features import (
+    AudioViews,
     CepstralLifter,
     GainNormalization,
     LogMel,
@@ -96,40 +97,48 @@ class L2Normalize(keras.layers.Layer):
 def audio_features(x_aud, cfg: RunConfig, test_rows=None) -> list:
     """Waveform after gain and augmentation [N, T] -> encoder inputs, each [N, F', M, V] (V = 1
     + the extra crop views, usually 1): [main] or, with `test_rows` (row indices [R]), [main,
-    one [R + 1, F', M, V] per `audio.test_crops_db`, cut from those rows only (`TakeRows`)].
+    the `audio.test_views` of those rows batched as [(R + 1) * views, F', M, V]] (`TakeRows`
+    adds one padding row; `AudioViews` stacks the views one after the other).
 
     log-mel -> per-band standardization ("audio_norm", adapted on training audio) -> crop to
     the active region (onset alignment, rate normalization) -> training-only warps ->
     cepstral smoothing -> per-utterance normalization -> training-only SpecAugment. A test view
-    is the same path cut at another activity threshold, without the training-only layers.
+    is the same path cut at another activity threshold and read with a fixed mel-axis warp in
+    place of the random ones, without the training-only layers.
     """
     aud, aug, seed = cfg.audio, cfg.augment, cfg.train.seed
     raw = LogMel.from_audio_config(aud, name="log_mel", **FP32)(x_aud)  # [N, F, M, 1]
     x = mel_band_normalization("audio_norm", **FP32)(raw)  # [N, F, M, 1], per-band standardized
     views = []
-    if aud.crop_frames > 0:
-
-        def crop(threshold_db: float, jitter_db: float, name: str, raw=raw, x=x):
-            return SpeechCrop(
+    if test_rows is not None and aud.test_views:
+        views = [
+            AudioViews(
+                aud.test_views,
                 aud.crop_frames,
-                threshold_db,
                 aud.crop_margin,
                 log_offset=aud.log_offset,
-                jitter_db=jitter_db,
-                seed=seed,
                 views_db=aud.crop_views_db,
-                name=name,
+                name="test_views",
                 **FP32,
-            )([raw, x])  # [N, crop_frames, M, V]
-
-        if test_rows is not None:
-            raw_rows = TakeRows(name="test_views_raw")([raw, test_rows])
-            x_rows = TakeRows(name="test_views_normalized")([x, test_rows])
-            views = [
-                crop(db, 0.0, f"speech_crop_test{i}", raw_rows, x_rows)
-                for i, db in enumerate(aud.test_crops_db)
-            ]
-        x = crop(aud.crop_threshold_db, aug.crop_jitter_db if aug.enabled else 0.0, "speech_crop")
+            )(
+                [
+                    TakeRows(name="test_views_raw")([raw, test_rows]),
+                    TakeRows(name="test_views_normalized")([x, test_rows]),
+                ]
+            )
+        ]  # [(R + 1) * views, F', M, V]
+    if aud.crop_frames > 0:
+        x = SpeechCrop(
+            aud.crop_frames,
+            aud.crop_threshold_db,
+            aud.crop_margin,
+            log_offset=aud.log_offset,
+            jitter_db=aug.crop_jitter_db if aug.enabled else 0.0,
+            seed=seed,
+            views_db=aud.crop_views_db,
+            name="speech_crop",
+            **FP32,
+        )([raw, x])  # [N, crop_frames, M, V]
     warp = {
         "time_stretch": aug.spec_time_stretch,
         "time_shift": aug.spec_time_shift,
@@ -159,10 +168,12 @@ def audio_features(x_aud, cfg: RunConfig, test_rows=None) -> list:
     return views
 
 
-def mean_log_probabilities(logits: list, multi_label: bool = False):
+def mean_log_probabilities(logits, multi_label: bool = False):
     """The mean of several [N, K] logits' log-probabilities (a geometric mean of the
-    predictions), or of the logits themselves for multi-label (sigmoid) outputs; float32."""
-    stacked = tf.cast(tf.stack(logits, axis=0), tf.float32)  # [V, N, K]
+    predictions), or of the logits themselves for multi-label (sigmoid) outputs; float32.
+    `logits`: a list of [N, K], or one [V, N, K]."""
+    stacked = logits if tf.is_tensor(logits) else tf.stack(logits, axis=0)
+    stacked = tf.cast(stacked, tf.float32)  # [V, N, K]
     if not multi_label:
         stacked = tf.nn.log_softmax(stacked, axis=-1)
     return tf.reduce_mean(stacked, axis=0)  # [N, K]
@@ -207,35 +218,45 @@ class AudioOnlyRows(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class TakeRows(keras.layers.Layer):
-    """x [N, ...] at rows [R], then one row of zeros -> [R + 1, ...]. The extra row keeps the
-    batch from being empty (a Keras sub-model refuses an empty batch); `RowViewAverage` drops
-    it."""
+    """x [N, ...] at rows [R], then one row of zeros -> [R + 1, ...], that `repeat` times ->
+    [(R + 1) * repeat, ...] (one copy per test view). The extra row keeps the batch from being
+    empty (a Keras sub-model refuses an empty batch); `RowViewAverage` drops it."""
+
+    def __init__(self, repeat: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.repeat = repeat
 
     def call(self, inputs):
         x, rows = inputs
         pad = tf.zeros(tf.concat([[1], tf.shape(x)[1:]], axis=0), dtype=x.dtype)  # [1, ...]
-        return tf.concat([tf.gather(x, rows), pad], axis=0)
+        taken = tf.concat([tf.gather(x, rows), pad], axis=0)  # [R + 1, ...]
+        return taken if self.repeat == 1 else tf.concat([taken] * self.repeat, axis=0)
 
     def compute_output_shape(self, input_shape):
         return (None, *input_shape[0][1:])
 
+    def get_config(self):
+        return {**super().get_config(), "repeat": self.repeat}
+
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class RowViewAverage(keras.layers.Layer):
-    """[main [N, K], rows [R], view_1 [R + 1, K], ...] -> [N, K]: at the given rows, the mean of
-    the main and the views' log-probabilities (logits for multi-label); elsewhere the main's
-    log-probabilities (the same probabilities as its logits). Each view's last row is
-    `TakeRows`'s padding."""
+    """[main [N, K], rows [R], views [(R + 1) * V, K]] -> [N, K]: at the given rows, the mean of
+    the main's and the V views' log-probabilities (logits for multi-label); elsewhere the main's
+    log-probabilities (the same probabilities as its logits). The views come one after the
+    other, each ending in `TakeRows`'s padding row."""
 
     def __init__(self, multi_label: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.multi_label = multi_label
 
     def call(self, inputs):
-        main, rows, *views = inputs
-        base = mean_log_probabilities([main], self.multi_label)  # [N, K]
-        at_rows = [tf.gather(main, rows), *(v[:-1] for v in views)]  # each [R, K]
+        main, rows, views = inputs
+        r = tf.shape(rows)[0]
+        per_view = tf.reshape(views, [-1, r + 1, tf.shape(views)[-1]])[:, :-1]  # [V, R, K]
+        at_rows = tf.concat([tf.gather(main, rows)[tf.newaxis], per_view], axis=0)
         mean = mean_log_probabilities(at_rows, self.multi_label)  # [R, K]
+        base = mean_log_probabilities([main], self.multi_label)  # [N, K]
         return tf.tensor_scatter_nd_update(base, rows[:, tf.newaxis], mean)  # [N, K]
 
     def compute_output_shape(self, input_shape):
@@ -310,9 +331,10 @@ def build_network(cfg: RunConfig, test_views: bool = False) -> keras.Model:
 
 
 def inference_network(net: keras.Model, cfg: RunConfig) -> keras.Model:
-    """The network to serve: `net` itself, or with `audio.test_crops_db` the same weights in
-    a graph that also runs the audio path on those crops and averages the predictions."""
-    if not cfg.audio.test_crops_db or cfg.audio.crop_frames <= 0:
+    """The network to serve: `net` itself, or with `audio.test_views` (test crops, mel warps)
+    the same weights in a graph that also runs the audio path and the fusion on those views of
+    a sound standing alone, and averages the predictions."""
+    if not cfg.audio.test_views:
         return net
     served = build_network(cfg, test_views=True)
     _copy_weights(net, served)
@@ -373,9 +395,9 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
     # prediction: on pairs the views moved nothing measurable, and they would double the cost
     # of every pair). Inference only, where the presence flags are the inputs'.
     rows = None
-    if test_views and aud.test_crops_db and aud.crop_frames > 0:
+    if test_views and aud.test_views:
         rows = AudioOnlyRows(name="test_views_rows")([image_present, audio_present])  # [R]
-    aud_views = audio_features(x_aud, cfg, rows)  # [N, F', M, V], then [R + 1, F', M, V] each
+    aud_views = audio_features(x_aud, cfg, rows)  # [N, F', M, V], then [(R + 1) * views, ...]
 
     # === Encoders ===
     # (Layers are made in a fixed order: their random initializations are drawn in it.)
@@ -440,39 +462,34 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
 
     logits = fused(e_aud, audio_logits, audio_map)
     if rows is not None:
-        # The same audio path and fusion (shared weights) on each test crop of those rows;
-        # predictions averaged over the views; the embeddings stay the training crop's.
-        def take(t, name):
-            return TakeRows(name=f"test_views_{name}")([t, rows])  # [R, ...]
+        # The same audio path and fusion (shared weights) on the test views of those rows, in
+        # one batch; predictions averaged over the views; the embeddings stay the main view's.
+        repeat = len(aud.test_views)
 
-        sub = {
-            "image_embedding": take(e_img_m, "image_embedding"),
-            "image_present": take(img_p, "image_present"),
-            "audio_present": take(aud_p, "audio_present"),
-            "image_logits": take(image_logits, "image_logits"),
-            "image_map": take(image_map, "image_map"),
-        }
-        all_audio, all_fused = [], []
-        for x_view in aud_views[1:]:
-            view_map = audio_encoder(x_view)  # [R + 1, h, w, c]
-            e_view = _apply(audio_layers, view_map)  # [R, D]
-            view_logits = audio_head(audio_head_dropout(e_view))  # [R, K]
-            all_audio.append(view_logits)
-            all_fused.append(
-                fusion(
-                    {
-                        **sub,
-                        "audio_embedding": audio_missing([e_view, sub["audio_present"]]),
-                        "audio_logits": view_logits,
-                        "audio_map": view_map,
-                    }
-                )
-            )
+        def take(t, name):
+            return TakeRows(repeat, name=f"test_views_{name}")([t, rows])  # [(R + 1) * views, ...]
+
+        view_map = audio_encoder(aud_views[1])  # [(R + 1) * views, h, w, c]
+        e_view = _apply(audio_layers, view_map)  # [(R + 1) * views, D]
+        view_logits = audio_head(audio_head_dropout(e_view))  # [(R + 1) * views, K]
+        view_present = take(aud_p, "audio_present")
+        fused_views = fusion(
+            {
+                "image_embedding": take(e_img_m, "image_embedding"),
+                "image_present": take(img_p, "image_present"),
+                "audio_present": view_present,
+                "image_logits": take(image_logits, "image_logits"),
+                "image_map": take(image_map, "image_map"),
+                "audio_embedding": audio_missing([e_view, view_present]),
+                "audio_logits": view_logits,
+                "audio_map": view_map,
+            }
+        )
         audio_logits = RowViewAverage(m.multi_label, name="test_views_audio_logits", **FP32)(
-            [audio_logits, rows, *all_audio]
+            [audio_logits, rows, view_logits]
         )
         logits = RowViewAverage(m.multi_label, name="test_views_logits", **FP32)(
-            [logits, rows, *all_fused]
+            [logits, rows, fused_views]
         )
     # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
     probabilities = keras.layers.Activation(

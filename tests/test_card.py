@@ -196,18 +196,29 @@ def test_model_card_says_how_labels_crossed_modalities(tmp_path: Path) -> None:
     )
 
 
-def test_model_card_names_the_test_time_crops(tmp_path: Path) -> None:
+def test_model_card_names_the_test_time_views(tmp_path: Path) -> None:
     inputs = card_inputs(make_model_dir(tmp_path))
     audio = inputs["config"]["audio"]
-    audio.update(test_crops_db=[], crop_threshold_db=25.0)
-    assert "Test-time audio crops" not in render_model_card(**inputs)
+    audio.update(test_crops_db=[], test_freq_warps=[], crop_threshold_db=25.0)
+    assert "Test-time audio views" not in render_model_card(**inputs)
     audio["test_crops_db"] = [20.0, 32.5]
     assert (
-        "| Test-time audio crops | 3 crops (activity thresholds 25 dB, 20 dB, 32.5 dB), "
+        "| Test-time audio views | for a sound alone, 3 views: crops at 25 dB, 20 dB, 32.5 dB "
+        "(activity thresholds), predictions averaged |" in render_model_card(**inputs)
+    )
+    audio["test_freq_warps"] = [0.95, 1.05]
+    assert (
+        "| Test-time audio views | for a sound alone, 9 views: crops at 25 dB, 20 dB, 32.5 dB "
+        "(activity thresholds) x mel-axis spans 1, 0.95, 1.05, predictions averaged |"
+        in render_model_card(**inputs)
+    )
+    audio["crop_frames"] = 0  # no crop: only the warps vary
+    assert (
+        "| Test-time audio views | for a sound alone, 3 views: mel-axis spans 1, 0.95, 1.05, "
         "predictions averaged |" in render_model_card(**inputs)
     )
-    audio["crop_frames"] = 0  # no crop: nothing to vary
-    assert "Test-time audio crops" not in render_model_card(**inputs)
+    del audio["test_freq_warps"]  # a folder saved before the warps
+    assert "Test-time audio views" not in render_model_card(**inputs)
 
 
 def test_training_curves_need_history(tmp_path: Path) -> None:

@@ -215,15 +215,17 @@ def test_typed_reading_keeps_what_it_should():
         ("augment", "image_noise_clip", False, True, ("image_noise", 0.1)),
         ("model", "members", 1, 2, ("dropout", 0.2)),
         ("audio", "test_crops_db", (), (20.0, 30.0, 35.0), ("num_mels", 32)),
+        ("audio", "test_freq_warps", (), (0.95, 1.05), ("num_mels", 32)),
     ],
 )
 def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(
     tmp_path, section, name, then, now, other
 ):
-    """`augment.image_noise_clip`, `model.members` and `audio.test_crops_db` came after the
-    first model folders: a saved config without one means the run did without it (noise not
-    clipped, one network, one crop), wherever a saved config is read back (model folder,
-    `train --config MODEL/config.json`); a user's own settings get the current default."""
+    """`augment.image_noise_clip`, `model.members`, `audio.test_crops_db` and
+    `audio.test_freq_warps` came after the first model folders: a saved config without one
+    means the run did without it (noise not clipped, one network, one crop, no warp), wherever
+    a saved config is read back (model folder, `train --config MODEL/config.json`); a user's
+    own settings get the current default."""
     from crossmodal.settings import read_config_file
 
     def value(cfg):

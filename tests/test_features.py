@@ -10,6 +10,7 @@ tf = pytest.importorskip("tensorflow")
 from crossmodal.config import AudioConfig  # noqa: E402
 from crossmodal.data.decode import fit_length  # noqa: E402
 from crossmodal.features import (  # noqa: E402
+    AudioViews,
     CepstralLifter,
     GainNormalization,
     LogMel,
@@ -17,6 +18,7 @@ from crossmodal.features import (  # noqa: E402
     SpeechCrop,
     fit_image,
     fit_waveform,
+    warp_mel_axis,
 )
 
 CFG = AudioConfig(sample_rate=16_000, clip_seconds=0.5, num_mels=40)
@@ -166,6 +168,40 @@ def test_speech_crop_views_are_the_crops_at_their_thresholds_stacked_as_channels
         alone = SpeechCrop(frames=12, threshold_db=db, margin=1)([raw, index]).numpy()
         np.testing.assert_allclose(out[..., channel], alone[..., 0], atol=1e-5)
     assert out[0, 0, 0, 1] > out[0, 0, 0, 0] > out[0, 0, 0, 2]  # a wider crop starts earlier
+
+
+def test_warp_mel_axis_reads_the_mel_axis_over_a_fixed_span():
+    """Span a: output band j reads input band j * a (bilinear); past the top it reads `fill`."""
+    mels = np.tile(np.arange(9, dtype=np.float32), (2, 3, 1))[..., None]  # [2, 3, 9, 1]: band
+    np.testing.assert_allclose(warp_mel_axis(mels, 1.0).numpy(), mels, atol=1e-6)
+    low = warp_mel_axis(mels, 0.5).numpy()[0, 0, :, 0]
+    np.testing.assert_allclose(low, np.arange(9) * 0.5, atol=1e-5)  # stretched upwards
+    high = warp_mel_axis(mels, 1.25, fill=-7.0).numpy()[0, 0, :, 0]
+    np.testing.assert_allclose(high[:7], np.arange(7) * 1.25, atol=1e-5)  # compressed
+    assert high[8] == -7.0  # band 8 would read band 10, past the top
+
+
+def test_audio_views_batch_every_crop_and_warp_view_after_view():
+    """[R, F, M, 1] -> [V * R, ...]: view v of clip r at row v * R + r, each the cut at its
+    threshold (as `SpeechCrop`) read with its mel span (as `warp_mel_axis`)."""
+    raw, index = peaked_log_mel()
+    raw2, index2 = peaked_log_mel(peak=12)
+    raw, index = np.concatenate([raw, raw2]), np.concatenate([index, index2 * 2])  # R = 2
+    index = index + np.arange(8, dtype=np.float32)[None, None, :, None]  # bands differ too
+    views = [(10.0, 1.0), (31.0, 1.0), (10.0, 0.8)]
+    layer = AudioViews(views, frames=12, margin=1)
+    out = layer([raw, index]).numpy()
+    assert out.shape == (6, 12, 8, 1)
+    for v, (db, span) in enumerate(views):
+        cut = SpeechCrop(frames=12, threshold_db=db, margin=1)([raw, index])
+        want = warp_mel_axis(cut, span).numpy()
+        np.testing.assert_allclose(out[2 * v : 2 * v + 2], want, atol=1e-5, err_msg=str(v))
+    assert not np.allclose(out[0:2], out[4:6])  # the warp changed the view
+    # frames 0: no cut, the whole clip warped.
+    whole = AudioViews([(0.0, 0.8)], frames=0)([raw, index]).numpy()
+    np.testing.assert_allclose(whole, warp_mel_axis(index, 0.8).numpy(), atol=1e-5)
+    restored = AudioViews.from_config(layer.get_config())
+    assert restored.views == layer.views and restored.frames == 12
 
 
 def test_cepstral_lifter_smooths_every_channel_alike():

@@ -226,14 +226,14 @@ def _trained_looking(net, x):
 
 
 @pytest.mark.parametrize("members", [1, 2])
-def test_test_crops_average_the_audio_predictions_over_crops_with_the_same_weights(members):
-    """`audio.test_crops_db`: for a sound without an image, the served network runs the audio
-    path once more per threshold with the trained weights and averages log-probabilities. A
-    test crop at the training threshold changes nothing; other thresholds change the sound
-    alone's predictions, not a pair's or an image's."""
+def test_test_views_average_the_audio_predictions_over_views_with_the_same_weights(members):
+    """`audio.test_crops_db` and `audio.test_freq_warps`: for a sound without an image, the
+    served network runs the audio path once more per (crop, warp) view with the trained
+    weights and averages log-probabilities. A view equal to the training one changes nothing;
+    other crops and warps change the sound alone's predictions, not a pair's or an image's."""
     from crossmodal.model import inference_network
 
-    audio = dataclasses.replace(CFG.audio, crop_frames=8, test_crops_db=())
+    audio = dataclasses.replace(CFG.audio, crop_frames=8, test_crops_db=(), test_freq_warps=())
     cfg = CFG.replace(audio=audio, model=dataclasses.replace(CFG.model, members=members))
     net = build_network(cfg)
     x = batch(image_present=[1, 1, 0, 0], audio_present=[1, 1, 1, 1])
@@ -244,8 +244,11 @@ def test_test_crops_average_the_audio_predictions_over_crops_with_the_same_weigh
     x["audio"] = x["audio"] * 1e-4 + tone
     _trained_looking(net, x)
     want = net(x, training=False)
-    assert inference_network(net, cfg) is net  # no test crops: served as trained
-    same = dataclasses.replace(audio, test_crops_db=(audio.crop_threshold_db,))
+    assert inference_network(net, cfg) is net  # no test views: served as trained
+    same = dataclasses.replace(
+        audio, test_crops_db=(audio.crop_threshold_db,) * 2, test_freq_warps=(1.0,)
+    )
+    assert len(same.test_views) == 5  # 3 crops x 2 warps, less the training view
     got = inference_network(net, cfg.replace(audio=same))(x, training=False)
     for key in ("probabilities", "audio_logits", "image_shared", "audio_shared"):
         a, b = want[key].numpy(), got[key].numpy()
@@ -253,34 +256,62 @@ def test_test_crops_average_the_audio_predictions_over_crops_with_the_same_weigh
             a, b = tf.nn.softmax(a).numpy(), tf.nn.softmax(b).numpy()
         np.testing.assert_allclose(a, b, atol=1e-5, err_msg=key)
 
-    other = dataclasses.replace(audio, test_crops_db=(2.0, 60.0))
-    served = inference_network(net, cfg.replace(audio=other))
-    got = served(x, training=False)
-    crops = [layer for layer in member_networks(served)[0].layers if "speech_crop" in layer.name]
-    assert sorted(c.threshold_db for c in crops) == [2.0, audio.crop_threshold_db, 60.0]
-    # Only a sound standing alone is averaged over crops (rows 2 and 3); pairs cost one crop.
-    want_p, got_p = want["probabilities"].numpy(), got["probabilities"].numpy()
-    assert not np.allclose(want_p[2:], got_p[2:])
-    np.testing.assert_allclose(want_p[:2], got_p[:2], atol=1e-6)
-    image_only = dict(x, audio_present=np.zeros(4, np.float32))
-    np.testing.assert_allclose(
-        net(image_only, training=False)["probabilities"].numpy(),
-        served(image_only, training=False)["probabilities"].numpy(),
-        atol=1e-6,
-    )
-    # The served graph shares the trained weights; it does not copy them into new layers.
-    assert len(served.weights) == len(net.weights)
+    for other in (
+        dataclasses.replace(audio, test_crops_db=(2.0, 60.0)),
+        dataclasses.replace(audio, test_freq_warps=(0.8, 1.25)),
+    ):
+        served = inference_network(net, cfg.replace(audio=other))
+        got = served(x, training=False)
+        (views,) = [
+            layer for layer in member_networks(served)[0].layers if layer.name == "test_views"
+        ]
+        assert views.views == other.test_views
+        # Only a sound standing alone is averaged over views (rows 2 and 3); pairs cost one.
+        want_p, got_p = want["probabilities"].numpy(), got["probabilities"].numpy()
+        assert not np.allclose(want_p[2:], got_p[2:])
+        np.testing.assert_allclose(want_p[:2], got_p[:2], atol=1e-6)
+        image_only = dict(x, audio_present=np.zeros(4, np.float32))
+        np.testing.assert_allclose(
+            net(image_only, training=False)["probabilities"].numpy(),
+            served(image_only, training=False)["probabilities"].numpy(),
+            atol=1e-6,
+        )
+        # The served graph shares the trained weights; it does not copy them into new layers.
+        assert len(served.weights) == len(net.weights)
+    # The views run in one batch; that is the views one by one: a model served with warps
+    # 0.8 and 1.25 averages what the models served with each alone say, row by row (four
+    # different clips, so a mix-up of rows and views would show).
+    alone = x | {"image_present": np.zeros(4, np.float32)}
+    clips = [tone, tone[::-1], np.roll(tone, tone.size // 4), tone * fade]
+    alone["audio"] = np.stack(clips).astype(np.float32) + x["audio"] * 1e-4
+
+    def log_probs(spans):
+        served_cfg = cfg.replace(audio=dataclasses.replace(audio, test_freq_warps=spans))
+        served = inference_network(net, served_cfg)
+        return np.log(served(alone, training=False)["probabilities"].numpy())
+
+    main = log_probs(())
+    # Served with one view: log_softmax((main + view) / 2), so the view is 2 x that - main, up
+    # to a constant per row, which the final log_softmax removes.
+    views = [2 * log_probs((span,)) - main for span in (0.8, 1.25)]
+    want = tf.nn.log_softmax((main + views[0] + views[1]) / 3).numpy()
+    np.testing.assert_allclose(log_probs((0.8, 1.25)), want, atol=1e-4)
+    assert not np.allclose(views[0], views[1], atol=1e-3)
 
 
 def test_test_crops_need_a_crop():
     """Turning the crop off turns the default test crops off with it; asking for others
-    without a crop is an error."""
+    without a crop is an error. The warps stay."""
     assert AudioConfig(crop_frames=0).test_crops_db == ()
     assert AudioConfig(crop_frames=0, test_crops_db=(20.0, 30.0, 35.0)).test_crops_db == ()
     with pytest.raises(CrossmodalError, match="test_crops_db"):
         dataclasses.replace(CFG.audio, crop_frames=0, test_crops_db=(20.0,))
     with pytest.raises(CrossmodalError, match="test_crops_db"):
         dataclasses.replace(CFG.audio, test_crops_db=(0.0,))
+    # Warps need no crop: without one, the whole clip is warped.
+    assert AudioConfig(crop_frames=0).test_views == ((0.0, 0.95), (0.0, 1.05))
+    with pytest.raises(CrossmodalError, match="test_freq_warps"):
+        dataclasses.replace(CFG.audio, test_freq_warps=(0.0,))
 
 
 @pytest.fixture
