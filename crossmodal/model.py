@@ -300,7 +300,7 @@ def build_network(cfg: RunConfig, test_views: bool = False) -> keras.Model:
     get seeds seed .. seed + M - 1. Their own outputs are under "members"; the top-level
     outputs are the average, and the shared-space vectors are [N, M * shared_dim].
 
-    `test_views`: the inference graph with `audio.test_crops_db` (see `inference_network`).
+    `test_views`: the inference graph with `audio.test_views` (see `inference_network`).
     """
     m = cfg.model
     if m.members == 1:
