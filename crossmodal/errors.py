@@ -26,3 +26,20 @@ class SomeInputsFailed(CrossmodalError):
     """Predict finished, but some inputs could not be read (exit code 3)."""
 
     exit_code = 3
+
+
+def ensure_not_bootstrapping() -> None:
+    """Refuse to start work inside a worker process that is still importing the caller's script.
+
+    crossmodal decodes in worker processes started with "spawn" or "forkserver", which import
+    the main script again. A script that calls crossmodal at the top level, outside
+    `if __name__ == "__main__":`, would run again in every worker, which would then wait
+    forever on the lock its parent holds. This turns that hang into one clear error.
+    """
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise CrossmodalError(
+            "crossmodal was called while a worker process was importing your script: put the "
+            'calls under `if __name__ == "__main__":` (worker processes import the main module)'
+        )

@@ -9,7 +9,7 @@ import numpy as np
 from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.preprocess import PrepSettings, Progress
-from crossmodal.errors import CrossmodalError, ThresholdNotMet
+from crossmodal.errors import CrossmodalError, ThresholdNotMet, ensure_not_bootstrapping
 from crossmodal.inference import MODALITIES
 
 WORST_MISTAKES = 10
@@ -31,6 +31,7 @@ def evaluate(
     is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under.
 
     `model`, `data` and `out` may be on any filesystem tf.io.gfile knows (gs://, s3://, ...)."""
+    ensure_not_bootstrapping()
     from crossmodal.data.reader import make_dataset
     from crossmodal.inference import run_serving
     from crossmodal.metrics import classification_metrics, multilabel_metrics

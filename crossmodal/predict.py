@@ -17,7 +17,7 @@ from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import Sample, scan_inputs
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.inference import MODALITIES, presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
@@ -133,6 +133,7 @@ def predict(
 
     The model folder, `modality` and the inputs are checked before this returns (a
     CrossmodalError, without TensorFlow); the model loads and runs as the rows are consumed."""
+    ensure_not_bootstrapping()
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
     md = open_model_dir(model)

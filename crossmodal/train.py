@@ -34,7 +34,7 @@ from crossmodal.data.preprocess import (
     open_prepared,
     preprocess,
 )
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.splits import compile_group_regex, group_split, stratified_split
 
 EpochCallback = Callable[[int, int, dict], None]  # (epoch, epochs, logs)
@@ -193,6 +193,7 @@ def train(
     With `resume`, continue the killed run that was writing `out` (its settings and data are
     read from its staging folder; `data` and `config` may be None).
     """
+    ensure_not_bootstrapping()
     from crossmodal.artifacts import commit_dir
     from crossmodal.distribute import choose_strategy
     from crossmodal.locking import output_lock, remove_stale

@@ -343,3 +343,41 @@ def test_shared_cache_being_filled_is_waited_for_then_reused(data):
     waiter.join(timeout=120)
     assert results and results[0].info["num_samples"] == 200
     assert preprocess(data, None, settings=settings, workers=1).info["num_samples"] == 200
+
+
+@pytest.mark.parametrize("into", ["cache", "folder"])
+def test_a_script_without_a_main_guard_fails_with_one_clear_line_instead_of_hanging(
+    data, tmp_path, into
+):
+    """After `import tensorflow`, decoding workers are spawned and import the main script
+    again. A script that calls crossmodal at its top level runs once more in each worker.
+    Without a check, a worker preprocessing into the cache (as `evaluate` and `train` do) would
+    wait forever on the lock its parent holds, and one writing a named folder would report "being
+    written by another crossmodal run". Instead the worker refuses, the run fails, and the
+    reason names the fix."""
+    out = tmp_path / "prepared"
+    script = tmp_path / "unguarded.py"
+    target = "" if into == "cache" else f", {str(out)!r}"
+    script.write_text(
+        "import sys\n"
+        "import tensorflow  # noqa: F401\n"
+        "from crossmodal.data.preprocess import preprocess\n"
+        f"preprocess(sys.argv[1]{target}, workers=2)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CROSSMODAL_CACHE": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(data)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr, done.stderr[-2000:]
+    assert "being written by another" not in done.stderr
+    assert not list(tmp_path.rglob("dataset.json"))  # nothing left looking complete

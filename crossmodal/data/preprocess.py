@@ -34,7 +34,7 @@ from crossmodal import __version__, fsio
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
 from crossmodal.data.records import RecordLayout
 from crossmodal.data.scan import Sample, ScanResult, scan
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.locking import output_lock, remove_stale
 
 PREP_FORMAT_VERSION = 2
@@ -557,6 +557,7 @@ def preprocess(
     a run killed at any moment leaves no `out` that looks complete; the next run removes what
     it left behind and says so.
     """
+    ensure_not_bootstrapping()
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise CrossmodalError(
             f"--shard-index must be in 0..{num_shards - 1} and --num-shards at least 1"
