@@ -137,11 +137,11 @@ class AudioConfig:
     def test_views(self) -> tuple[tuple[float, float], ...]:
         """The served model's extra views of a sound standing alone, as (activity threshold in
         dB, mel span): every crop (the training one first) read with every warp (1.0 first),
-        less the training view itself. () when there are none."""
+        each once, less the training view itself. () when there are none."""
         thresholds = (self.crop_threshold_db, *self.test_crops_db) if self.crop_frames else (0.0,)
         spans = (1.0, *self.test_freq_warps)
-        views = tuple((t, a) for t in thresholds for a in spans)
-        return views[1:]
+        views = dict.fromkeys((float(t), float(a)) for t in thresholds for a in spans)
+        return tuple(views)[1:]  # each view once: a repeat would only weigh it twice
 
 
 @dataclass(frozen=True)

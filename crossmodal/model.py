@@ -122,8 +122,8 @@ def audio_features(x_aud, cfg: RunConfig, test_rows=None) -> list:
                 **FP32,
             )(
                 [
-                    TakeRows(name="test_views_raw")([raw, test_rows]),
-                    TakeRows(name="test_views_normalized")([x, test_rows]),
+                    TakeRows(name="test_views_raw", **FP32)([raw, test_rows]),
+                    TakeRows(name="test_views_normalized", **FP32)([x, test_rows]),
                 ]
             )
         ]  # [(R + 1) * views, F', M, V]

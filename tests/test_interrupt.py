@@ -353,8 +353,8 @@ def test_a_script_without_a_main_guard_fails_with_one_clear_line_instead_of_hang
     again. A script that calls crossmodal at its top level runs once more in each worker.
     Without a check, a worker preprocessing into the cache (as `evaluate` and `train` do) would
     wait forever on the lock its parent holds, and one writing a named folder would report "being
-    written by another crossmodal run". Instead the worker refuses, the run fails, and the
-    reason names the fix."""
+    written by another crossmodal run". Instead the worker refuses, and the caller gets a
+    CrossmodalError that names the fix."""
     out = tmp_path / "prepared"
     script = tmp_path / "unguarded.py"
     target = "" if into == "cache" else f", {str(out)!r}"
@@ -378,6 +378,8 @@ def test_a_script_without_a_main_guard_fails_with_one_clear_line_instead_of_hang
         env=env,
     )
     assert done.returncode != 0
-    assert 'if __name__ == "__main__":' in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]  # the caller's own error, after the workers'
+    assert last.startswith("crossmodal.errors.CrossmodalError: a decoding worker"), last
+    assert 'if __name__ == "__main__":' in last
     assert "being written by another" not in done.stderr
     assert not list(tmp_path.rglob("dataset.json"))  # nothing left looking complete

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_all_start_methods, get_context
@@ -456,11 +457,19 @@ def _run_chunks(
     own = pool is None
     pool = pool or _make_pool(workers)
     try:
-        for res in pool.map(fn, *zip(*chunks, strict=True)):
-            done += len(res)
-            if progress:
-                progress(stage, done, total)
-            yield res
+        try:
+            for res in pool.map(fn, *zip(*chunks, strict=True)):
+                done += len(res)
+                if progress:
+                    progress(stage, done, total)
+                yield res
+        except BrokenProcessPool:
+            raise CrossmodalError(
+                "a decoding worker process died. From a script, put the calls to crossmodal "
+                'under `if __name__ == "__main__":` (spawned workers import the main module); '
+                "otherwise it ran out of memory or was killed (--workers 1 decodes in this "
+                "process)"
+            ) from None
     finally:
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
