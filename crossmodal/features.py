@@ -266,11 +266,13 @@ class SpeechCrop(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class AudioViews(keras.layers.Layer):
-    """The test-time views of some clips, batched: [raw log-mel, features], both [R, F, M, 1]
-    -> [V * R, F', M, C], view after view. View i cuts the features at activity threshold
-    `views[i][0]` as `SpeechCrop` does (with `views_db` as extra channels; `frames` 0: no cut,
-    the threshold is unused) and reads the cut with its mel axis spanning [0, `views[i][1]`]
-    (1.0: as it is; see `warp_mel_axis`). One pass of the audio encoder then serves every view.
+    """The test-time views of some clips, batched: [raw log-mel, features], both [R + 1, F, M,
+    1] whose last row is padding (`TakeRows`) -> [V * R + 1, F', M, C], view after view (view
+    v of clip r at row v * R + r), then one padding row of zeros. View i cuts the features at
+    activity threshold `views[i][0]` as `SpeechCrop` does (with `views_db` as extra channels;
+    `frames` 0: no cut, the threshold is unused) and reads the cut with its mel axis spanning
+    [0, `views[i][1]`] (1.0: as it is; see `warp_mel_axis`). One pass of the audio encoder then
+    serves every view; with no clip to view (R = 0) it sees the one padding row.
     """
 
     def __init__(
@@ -309,8 +311,11 @@ class AudioViews(keras.layers.Layer):
                     axis=-1,
                 )  # [R, frames, M, C]
                 cuts[threshold] = cut
-            out.append(cut if span == 1.0 else warp_mel_axis(cut, span, self.fill))
-        return tf.concat(out, axis=0)  # [V * R, F', M, C]
+            view = cut if span == 1.0 else warp_mel_axis(cut, span, self.fill)
+            out.append(view[:-1])  # [R, F', M, C]: the padding row dropped
+        pad = tf.zeros(tf.concat([[1], tf.shape(out[0])[1:]], axis=0), out[0].dtype)
+        out.append(pad)  # one padding row for the lot
+        return tf.concat(out, axis=0)  # [V * R + 1, F', M, C]
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[1]

@@ -97,8 +97,8 @@ class L2Normalize(keras.layers.Layer):
 def audio_features(x_aud, cfg: RunConfig, test_rows=None) -> list:
     """Waveform after gain and augmentation [N, T] -> encoder inputs, each [N, F', M, V] (V = 1
     + the extra crop views, usually 1): [main] or, with `test_rows` (row indices [R]), [main,
-    the `audio.test_views` of those rows batched as [(R + 1) * views, F', M, V]] (`TakeRows`
-    adds one padding row; `AudioViews` stacks the views one after the other).
+    the `audio.test_views` of those rows batched as [R * views + 1, F', M, V]] (`AudioViews`
+    stacks the views one after the other, then one padding row).
 
     log-mel -> per-band standardization ("audio_norm", adapted on training audio) -> crop to
     the active region (onset alignment, rate normalization) -> training-only warps ->
@@ -126,7 +126,7 @@ def audio_features(x_aud, cfg: RunConfig, test_rows=None) -> list:
                     TakeRows(name="test_views_normalized", **FP32)([x, test_rows]),
                 ]
             )
-        ]  # [(R + 1) * views, F', M, V]
+        ]  # [R * views + 1, F', M, V]
     if aud.crop_frames > 0:
         x = SpeechCrop(
             aud.crop_frames,
@@ -218,9 +218,10 @@ class AudioOnlyRows(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class TakeRows(keras.layers.Layer):
-    """x [N, ...] at rows [R], then one row of zeros -> [R + 1, ...], that `repeat` times ->
-    [(R + 1) * repeat, ...] (one copy per test view). The extra row keeps the batch from being
-    empty (a Keras sub-model refuses an empty batch); `RowViewAverage` drops it."""
+    """x [N, ...] at rows [R], `repeat` times (one copy per test view), then one row of zeros
+    -> [R * repeat + 1, ...]. The extra row keeps the batch from being empty (a Keras
+    sub-model refuses an empty batch); `RowViewAverage` drops it. One row, not one per view:
+    a batch without a sound standing alone costs the views one row."""
 
     def __init__(self, repeat: int = 1, **kwargs):
         super().__init__(**kwargs)
@@ -229,8 +230,7 @@ class TakeRows(keras.layers.Layer):
     def call(self, inputs):
         x, rows = inputs
         pad = tf.zeros(tf.concat([[1], tf.shape(x)[1:]], axis=0), dtype=x.dtype)  # [1, ...]
-        taken = tf.concat([tf.gather(x, rows), pad], axis=0)  # [R + 1, ...]
-        return taken if self.repeat == 1 else tf.concat([taken] * self.repeat, axis=0)
+        return tf.concat([tf.gather(x, rows)] * self.repeat + [pad], axis=0)
 
     def compute_output_shape(self, input_shape):
         return (None, *input_shape[0][1:])
@@ -241,19 +241,20 @@ class TakeRows(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="crossmodal")
 class RowViewAverage(keras.layers.Layer):
-    """[main [N, K], rows [R], views [(R + 1) * V, K]] -> [N, K]: at the given rows, the mean of
+    """[main [N, K], rows [R], views [V * R + 1, K]] -> [N, K]: at the given rows, the mean of
     the main's and the V views' log-probabilities (logits for multi-label); elsewhere the main's
     log-probabilities (the same probabilities as its logits). The views come one after the
-    other, each ending in `TakeRows`'s padding row."""
+    other, then `TakeRows`'s padding row."""
 
-    def __init__(self, multi_label: bool = False, **kwargs):
+    def __init__(self, multi_label: bool = False, views: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.multi_label = multi_label
+        self.views = views
 
     def call(self, inputs):
         main, rows, views = inputs
-        r = tf.shape(rows)[0]
-        per_view = tf.reshape(views, [-1, r + 1, tf.shape(views)[-1]])[:, :-1]  # [V, R, K]
+        shape = [self.views, tf.shape(rows)[0], tf.shape(views)[-1]]
+        per_view = tf.reshape(views[:-1], shape)  # [V, R, K]
         at_rows = tf.concat([tf.gather(main, rows)[tf.newaxis], per_view], axis=0)
         mean = mean_log_probabilities(at_rows, self.multi_label)  # [R, K]
         base = mean_log_probabilities([main], self.multi_label)  # [N, K]
@@ -263,7 +264,7 @@ class RowViewAverage(keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "multi_label": self.multi_label}
+        return {**super().get_config(), "multi_label": self.multi_label, "views": self.views}
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")
@@ -397,7 +398,7 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
     rows = None
     if test_views and aud.test_views:
         rows = AudioOnlyRows(name="test_views_rows")([image_present, audio_present])  # [R]
-    aud_views = audio_features(x_aud, cfg, rows)  # [N, F', M, V], then [(R + 1) * views, ...]
+    aud_views = audio_features(x_aud, cfg, rows)  # [N, F', M, V], then [R * views + 1, ...]
 
     # === Encoders ===
     # (Layers are made in a fixed order: their random initializations are drawn in it.)
@@ -467,11 +468,11 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
         repeat = len(aud.test_views)
 
         def take(t, name):
-            return TakeRows(repeat, name=f"test_views_{name}")([t, rows])  # [(R + 1) * views, ...]
+            return TakeRows(repeat, name=f"test_views_{name}")([t, rows])  # [R * views + 1, ...]
 
-        view_map = audio_encoder(aud_views[1])  # [(R + 1) * views, h, w, c]
-        e_view = _apply(audio_layers, view_map)  # [(R + 1) * views, D]
-        view_logits = audio_head(audio_head_dropout(e_view))  # [(R + 1) * views, K]
+        view_map = audio_encoder(aud_views[1])  # [R * views + 1, h, w, c]
+        e_view = _apply(audio_layers, view_map)  # [R * views + 1, D]
+        view_logits = audio_head(audio_head_dropout(e_view))  # [R * views + 1, K]
         view_present = take(aud_p, "audio_present")
         fused_views = fusion(
             {
@@ -485,12 +486,11 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
                 "audio_map": view_map,
             }
         )
-        audio_logits = RowViewAverage(m.multi_label, name="test_views_audio_logits", **FP32)(
+        average = {"multi_label": m.multi_label, "views": repeat, **FP32}
+        audio_logits = RowViewAverage(name="test_views_audio_logits", **average)(
             [audio_logits, rows, view_logits]
         )
-        logits = RowViewAverage(m.multi_label, name="test_views_logits", **FP32)(
-            [logits, rows, fused_views]
-        )
+        logits = RowViewAverage(name="test_views_logits", **average)([logits, rows, fused_views])
     # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
     probabilities = keras.layers.Activation(
         "sigmoid" if m.multi_label else "softmax", name="probabilities", **FP32

@@ -182,24 +182,30 @@ def test_warp_mel_axis_reads_the_mel_axis_over_a_fixed_span():
 
 
 def test_audio_views_batch_every_crop_and_warp_view_after_view():
-    """[R, F, M, 1] -> [V * R, ...]: view v of clip r at row v * R + r, each the cut at its
-    threshold (as `SpeechCrop`) read with its mel span (as `warp_mel_axis`)."""
+    """[R + 1, F, M, 1] (the last row padding) -> [V * R + 1, ...]: view v of clip r at row
+    v * R + r, each the cut at its threshold (as `SpeechCrop`) read with its mel span (as
+    `warp_mel_axis`), then one row of zeros."""
     raw, index = peaked_log_mel()
     raw2, index2 = peaked_log_mel(peak=12)
     raw, index = np.concatenate([raw, raw2]), np.concatenate([index, index2 * 2])  # R = 2
     index = index + np.arange(8, dtype=np.float32)[None, None, :, None]  # bands differ too
+    pad = np.zeros_like(raw[:1])
+    padded = [np.concatenate([raw, pad]), np.concatenate([index, pad])]
     views = [(10.0, 1.0), (31.0, 1.0), (10.0, 0.8)]
     layer = AudioViews(views, frames=12, margin=1)
-    out = layer([raw, index]).numpy()
-    assert out.shape == (6, 12, 8, 1)
+    out = layer(padded).numpy()
+    assert out.shape == (7, 12, 8, 1)
     for v, (db, span) in enumerate(views):
         cut = SpeechCrop(frames=12, threshold_db=db, margin=1)([raw, index])
         want = warp_mel_axis(cut, span).numpy()
         np.testing.assert_allclose(out[2 * v : 2 * v + 2], want, atol=1e-5, err_msg=str(v))
+    assert not out[6].any()  # the padding row
     assert not np.allclose(out[0:2], out[4:6])  # the warp changed the view
     # frames 0: no cut, the whole clip warped.
-    whole = AudioViews([(0.0, 0.8)], frames=0)([raw, index]).numpy()
-    np.testing.assert_allclose(whole, warp_mel_axis(index, 0.8).numpy(), atol=1e-5)
+    whole = AudioViews([(0.0, 0.8)], frames=0)(padded).numpy()
+    np.testing.assert_allclose(whole[:2], warp_mel_axis(index, 0.8).numpy(), atol=1e-5)
+    # No clip to view: the padding row alone.
+    assert layer([pad, pad]).numpy().shape == (1, 12, 8, 1)
     restored = AudioViews.from_config(layer.get_config())
     assert restored.views == layer.views and restored.frames == 12
 
