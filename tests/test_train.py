@@ -257,8 +257,8 @@ def test_calibrate_bakes_a_temperature_into_the_export(data, tmp_path):
 
 def test_an_ensemble_trains_exports_and_reloads_as_one_model(data, tmp_path):
     """train() checks the SavedModel against the live network on a batch; here the folder is
-    reopened without crossmodal's code paths: the SavedModel serves the averaged ensemble,
-    and model.keras reloads with its members."""
+    reopened with plain Keras and TensorFlow: the SavedModel serves the averaged ensemble (with
+    the test views for a sound alone), and model.keras reloads with its members."""
     import keras
     import tensorflow as tf
 
@@ -289,8 +289,18 @@ def test_an_ensemble_trains_exports_and_reloads_as_one_model(data, tmp_path):
         audio=x["audio"],
         audio_present=x["audio_present"] > 0,
     )
+    # Row 1 is a sound alone: served with the test views (`inference_network`); the pair and
+    # the image alone are the trained network's own predictions.
+    from crossmodal.config import RunConfig
+    from crossmodal.model import inference_network
+
+    assert RunConfig.load(tmp_path / "ens" / "config.json").audio.test_views
+    viewed = inference_network(net, RunConfig.load(tmp_path / "ens" / "config.json"))
     np.testing.assert_allclose(
-        served["probabilities"].numpy(), out["probabilities"].numpy(), atol=1e-5
+        served["probabilities"].numpy(), viewed(x, training=False)["probabilities"], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        served["probabilities"].numpy()[[0, 2]], out["probabilities"].numpy()[[0, 2]], atol=1e-5
     )
     assert served["audio_embedding"].shape[-1] == 2 * SMALL.shared_dim
 
