@@ -217,6 +217,15 @@ def test_model_card_names_the_test_time_views(tmp_path: Path) -> None:
         "| Test-time audio views | for a sound alone, 3 views: mel-axis spans 1, 0.95, 1.05, "
         "predictions averaged |" in render_model_card(**inputs)
     )
+    audio.update(crop_frames=32, test_crops_db=[25.0, 20.0], test_freq_warps=[1.0, 0.9])
+    assert (  # each view once, as served (`AudioConfig.test_views`)
+        "| Test-time audio views | for a sound alone, 4 views: crops at 25 dB, 20 dB "
+        "(activity thresholds) x mel-axis spans 1, 0.9, predictions averaged |"
+        in render_model_card(**inputs)
+    )
+    audio.update(test_crops_db=[25.0], test_freq_warps=[1.0])  # the training view alone
+    assert "Test-time audio views" not in render_model_card(**inputs)
+    audio.update(crop_frames=0, test_crops_db=[20.0])
     del audio["test_freq_warps"]  # a folder saved before the warps
     assert "Test-time audio views" not in render_model_card(**inputs)
 
