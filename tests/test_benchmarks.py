@@ -227,3 +227,20 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     )
     assert run.returncode == 2
     assert "crop_threshold_dbb" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_views_settings_parse_crops_and_warps():
+    """benchmarks/views.py: CROPS/WARPS, either side empty; the default is the config's."""
+    from crossmodal.config import DEFAULT_TEST_CROPS_DB, DEFAULT_TEST_FREQ_WARPS
+
+    path = ROOT / "benchmarks" / "views.py"
+    spec = importlib.util.spec_from_file_location("crossmodal_bench_views", path)
+    views = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(views)
+    assert views.parse_setting("20,30,35/0.95,1.05") == (
+        DEFAULT_TEST_CROPS_DB,
+        DEFAULT_TEST_FREQ_WARPS,
+    )
+    assert views.parse_setting("/") == ((), ())
+    assert views.parse_setting("20,30,35/") == ((20.0, 30.0, 35.0), ())
+    assert views.parse_setting("/0.9") == ((), (0.9,))
