@@ -244,3 +244,50 @@ def test_views_settings_parse_crops_and_warps():
     assert views.parse_setting("/") == ((), ())
     assert views.parse_setting("20,30,35/") == ((20.0, 30.0, 35.0), ())
     assert views.parse_setting("/0.9") == ((), (0.9,))
+
+
+def _audio_screen():
+    spec = importlib.util.spec_from_file_location(
+        "crossmodal_bench_audio_screen", ROOT / "benchmarks" / "audio_screen.py"
+    )
+    screen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screen)
+    return screen
+
+
+def test_audio_screen_mixup_mixes_clips_and_labels_with_one_share_per_row():
+    import numpy as np
+
+    screen = _audio_screen()
+    n, batch = 10, 4
+    waves = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)  # row i = i
+    targets = np.eye(n, dtype=np.float32)  # one class per clip: the label shows the partner
+    batches = screen.mixup_batches(waves, targets, batch, alpha=0.4, seed=0)
+    seen = set()
+    for _ in range(6):  # three epochs of two full batches (the last 2 clips are left over)
+        x, y = next(batches)
+        assert x.shape == (batch, 3) and y.shape == (batch, n)
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+        for row, label in zip(x, y, strict=True):
+            own = int(label.argmax())
+            lam = label[own]
+            assert lam >= 0.5  # the row's own clip keeps the larger share
+            partner = np.flatnonzero((label > 0) & (np.arange(n) != own))
+            other = partner[0] if len(partner) else own  # paired with itself: lam is all of it
+            expected = lam * own + (1 - lam) * other
+            np.testing.assert_allclose(row, expected, rtol=1e-5)
+            seen.add(own)
+    assert len(seen) > batch  # batches are reshuffled: more than one batch's clips are used
+
+
+def test_audio_screen_gradient_reversal_is_identity_forward_and_negates_backward():
+    import tensorflow as tf
+
+    layer = _audio_screen().gradient_reversal(0.3)
+    x = tf.constant([[1.0, -2.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * tf.constant([[2.0, 5.0]]))
+    assert y.numpy().tolist() == x.numpy().tolist()
+    assert tape.gradient(loss, x).numpy().tolist()[0] == pytest.approx([-0.6, -1.5])
