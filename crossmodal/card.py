@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmodal import fsio
+from crossmodal.config import view_axes
 from crossmodal.errors import CrossmodalError
 
 MODEL_CARD = "README.md"
@@ -365,23 +366,18 @@ def _test_views_text(audio: Mapping[str, Any]) -> str | None:
     reads the saved config, so settings missing from it count as off."""
     crops = audio.get("test_crops_db") or [] if audio.get("crop_frames") else []
     warps = audio.get("test_freq_warps") or []
-    # Each threshold and span once, as `AudioConfig.test_views` serves them.
-    thresholds = (
-        list(dict.fromkeys(float(t) for t in [audio.get("crop_threshold_db"), *crops]))
-        if crops
-        else []
-    )
-    spans = list(dict.fromkeys(float(a) for a in [1.0, *warps]))
+    # Without test crops the threshold axis is the training crop alone: one value either way.
+    thresholds, spans = view_axes(bool(crops), audio.get("crop_threshold_db"), crops, warps)
+    views = len(thresholds) * len(spans)
+    if views == 1:  # only the training view: served as trained
+        return None
     parts = []
-    if thresholds:
+    if crops:
         parts.append(
             f"crops at {', '.join(f'{_plain(t)} dB' for t in thresholds)} (activity thresholds)"
         )
     if warps:
         parts.append(f"mel-axis spans {', '.join(_plain(a) for a in spans)}")
-    views = (len(thresholds) or 1) * len(spans)
-    if views == 1:  # only the training view: served as trained
-        return None
     return f"for a sound alone, {views} views: {' x '.join(parts)}, predictions averaged"
 
 

@@ -138,10 +138,23 @@ class AudioConfig:
         """The served model's extra views of a sound standing alone, as (activity threshold in
         dB, mel span): every crop (the training one first) read with every warp (1.0 first),
         each once, less the training view itself. () when there are none."""
-        thresholds = (self.crop_threshold_db, *self.test_crops_db) if self.crop_frames else (0.0,)
-        spans = (1.0, *self.test_freq_warps)
-        views = dict.fromkeys((float(t), float(a)) for t in thresholds for a in spans)
-        return tuple(views)[1:]  # each view once: a repeat would only weigh it twice
+        thresholds, spans = view_axes(
+            self.crop_frames, self.crop_threshold_db, self.test_crops_db, self.test_freq_warps
+        )
+        return tuple((t, a) for t in thresholds for a in spans)[1:]
+
+
+def view_axes(crop_frames, crop_threshold_db, test_crops_db, test_freq_warps) -> tuple:
+    """The two axes of the test views of a sound alone, each value once (a repeat would only
+    weigh a view twice), the training view's first: activity thresholds (crop_threshold_db,
+    *test_crops_db), or (0.0,) without a crop (the whole clip is read), and mel-axis spans
+    (1.0, *test_freq_warps). `AudioConfig.test_views` is their product; the model card lists
+    them."""
+    thresholds = (crop_threshold_db, *test_crops_db) if crop_frames else (0.0,)
+    return (
+        tuple(dict.fromkeys(float(t) for t in thresholds)),
+        tuple(dict.fromkeys(float(a) for a in (1.0, *test_freq_warps))),
+    )
 
 
 @dataclass(frozen=True)
