@@ -294,8 +294,9 @@ def test_an_ensemble_trains_exports_and_reloads_as_one_model(data, tmp_path):
     from crossmodal.config import RunConfig
     from crossmodal.model import inference_network
 
-    assert RunConfig.load(tmp_path / "ens" / "config.json").audio.test_views
-    viewed = inference_network(net, RunConfig.load(tmp_path / "ens" / "config.json"))
+    saved = RunConfig.load(tmp_path / "ens" / "config.json")
+    assert saved.audio.test_views
+    viewed = inference_network(net, saved)
     np.testing.assert_allclose(
         served["probabilities"].numpy(), viewed(x, training=False)["probabilities"], atol=1e-5
     )
