@@ -38,16 +38,30 @@ class RelaxedFreqInstanceNorm(keras.layers.Layer):
 
 def small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> keras.Model:
     """Conv-BN-ReLU-MaxPool blocks, one per entry of `cfg.filters`: small enough for a CPU."""
+    return _conv_blocks(input_shape, cfg, name, convs_per_block=1)
+
+
+def vgg_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> keras.Model:
+    """As `small_cnn` with two 3x3 convolutions per block (VGG's pattern): a 5x5 view per
+    block for about twice the multiply-adds."""
+    return _conv_blocks(input_shape, cfg, name, convs_per_block=2)
+
+
+def _conv_blocks(
+    input_shape: tuple[int, ...], cfg: ModelConfig, name: str, convs_per_block: int
+) -> keras.Model:
     inputs = keras.Input(input_shape, name=f"{name}_input")
     x = inputs
     for i, filters in enumerate(cfg.filters):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(
-            x
-        )
-        # momentum 0.9: small datasets take few steps, and 0.99 leaves the moving
-        # statistics near their initial values, which wrecks inference.
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
-        x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
+        for j in range(convs_per_block):
+            suffix = f"{i}" if j == 0 else f"{i}_{j}"  # the one-conv names stay as they were
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", use_bias=False, name=f"{name}_conv{suffix}"
+            )(x)
+            # momentum 0.9: small datasets take few steps, and 0.99 leaves the moving
+            # statistics near their initial values, which wrecks inference.
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{suffix}")(x)
+            x = keras.layers.Activation("relu", name=f"{name}_relu{suffix}")(x)
         h, w = x.shape[1], x.shape[2]
         pool = (2 if h >= 4 else 1, 2 if w >= 4 else 1)
         if pool != (1, 1):
@@ -58,7 +72,7 @@ def small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> kera
 
 
 EncoderFactory = Callable[[tuple[int, ...], ModelConfig, str], keras.Model]
-ENCODERS: dict[str, EncoderFactory] = {"cnn": small_cnn}
+ENCODERS: dict[str, EncoderFactory] = {"cnn": small_cnn, "vgg": vgg_cnn}
 
 
 def build_encoder(kind: str, input_shape: tuple[int, ...], cfg: ModelConfig, name: str):

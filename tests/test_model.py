@@ -103,6 +103,18 @@ def test_audio_encoder_has_its_own_widths(audio_filters):
     assert widths("audio_encoder") == (audio_filters or (8, 16))
 
 
+@pytest.mark.parametrize("kind, per_block", [("cnn", 1), ("vgg", 2)])
+def test_encoder_kind_sets_the_convolutions_per_block_not_the_map(kind, per_block):
+    """`vgg` stacks two convolutions in each block where `cnn` has one; pooling, and so the
+    map handed to fusion, is the same."""
+    base = build_network(CFG).get_layer("audio_encoder").output.shape
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, audio_encoder=kind))
+    encoder = build_network(cfg).get_layer("audio_encoder")
+    convs = [x.filters for x in encoder.layers if isinstance(x, keras.layers.Conv2D)]
+    assert convs == [w for w in (8, 16) for _ in range(per_block)]
+    assert encoder.output.shape == base
+
+
 @pytest.mark.parametrize("pool", ["flatten", "avg"])
 def test_audio_pool_keeps_the_layout_it_names(pool):
     """flatten keeps time and frequency, avg keeps neither: the pooled vector's size says which,
