@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -94,24 +95,31 @@ def test_audio_encoder_has_its_own_widths(audio_filters):
     cfg = CFG.replace(model=dataclasses.replace(CFG.model, audio_filters=audio_filters))
     net = build_network(cfg)
 
-    def widths(name):
+    def widths(name):  # one per block: the block's first convolution, named ..._conv{i}
         encoder = net.get_layer(name)
-        convs = [x for x in encoder.layers if isinstance(x, keras.layers.Conv2D)]
+        convs = [x for x in encoder.layers if re.search(r"_conv\d+$", x.name)]
         return tuple(x.filters for x in convs)
 
     assert widths("image_encoder") == (8, 16)
     assert widths("audio_encoder") == (audio_filters or (8, 16))
 
 
-@pytest.mark.parametrize("kind, per_block", [("cnn", 1), ("vgg", 2)])
-def test_encoder_kind_sets_the_convolutions_per_block_not_the_map(kind, per_block):
-    """`vgg` stacks two convolutions in each block where `cnn` has one; pooling, and so the
-    map handed to fusion, is the same."""
+@pytest.mark.parametrize(
+    "kind, second",
+    [("cnn", None), ("vgg", "Conv2D"), ("vgg_sep", "SeparableConv2D")],
+)
+def test_encoder_kind_sets_the_convolutions_per_block_not_the_map(kind, second):
+    """`vgg` stacks a second 3x3 convolution in each block where `cnn` has one, `vgg_sep` a
+    depthwise-separable one; pooling, and so the map handed to fusion, is the same."""
     base = build_network(CFG).get_layer("audio_encoder").output.shape
     cfg = CFG.replace(model=dataclasses.replace(CFG.model, audio_encoder=kind))
     encoder = build_network(cfg).get_layer("audio_encoder")
-    convs = [x.filters for x in encoder.layers if isinstance(x, keras.layers.Conv2D)]
-    assert convs == [w for w in (8, 16) for _ in range(per_block)]
+    convs = [x for x in encoder.layers if "_conv" in x.name]
+    want = [(f"audio_encoder_conv{i}", "Conv2D", w) for i, w in enumerate((8, 16))]
+    if second is not None:
+        seconds = [(f"{n}_1", second, w) for n, _, w in want]
+        want = [layer for pair in zip(want, seconds, strict=True) for layer in pair]
+    assert [(x.name, type(x).__name__, x.filters) for x in convs] == want
     assert encoder.output.shape == base
 
 

@@ -314,3 +314,17 @@ def test_auto_batch_size_keeps_enough_steps_per_epoch():
     assert auto_batch_size(300) == 18
     assert auto_batch_size(10) == 8  # never below 8
     assert all(n // auto_batch_size(n) >= 16 for n in range(128, 5000, 37))
+
+
+@pytest.mark.parametrize("kind", ["vgg", "vgg_sep"])
+def test_deeper_audio_encoders_train_export_and_reload(data, tmp_path, kind):
+    """train() checks the exported SavedModel against the live network; the saved config names
+    the encoder, and model.keras rebuilds it with its second convolution per block."""
+    import keras
+
+    cfg = tiny_config(epochs=1).replace(model=dataclasses.replace(SMALL, audio_encoder=kind))
+    train(data, tmp_path / kind, config=cfg)
+    assert RunConfig.load(tmp_path / kind / "config.json").model.audio_encoder == kind
+    net = keras.saving.load_model(tmp_path / kind / "model.keras")
+    second = net.get_layer("audio_encoder").get_layer("audio_encoder_conv1_1")
+    assert type(second).__name__ == {"vgg": "Conv2D", "vgg_sep": "SeparableConv2D"}[kind]
