@@ -123,6 +123,16 @@ def test_encoder_kind_sets_the_convolutions_per_block_not_the_map(kind, second):
     assert encoder.output.shape == base
 
 
+def test_config_names_exactly_the_registered_encoders_and_fusions():
+    """config.py checks names without importing TensorFlow, from its own lists: they must be
+    the registries' keys, or a valid name would be refused (or a bad one pass to the build)."""
+    from crossmodal.config import ENCODER_NAMES, FUSION_NAMES
+    from crossmodal.encoders import ENCODERS
+
+    assert sorted(ENCODER_NAMES) == sorted(ENCODERS)
+    assert sorted(FUSION_NAMES) == sorted(FUSIONS)
+
+
 @pytest.mark.parametrize("pool", ["flatten", "avg"])
 def test_audio_pool_keeps_the_layout_it_names(pool):
     """flatten keeps time and frequency, avg keeps neither: the pooled vector's size says which,
