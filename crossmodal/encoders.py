@@ -44,18 +44,18 @@ def small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> kera
 def vgg_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> keras.Model:
     """As `small_cnn` with two 3x3 convolutions per block (VGG's pattern): a 5x5 view per
     block, at about four times the multiply-adds of `small_cnn` with the same widths."""
-    return _conv_blocks(input_shape, cfg, name, second="full")
+    return _conv_blocks(input_shape, cfg, name, second=keras.layers.Conv2D)
 
 
 def vgg_sep_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, name: str) -> keras.Model:
     """As `vgg_cnn` with each block's second convolution depthwise-separable (a 3x3 filter per
     channel, then a 1x1 mix): the same depth and view for about 1.4 times `small_cnn`'s
     multiply-adds."""
-    return _conv_blocks(input_shape, cfg, name, second="separable")
+    return _conv_blocks(input_shape, cfg, name, second=keras.layers.SeparableConv2D)
 
 
 def _conv_blocks(
-    input_shape: tuple[int, ...], cfg: ModelConfig, name: str, second: str | None
+    input_shape: tuple[int, ...], cfg: ModelConfig, name: str, second: type | None
 ) -> keras.Model:
     inputs = keras.Input(input_shape, name=f"{name}_input")
     x = inputs
@@ -65,8 +65,7 @@ def _conv_blocks(
         )
         x = _bn_relu(x, f"{name}_bn{i}", f"{name}_relu{i}")
         if second is not None:
-            conv = keras.layers.SeparableConv2D if second == "separable" else keras.layers.Conv2D
-            x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}_1")(x)
+            x = second(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}_1")(x)
             x = _bn_relu(x, f"{name}_bn{i}_1", f"{name}_relu{i}_1")
         h, w = x.shape[1], x.shape[2]
         pool = (2 if h >= 4 else 1, 2 if w >= 4 else 1)
