@@ -101,7 +101,8 @@ def train(
     ] = None,
     weight_decay: Annotated[float | None, typer.Option(min=0.0, help="[0.0001]")] = None,
     clipnorm: Annotated[
-        float | None, typer.Option(min=0.0, help="Gradient-norm clipping [1.0].")
+        float | None,
+        typer.Option(min=0.0, help="Clip each weight's gradient to this norm, one by one [1.0]."),
     ] = None,
     label_smoothing: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="[0.05]")] = None,
     class_weight: Annotated[

@@ -307,7 +307,9 @@ class TrainConfig:
     nesterov: bool = True  # sgd only
     schedule: str = "cosine"  # cosine (with warmup) | constant | plateau
     warmup_epochs: float = 1.0
-    clipnorm: float | None = 1.0  # global gradient-norm clipping; None disables
+    # Each weight's gradient clipped to this norm on its own (Keras `clipnorm`; not one global
+    # norm over all weights). None disables.
+    clipnorm: float | None = 1.0
     class_weight: str | None = None  # None | "balanced" | path to a JSON {label: weight}
     mixed_precision: bool = False  # float16 compute on GPUs; a no-op with a notice on CPU
     calibrate: bool = False  # temperature scaling fitted on validation, baked into the export
