@@ -66,6 +66,31 @@ class ModalityDropout(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")
+class LoneModalityHead(keras.layers.Layer):
+    """At inference, a sample with one modality is scored by that modality's own head.
+
+    Inputs: fused logits, image logits, audio logits [N, K], image and audio presence [N].
+    Rows with both modalities (or neither) keep the fused logits. While training it passes the
+    fused logits through unchanged, so the fusion still learns from the samples that modality
+    dropout leaves with one modality: it is what predicts a complete pair whose other half is
+    corrupted. The own head trained on every sample that has its modality, the fusion's
+    one-modality case only on the dropped ones (model.lone_modality = "fusion" keeps those).
+    """
+
+    def call(self, inputs, training=None):
+        # In float32: under mixed precision the heads' logits are float16, view averages not.
+        fused, image_logits, audio_logits, image_present, audio_present = (
+            tf.cast(t, tf.float32) for t in inputs
+        )
+        if training:
+            return fused
+        image = (image_present > 0.5)[:, tf.newaxis]  # [N, 1]
+        audio = (audio_present > 0.5)[:, tf.newaxis]
+        lone = tf.where(image & ~audio, image_logits, fused)
+        return tf.where(audio & ~image, audio_logits, lone)
+
+
+@keras.saving.register_keras_serializable(package="crossmodal")
 class MissingEmbedding(keras.layers.Layer):
     """Replace the embedding of an absent modality by a learned "missing" vector.
 
@@ -491,6 +516,10 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
             [audio_logits, rows, view_logits]
         )
         logits = RowViewAverage(name="test_views_logits", **average)([logits, rows, fused_views])
+    if m.lone_modality == "head":
+        logits = LoneModalityHead(name="lone_modality_head", **FP32)(
+            [logits, image_logits, audio_logits, image_present, audio_present]
+        )
     # Softmax: one class per sample; sigmoid: each class on its own (multi-label).
     probabilities = keras.layers.Activation(
         "sigmoid" if m.multi_label else "softmax", name="probabilities", **FP32

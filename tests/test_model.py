@@ -14,7 +14,12 @@ keras = pytest.importorskip("keras")
 from crossmodal.config import AudioConfig, ImageConfig, ModelConfig, RunConfig  # noqa: E402
 from crossmodal.errors import CrossmodalError  # noqa: E402
 from crossmodal.fusion import FUSIONS  # noqa: E402
-from crossmodal.model import ModalityDropout, build_network, member_networks  # noqa: E402
+from crossmodal.model import (  # noqa: E402
+    ModalityDropout,
+    _copy_weights,
+    build_network,
+    member_networks,
+)
 from crossmodal.trainer import Trainer  # noqa: E402
 
 CFG = RunConfig(
@@ -47,16 +52,50 @@ def test_every_fusion_builds_and_gives_probabilities(fusion):
     assert np.all(np.isfinite(probs))
 
 
+@pytest.mark.parametrize("lone", ["head", "fusion"])
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
-def test_absent_modality_content_is_ignored(fusion):
+def test_absent_modality_content_is_ignored(fusion, lone):
     """Whatever pixels sit in an absent image slot, the prediction must not change."""
-    cfg = CFG.replace(model=dataclasses.replace(CFG.model, fusion=fusion))
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, fusion=fusion, lone_modality=lone))
     net = build_network(cfg)
     x1 = batch(image_present=[0, 0, 0, 0])
     x2 = dict(x1, image=np.full_like(x1["image"], 255))
     p1 = net(x1, training=False)["probabilities"].numpy()
     p2 = net(x2, training=False)["probabilities"].numpy()
     np.testing.assert_allclose(p1, p2, atol=1e-6)
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_a_lone_modality_is_scored_by_its_own_head_at_inference_only(members):
+    """lone_modality "head": a row with only the image gets the image head's logits, only the
+    sound the audio head's, a pair the fusion's; while training every row gets the fusion's.
+    "fusion" gives the fusion's logits to every row."""
+    x = batch(6, image_present=[1, 0, 1, 0, 1, 1], audio_present=[1, 1, 0, 0, 1, 0])
+    model = dataclasses.replace(CFG.model, members=members, dropout=0.0, modality_dropout=0.0)
+    net = build_network(CFG.replace(model=model))
+    out = {k: v.numpy() for k, v in net(x, training=False).items() if k != "members"}
+    image_only, audio_only, pair = [2, 5], [1], [0, 4]
+    np.testing.assert_allclose(out["logits"][image_only], out["image_logits"][image_only])
+    np.testing.assert_allclose(out["logits"][audio_only], out["audio_logits"][audio_only])
+    fusion_net = build_network(
+        CFG.replace(model=dataclasses.replace(model, lone_modality="fusion"))
+    )
+    _copy_weights(net, fusion_net)  # layer by layer, by name: the switch has no weights
+    fused = fusion_net(x, training=False)["logits"].numpy()
+    np.testing.assert_allclose(out["logits"][pair + [3]], fused[pair + [3]], rtol=1e-5, atol=1e-6)
+    # The fusion scores a lone modality differently from its head (else this test is empty).
+    assert not np.allclose(fused[audio_only], out["audio_logits"][audio_only], atol=1e-3)
+    assert not np.allclose(fused[image_only], out["image_logits"][image_only], atol=1e-3)
+    # While training, the switch passes the fusion's logits on every row.
+    switch = member_networks(net)[0].get_layer("lone_modality_head")
+    rest = [out["image_logits"], out["audio_logits"], x["image_present"], x["audio_present"]]
+    np.testing.assert_array_equal(switch([fused, *rest], training=True), fused)
+    np.testing.assert_allclose(switch([fused, *rest]), out["logits"], atol=1e-6)
+
+
+def test_unknown_lone_modality_is_a_user_error():
+    with pytest.raises(CrossmodalError, match="lone_modality"):
+        ModelConfig(lone_modality="own")
 
 
 def test_fusion_trains_one_step_and_loss_is_finite():
