@@ -175,7 +175,8 @@ def card_summary(model_dir: str | Path) -> dict[str, Any]:
 
 
 def read_history(path: Path | str) -> list[dict[str, float]] | None:
-    """history.csv as rows of floats (empty cells dropped); None when the file is absent."""
+    """history.csv as rows of floats (empty cells and Keras' "NA" dropped: CSVLogger writes
+    val_ columns even without a validation split); None when the file is absent."""
     path = fsio.local_or_url(path)
     if not fsio.isfile(path):
         return None
@@ -352,6 +353,7 @@ def _settings_section(
         ("Seed", train.get("seed")),
         ("Augmentation", "on" if augment.get("enabled") else "off" if augment else None),
         ("Modality dropout", model.get("modality_dropout")),
+        ("A lone modality is scored by", _lone_text(model.get("lone_modality"))),
         ("Cross-modal transfer", _transfer_text(alignment or {})),
         ("Validation split", _split_text(split)),
     ]
@@ -359,6 +361,12 @@ def _settings_section(
     lines += [f"| {name} | {_plain(value)} |" for name, value in rows if value is not None]
     lines += ["", "Every setting is in `config.json`."]
     return "\n".join(lines)
+
+
+def _lone_text(lone: str | None) -> str:
+    """How a sample with one modality is predicted (configs before session 15 have no such
+    setting: their models used the fusion)."""
+    return "its own head" if lone == "head" else "the fusion, the other modality marked missing"
 
 
 def _test_views_text(audio: Mapping[str, Any]) -> str | None:

@@ -10,7 +10,6 @@ would have.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import os
@@ -697,6 +696,7 @@ class _Job:
         import tensorflow as tf
 
         from crossmodal.artifacts import export_saved_model
+        from crossmodal.card import read_history
         from crossmodal.checkpointing import EpochCheckpoint
         from crossmodal.model import inference_network
 
@@ -751,7 +751,7 @@ class _Job:
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         (staging / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
-        history = _read_history(staging / "history.csv")
+        history = read_history(staging / "history.csv") or []
         metrics = self.validate(served, staging, temperature=temperature)
         if t.calibrate:
             metrics["calibration"] = {"temperature": temperature}
@@ -958,10 +958,3 @@ def _trim_history(path: Path, epochs: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
     if len(lines) > epochs + 1:
         path.write_text("".join(lines[: epochs + 1]))
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]

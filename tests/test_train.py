@@ -328,3 +328,18 @@ def test_deeper_audio_encoders_train_export_and_reload(data, tmp_path, kind):
     net = keras.saving.load_model(tmp_path / kind / "model.keras")
     second = net.get_layer("audio_encoder").get_layer("audio_encoder_conv1_1")
     assert type(second).__name__ == {"vgg": "Conv2D", "vgg_sep": "SeparableConv2D"}[kind]
+
+
+def test_training_without_a_validation_split_completes(data, tmp_path):
+    """val_fraction 0: every sample trains, early stopping watches the training loss, and the
+    history Keras writes (its CSVLogger adds val_ columns of "NA") reads back without them."""
+    result = train(data, tmp_path / "m", config=tiny_config(val_fraction=0.0, epochs=2))
+    assert len(result.history) == 2
+    assert all(
+        "loss" in row and not any(k.startswith("val_") for k in row) for row in result.history
+    )
+    assert "NA" in (tmp_path / "m" / "history.csv").read_text()  # what the reader must skip
+    assert result.metrics == {}
+    dataset = json.loads((tmp_path / "m" / "dataset.json").read_text())
+    assert dataset["split"]["kind"] == "none"
+    assert "no validation split" in (tmp_path / "m" / "README.md").read_text()
