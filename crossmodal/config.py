@@ -238,9 +238,9 @@ class ModelConfig:
     aux_loss_weight: float = 0.5  # weight of the per-modality heads' losses
     # How a sample with one modality is predicted: "head", by that modality's own head (trained
     # on every sample that has it); "fusion", by the fused head with the other marked missing.
-    # On the kept fused models of sessions 12-14 (unseen speakers, 12 test views), the own head
-    # read the sound alone 0.5 points higher on average (up on 4 of 5 models, on 11 of 11
-    # members) and the image alone level or up (benchmarks/README.md, session 15).
+    # On seven kept fused models of sessions 11-14 (unseen speakers, 12 test views), the own
+    # head read the sound alone 0.5 points higher on average (up on 6 of 7) and the image alone
+    # level or up; pairs are unchanged (benchmarks/README.md, session 15).
     lone_modality: str = "head"
     filters: tuple[int, ...] = (32, 64, 128)  # the image encoder's conv blocks
     # The audio encoder's blocks (empty: the same as `filters`). Half the image's widths: on
