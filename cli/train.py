@@ -36,6 +36,7 @@ FLAG_FIELDS = {
     "dropout": ("model", "dropout"),
     "modality_dropout": ("model", "modality_dropout"),
     "members": ("model", "members"),
+    "lone_modality": ("model", "lone_modality"),
     "augment": ("augment", "enabled"),
     "noise_dir": ("augment", "noise_dir"),
     "flip": ("augment", "image_flip"),
@@ -167,6 +168,12 @@ def train(
     workers: Workers = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     json_output: Json = False,
+    lone_modality: Annotated[
+        str | None,
+        typer.Option(
+            help="What scores a sample with one modality: head (its own) or fusion [head]."
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a fused image+audio classifier and write a self-contained model folder."""
@@ -180,7 +187,7 @@ def train(
         "schedule": schedule, "clipnorm": clipnorm, "class_weight": class_weight,
         "patience": patience, "seed": seed, "align": align, "mixed_precision": mixed_precision,
         "fusion": fusion, "dropout": dropout, "modality_dropout": modality_dropout,
-        "members": members, "augment": augment,
+        "members": members, "lone_modality": lone_modality, "augment": augment,
         "noise_dir": str(noise_dir) if noise_dir else None, "flip": flip,
         "sample_rate": sample_rate, "multi_label": multi_label,
         "calibrate": calibrate,

@@ -91,6 +91,7 @@ def test_every_train_flag_sets_a_real_setting():
         (["train", "x", "--out", "y", "--members", "17"], "--members"),
         (["train", "x", "--out", "y", "--noise-dir", "nowhere"], "--noise-dir nowhere: not a"),
         (["train", "x", "--out", "y", "--flip", "sideways"], "unknown image_flip"),
+        (["train", "x", "--out", "y", "--lone-modality", "own"], "unknown lone_modality"),
         (["bogus"], "No such command"),
         (["preprocess", "does-not-exist", "--out", "z"], "no such file or folder"),
         (["evaluate", "no-model", "no-data"], "no model folder"),
