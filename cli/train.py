@@ -124,6 +124,12 @@ def train(
             help="Ensemble: train this many networks side by side, average them [2].",
         ),
     ] = None,
+    lone_modality: Annotated[
+        str | None,
+        typer.Option(
+            help="What scores a sample with one modality: head (its own) or fusion [head]."
+        ),
+    ] = None,
     patience: Annotated[
         int | None, typer.Option(min=1, help="Early-stopping patience, epochs [6].")
     ] = None,
@@ -168,12 +174,6 @@ def train(
     workers: Workers = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     json_output: Json = False,
-    lone_modality: Annotated[
-        str | None,
-        typer.Option(
-            help="What scores a sample with one modality: head (its own) or fusion [head]."
-        ),
-    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a fused image+audio classifier and write a self-contained model folder."""
