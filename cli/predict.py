@@ -35,7 +35,7 @@ def predict(
     """Predict labels for new files; a lone image or sound predicts with the other missing."""
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
-        from crossmodal.predict import check_output_file, write_rows
+        from crossmodal.predict import check_output_file, unread, write_rows
         from crossmodal.predict import predict as run
 
         quiet_tensorflow_if_remote(model, *inputs, out)
@@ -57,22 +57,26 @@ def predict(
             o.info(f"wrote {out}")
         elif json_output:
             rows = list(rows)
-            failed = sum("error" in r for r in rows)
+            failed = sum(unread(r) for r in rows)
             o.result(rows)
         else:
             failed = _print_table(o, rows)
         if failed:
-            typer.echo(f"error: {failed} input(s) could not be read", err=True)
+            typer.echo(f"error: {failed} row(s) name an input that could not be read", err=True)
             raise typer.Exit(EXIT_INPUTS_FAILED)
 
 
 def _print_table(o: Output, rows) -> int:
     """A table on a terminal; tab-separated lines (with a header) for pipes and logs."""
+    from crossmodal.predict import unread
+
     failed = 0
     lines = []
     for row in rows:
+        failed += unread(row)
+        if "warning" in row and not o.quiet:  # predicted from the other file; no column for it
+            typer.echo(f"warning: {row['warning']} (predicted without it)", err=True)
         if "error" in row:
-            failed += 1
             fields = [row.get("image") or "-", row.get("audio") or "-", "ERROR", "", row["error"]]
         else:
             top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])

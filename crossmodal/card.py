@@ -293,10 +293,18 @@ def _data_section(dataset: Mapping[str, Any]) -> str:
     image = dataset.get("image") or {}
     if image:
         how = "inferred from the data" if image.get("inferred") else "set by the user"
-        lines.append(
-            f"- Images: {_plain(image.get('height'))}x{_plain(image.get('width'))} pixels, "
-            f"{_plain(image.get('channels'))} channel(s) ({how})"
+        # Folders written before channels had their own flag: "inferred" covered both.
+        how_channels = (
+            "inferred from the data"
+            if image.get("channels_inferred", image.get("inferred"))
+            else "set by the user"
         )
+        size = f"{_plain(image.get('height'))}x{_plain(image.get('width'))} pixels"
+        channels = f"{_plain(image.get('channels'))} channel(s)"
+        if how == how_channels:
+            lines.append(f"- Images: {size}, {channels} ({how})")
+        else:
+            lines.append(f"- Images: {size} ({how}), {channels} ({how_channels})")
     audio = dataset.get("audio") or {}
     if audio:
         how = "inferred from the data" if audio.get("inferred") else "set by the user"

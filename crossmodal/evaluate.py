@@ -27,7 +27,9 @@ def evaluate(
     progress: Progress | None = None,
 ) -> dict:
     """Metrics for `modality` (the others removed from every sample), plus an `ablation`
-    section with both/image/audio when `modality` is "both". Writes REPORT files when `out`
+    section with both/image/audio when `modality` is "both", and cross-modal `retrieval` (from
+    the data's complete pairs, whatever `modality`) when the model has a shared space. Writes
+    REPORT files when `out`
     is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under.
 
     `model`, `data` and `out` may be on any filesystem tf.io.gfile knows (gs://, s3://, ...)."""
@@ -97,12 +99,15 @@ def evaluate(
             m: {k: v for k, v in r.items() if k not in ("mistakes", "reliability")}
             for m, r in results.items()
         }
-    if pairs and _has_shared_space(md.path):
+    if _has_shared_space(md.path):
         from crossmodal.inference import retrieval_metrics
 
-        image, audio, pair_labels = (np.concatenate(part) for part in zip(*pairs, strict=True))
-        if len(pair_labels) >= 2:
-            report["retrieval"] = retrieval_metrics(image, audio, pair_labels)
+        if modality != "both":  # retrieval needs each pair's two embeddings: one more pass
+            run_serving(serve, ds, "both", embeddings=pairs)
+        if pairs:
+            image, audio, pair_labels = (np.concatenate(p) for p in zip(*pairs, strict=True))
+            if len(pair_labels) >= 2:
+                report["retrieval"] = retrieval_metrics(image, audio, pair_labels)
     if out is not None:
         from crossmodal.report import write_report
 

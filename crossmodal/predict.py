@@ -209,8 +209,15 @@ def check_output_file(out: Path | str) -> None:
         raise CrossmodalError(f"--out {out} is a folder; give a file name ending in .csv or .jsonl")
 
 
+def unread(row: dict) -> bool:
+    """Whether a row names an input that could not be read: an `error` row (no prediction), or
+    a pair predicted from one modality because the other file was unreadable (`warning`)."""
+    return "error" in row or "warning" in row
+
+
 def write_rows(rows, out: Path | str) -> int:
-    """Stream rows to CSV or JSONL by extension (atomically); returns how many failed.
+    """Stream rows to CSV or JSONL by extension (atomically); returns how many rows name an
+    input that could not be read (`unread`).
 
     A remote `out` (gs://..., any filesystem tf.io.gfile knows) is written to a local
     temporary file and copied there at the end."""
@@ -243,9 +250,9 @@ def _write_rows(rows, path: Path, suffix: str) -> int:
         writer = None
         if suffix == ".csv":  # the header even when there are no rows
             writer = csv.writer(f)
-            writer.writerow(["image", "audio", "label", "probability", "top_k", "error"])
+            writer.writerow(["image", "audio", "label", "probability", "top_k", "error", "warning"])
         for row in rows:
-            failed += "error" in row
+            failed += unread(row)
             if writer is None:
                 f.write(json_text(row) + "\n")
                 continue
@@ -257,6 +264,7 @@ def _write_rows(rows, path: Path, suffix: str) -> int:
                     f"{row['probability']:.6f}" if "probability" in row else "",
                     " ".join(f"{t['label']}:{t['probability']:.4f}" for t in row.get("top_k", [])),
                     row.get("error", ""),
+                    row.get("warning", ""),
                 ]
             )
     return failed

@@ -82,6 +82,8 @@ def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation report"
         sections.append(_reliability_section(metrics["reliability"]))
     if metrics.get("ablation"):
         sections.append(_ablation_section(metrics["ablation"]))
+    if metrics.get("retrieval"):
+        sections.append(_retrieval_section(metrics["retrieval"]))
     if "mistakes" in metrics:
         sections.append(_mistakes_section(metrics["mistakes"]))
     return "\n\n".join(sections) + "\n"
@@ -275,6 +277,36 @@ def _ablation_rows(ablation: Mapping[str, Mapping[str, Any]]) -> list[tuple[str,
     return rows
 
 
+_RETRIEVAL_DIRECTIONS = (("audio_to_image", "sound -> image"), ("image_to_audio", "image -> sound"))
+_RETRIEVAL_KEYS = (
+    ("recall_at_1", "Recall@1 (its pair)"),
+    ("recall_at_5", "Recall@5 (its pair)"),
+    ("class_recall_at_1", "Recall@1 (same class)"),
+    ("class_recall_at_5", "Recall@5 (same class)"),
+)
+
+
+def _retrieval_note(retrieval: Mapping[str, Any]) -> str:
+    return (
+        f"Each of the data's {retrieval.get('num_pairs', '?')} complete pairs queries the other "
+        "modality in the shared space (cosine similarity)."
+    )
+
+
+def _retrieval_rows(retrieval: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(metric name, one value per direction) rows shared by Markdown and HTML."""
+    return [
+        (name, [(retrieval.get(d) or {}).get(key) for d, _ in _RETRIEVAL_DIRECTIONS])
+        for key, name in _RETRIEVAL_KEYS
+    ]
+
+
+def _retrieval_section(retrieval: Mapping[str, Any]) -> str:
+    rows = [[name] + [_fmt(v) for v in values] for name, values in _retrieval_rows(retrieval)]
+    header = ["Metric", *(label for _, label in _RETRIEVAL_DIRECTIONS)]
+    return f"## Cross-modal retrieval\n\n{_retrieval_note(retrieval)}\n\n" + _table(header, rows)
+
+
 def _reliability_section(reliability: Mapping[str, Sequence[Any]]) -> str:
     """Calibration per confidence bin (non-empty bins only): the reliability diagram's numbers."""
     rows = [
@@ -458,6 +490,15 @@ def _render_html(metrics: Mapping[str, Any], *, title: str, confusion_bytes: byt
         )
         body += _html_table(["Metric", *(str(m) for m in ablation)], rows)
         sections.append(("ablation", "Modality ablation", body))
+    retrieval = metrics.get("retrieval")
+    if retrieval:
+        rows = [
+            [_cell(name, header=True), *(_cell(v, num=True) for v in values)]
+            for name, values in _retrieval_rows(retrieval)
+        ]
+        body = f'<p class="note">{_h(_retrieval_note(retrieval))}</p>\n'
+        body += _html_table(["Metric", *(label for _, label in _RETRIEVAL_DIRECTIONS)], rows)
+        sections.append(("retrieval", "Cross-modal retrieval", body))
     if "mistakes" in metrics:
         sections.append(("mistakes", "Most confidently wrong", _html_mistakes(metrics["mistakes"])))
 

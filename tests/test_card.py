@@ -348,3 +348,15 @@ def test_info_never_imports_tensorflow(tmp_path: Path) -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_card_says_which_image_settings_the_user_set():
+    from crossmodal.card import _data_section
+
+    image = {"height": 48, "width": 48, "channels": 1}
+    size_only = _data_section({"image": {**image, "inferred": False, "channels_inferred": True}})
+    assert "48x48 pixels (set by the user), 1 channel(s) (inferred from the data)" in size_only
+    both = _data_section({"image": {**image, "inferred": False, "channels_inferred": False}})
+    assert "48x48 pixels, 1 channel(s) (set by the user)" in both
+    old = _data_section({"image": {**image, "inferred": True}})  # a folder from before the flag
+    assert "48x48 pixels, 1 channel(s) (inferred from the data)" in old

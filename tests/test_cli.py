@@ -311,6 +311,30 @@ def test_predict_reports_broken_inputs_and_exits_3(model, data, tmp_path):
     assert "broken.png" in rows[0]["error"]
 
 
+def test_a_pair_with_an_unreadable_file_is_predicted_from_the_other_and_exits_3(
+    model, data, tmp_path
+):
+    """The pair keeps its readable sound, but a script must not take it for a whole pair: the
+    row warns (JSON, CSV column, a stderr line beside the table) and the exit code is 3."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"not a png")
+    (bad / "x.wav").write_bytes((data / "a" / "g0_a0.wav").read_bytes())
+    proc = run("predict", str(model), str(bad), "--json", check=False)
+    assert proc.returncode == 3, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert "error" not in row and row["label"] and "x.png" in row["warning"]
+    assert row["audio_used"] and not row["image_used"]
+    out = tmp_path / "p.csv"
+    proc = run("predict", str(model), str(bad), "--out", str(out), check=False)
+    assert proc.returncode == 3 and "could not be read" in proc.stderr
+    (csv_row,) = csv.DictReader(out.open())
+    assert csv_row["label"] == row["label"] and "x.png" in csv_row["warning"]
+    proc = run("predict", str(model), str(bad), check=False)
+    assert proc.returncode == 3 and "warning:" in proc.stderr and "x.png" in proc.stderr
+    assert row["label"] in proc.stdout
+
+
 @pytest.mark.parametrize("modality", ["both", "audio"])
 def test_predict_rows_do_not_depend_on_batching(model, data, tmp_path, modality):
     """The pipelined predict (decode threads, model thread, row formatting) keeps input order

@@ -174,7 +174,12 @@ def test_explicit_settings_override(mixed, tmp_path):
     info = prep.info
     assert (info["image"]["height"], info["image"]["width"], info["image"]["channels"]) == (5, 7, 3)
     assert info["image"]["inferred"] is False and info["audio"]["inferred"] is False
+    assert info["image"]["channels_inferred"] is False
     assert info["audio"]["num_samples"] == 1_600  # 0.1 s at 16 kHz
+    # Only the size given: the size is the user's, the channels still the data's.
+    settings = PrepSettings(sample_rate=16_000, height=5, width=7, clip_seconds=0.1)
+    info = preprocess(mixed, tmp_path / "size", settings=settings, workers=1).info
+    assert info["image"]["inferred"] is False and info["image"]["channels_inferred"] is True
     recs = records(prep)
     assert len(recs) == 5
     assert recs[0]["image"].shape == (5, 7, 3)

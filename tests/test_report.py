@@ -107,6 +107,35 @@ def test_markdown_ablation_table() -> None:
     assert "| Top-1 accuracy |" in ablation
 
 
+RETRIEVAL = {
+    "num_pairs": 24,
+    "audio_to_image": {
+        "recall_at_1": 0.25,
+        "class_recall_at_1": 0.5,
+        "recall_at_5": 0.625,
+        "class_recall_at_5": 0.875,
+    },
+    "image_to_audio": {
+        "recall_at_1": 0.125,
+        "class_recall_at_1": 0.375,
+        "recall_at_5": 0.5,
+        "class_recall_at_5": 1.0,
+    },
+}
+
+
+def test_markdown_retrieval_table() -> None:
+    assert "retrieval" not in render_markdown(make_metrics()).lower()
+    md = render_markdown(dict(make_metrics(modality="audio"), retrieval=RETRIEVAL))
+    section = md.split("## Cross-modal retrieval", 1)[1].split("\n## ", 1)[0]
+    assert "24 complete pairs" in section
+    assert "| Metric | sound -> image | image -> sound |" in section
+    assert "| Recall@1 (its pair) | 0.2500 | 0.1250 |" in section
+    assert "| Recall@5 (its pair) | 0.6250 | 0.5000 |" in section
+    assert "| Recall@1 (same class) | 0.5000 | 0.3750 |" in section
+    assert "| Recall@5 (same class) | 0.8750 | 1.0000 |" in section
+
+
 def test_markdown_escapes_pipes_in_labels() -> None:
     metrics = {
         "accuracy": 1.0,
@@ -348,6 +377,11 @@ def test_render_html_has_every_section(tmp_path: Path) -> None:
     assert "<title>Eval &lt;1&gt;</title>" in page
     for section in ("summary", "per-class", "confusion", "f1", "reliability", "ablation"):
         assert section in checker.ids
+    assert "retrieval" not in checker.ids
+    page = render_html(dict(metrics, retrieval=RETRIEVAL), title="Eval")
+    retrieval = check_html(page)
+    assert "retrieval" in retrieval.ids
+    assert "Cross-modal retrieval" in " ".join(retrieval.text) and "0.6250" in page
     assert "mistakes" in checker.ids
     text = " ".join(checker.text)
     for number in ("0.7500", "0.8000", "0.8571"):  # accuracy, F1 of a, F1 of c

@@ -845,7 +845,8 @@ def _summary(
             "height": layout.height,
             "width": layout.width,
             "channels": layout.channels,
-            "inferred": settings.height is None or settings.channels is None,
+            "inferred": settings.height is None,  # the size
+            "channels_inferred": settings.channels is None,
         },
         "audio": {
             "sample_rate": settings.sample_rate,
