@@ -131,7 +131,12 @@ def train(
         ),
     ] = None,
     patience: Annotated[
-        int | None, typer.Option(min=1, help="Early-stopping patience, epochs [6].")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Early-stopping patience, epochs [6]; watched from half the epochs on "
+            "([train] early_stop_from).",
+        ),
     ] = None,
     augment: Annotated[
         bool | None, typer.Option("--augment/--no-augment", help="Training-time augmentation [on].")

@@ -32,13 +32,16 @@ def seed_states(net) -> list:
 class EpochCheckpoint(keras.callbacks.Callback):
     """Checkpointing and early stopping in one callback, so both resume together."""
 
-    def __init__(self, folder: Path, trainer, net, *, monitor: str, patience: int):
+    def __init__(
+        self, folder: Path, trainer, net, *, monitor: str, patience: int, start_from_epoch: int = 0
+    ):
         super().__init__()
         self.folder = Path(folder)
         self.trainer = trainer
         self.net = net
         self.monitor = monitor
         self.patience = patience
+        self.start_from_epoch = start_from_epoch  # epochs before it are neither best nor waited
         self.best = math.inf
         self.best_epoch = -1
         self.wait = 0
@@ -61,7 +64,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     # --- early stopping ---
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
+        self._watch(epoch, (logs or {}).get(self.monitor))
+        self._save(epoch + 1)
+
+    def _watch(self, epoch: int, value) -> None:
+        if epoch < self.start_from_epoch:  # as keras.callbacks.EarlyStopping(start_from_epoch)
+            return
         if value is not None and np.isfinite(value) and value < self.best:
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
             self.best_weights = self.net.get_weights()
@@ -70,7 +78,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
             if self.wait >= self.patience:
                 self.stopped = True
                 self.model.stop_training = True
-        self._save(epoch + 1)
 
     def restore_best(self) -> None:
         if self.best_weights is not None:

@@ -652,6 +652,7 @@ class _Job:
             monitor="val_loss" if val_ds is not None else "loss",
             patience=t.patience,
             restore_best_weights=True,
+            start_from_epoch=t.first_watched_epoch,
         )
         callbacks: list = [stop]
         callbacks += self._progress(t.epochs)
@@ -706,7 +707,12 @@ class _Job:
         val_ds = self.val_ds()
         monitor = "val_loss" if val_ds is not None else "loss"
         checkpoint = EpochCheckpoint(
-            staging / "checkpoint", trainer, net, monitor=monitor, patience=t.patience
+            staging / "checkpoint",
+            trainer,
+            net,
+            monitor=monitor,
+            patience=t.patience,
+            start_from_epoch=t.first_watched_epoch,
         )
         train_ds = self.train_ds()
         initial_epoch = checkpoint.restore() if resume else 0

@@ -346,3 +346,39 @@ def test_training_without_a_validation_split_completes(data, tmp_path):
     dataset = json.loads((tmp_path / "m" / "dataset.json").read_text())
     assert dataset["split"]["kind"] == "none"
     assert "no validation split" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_early_stopping_watches_from_its_first_epoch():
+    """Epochs before `start_from_epoch` neither count as best nor use up patience (as Keras'
+    EarlyStopping(start_from_epoch)); the config puts it at `early_stop_from` of the epochs."""
+    import keras
+
+    from crossmodal.checkpointing import EpochCheckpoint
+
+    class Net:
+        weights = 0
+
+        def get_weights(self):
+            return [np.array(self.weights)]
+
+    def run(start: int, losses: list[float]) -> EpochCheckpoint:
+        net = Net()
+        cb = EpochCheckpoint(Path("unused"), None, net, monitor="val_loss", patience=2,
+                             start_from_epoch=start)  # fmt: skip
+        cb.set_model(keras.Sequential())
+        for epoch, loss in enumerate(losses):
+            net.weights = epoch
+            cb._watch(epoch, loss)
+            if cb.stopped:
+                break
+        return cb
+
+    losses = [1.0, 3.0, 2.9, 2.8, 2.7, 2.6]  # the lowest at once, then a slow descent
+    early = run(0, losses)
+    assert early.stopped and early.best_epoch == 0 and early.best_weights[0] == 0
+    late = run(3, losses)
+    assert not late.stopped and late.best_epoch == 5 and late.best_weights[0] == 5
+    assert TrainConfig(epochs=40).first_watched_epoch == 20
+    assert TrainConfig(epochs=40, early_stop_from=0.0).first_watched_epoch == 0
+    with pytest.raises(CrossmodalError, match="early_stop_from"):
+        TrainConfig(early_stop_from=1.0)
