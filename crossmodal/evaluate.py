@@ -29,8 +29,8 @@ def evaluate(
     """Metrics for `modality` (the others removed from every sample), plus an `ablation`
     section with both/image/audio when `modality` is "both", and cross-modal `retrieval` (from
     the data's complete pairs, whatever `modality`) when the model has a shared space. Writes
-    REPORT files when `out`
-    is given; raises ThresholdNotMet (exit 2) after writing when accuracy < fail_under.
+    REPORT files when `out` is given; raises ThresholdNotMet (exit 2) after writing when
+    accuracy < fail_under.
 
     `model`, `data` and `out` may be on any filesystem tf.io.gfile knows (gs://, s3://, ...)."""
     ensure_not_bootstrapping()
