@@ -291,3 +291,24 @@ def test_audio_screen_gradient_reversal_is_identity_forward_and_negates_backward
         loss = tf.reduce_sum(y * tf.constant([[2.0, 5.0]]))
     assert y.numpy().tolist() == x.numpy().tolist()
     assert tape.gradient(loss, x).numpy().tolist()[0] == pytest.approx([-0.6, -1.5])
+
+
+def test_ceiling_combines_log_probabilities_and_counts_shared_errors():
+    """benchmarks/ceiling.py: models averaged as summed log-probabilities; per sample, how many
+    models are wrong, and which samples all of them miss."""
+    import numpy as np
+
+    path = ROOT / "benchmarks" / "ceiling.py"
+    spec = importlib.util.spec_from_file_location("crossmodal_bench_ceiling", path)
+    ceiling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ceiling)
+    labels = np.array([0, 1, 1])
+    sure = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]))  # right on 0 and 2
+    other = np.log(np.array([[0.6, 0.4], [0.1, 0.9], [0.45, 0.55]]))  # right on all three
+    assert ceiling.combined_accuracy([sure], labels) == pytest.approx(2 / 3)
+    assert ceiling.combined_accuracy([sure, other], labels) == 1.0  # 0.6*0.1 < 0.4*0.9 on row 1
+    np.testing.assert_allclose(np.exp(ceiling.log_softmax(sure * 3)).sum(axis=1), 1.0)
+    histogram, all_wrong = ceiling.shared_errors([np.array([1, 0, 1]), np.array([1, 1, 0])], labels)
+    assert histogram == [0, 2, 1] and all_wrong.tolist() == [True, False, False]
+    histogram, all_wrong = ceiling.shared_errors([np.array([1, 0, 1]), np.array([1, 0, 1])], labels)
+    assert histogram == [1, 0, 2] and all_wrong.tolist() == [True, True, False]
