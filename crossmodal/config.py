@@ -58,6 +58,12 @@ class AudioConfig:
     fmax: float = 0.0
     log_offset: float = 0.3  # log(mel + 0.3): compresses quiet detail and noise, keeps it finite
     pre_emphasis: float = 0.0  # >0: the spectrum tilted up as by y[n] = x[n] - a x[n-1]
+    # >0: each utterance's stationary background removed per band before the log (spectral
+    # subtraction): the band's magnitude at this quantile of its recorded frames is subtracted.
+    # For recordings over a steady hum or hiss. On avdigits' unseen voices 0.1 lost 1.3 points
+    # of sound alone over two seeds, most on the noisiest voice (benchmarks/README.md, session
+    # 17), so it is off.
+    noise_floor: float = 0.0
     # Per-utterance processing after the per-band normalization (all in the graph):
     crop_frames: int = 32  # >0: crop to the active region, resample to this many frames
     crop_threshold_db: float = 25.0  # active = within this many dB of the loudest frame
@@ -87,6 +93,7 @@ class AudioConfig:
         )
         _require(self.crop_frames >= 0, "audio.crop_frames must be 0 (off) or more")
         _require(0 <= self.pre_emphasis < 1, "audio.pre_emphasis must be in [0, 1)")
+        _require(0 <= self.noise_floor < 1, "audio.noise_floor must be in [0, 1) (0: off)")
         _require(
             all(v > 0 for v in self.crop_views_db)
             and (self.crop_frames > 0 or not self.crop_views_db),

@@ -65,10 +65,12 @@ class LogMel(keras.layers.Layer):
         fmax: float,
         log_offset: float = 1e-6,
         pre_emphasis: float = 0.0,
+        noise_floor: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.pre_emphasis = pre_emphasis
+        self.noise_floor = noise_floor
         self.sample_rate = sample_rate
         self.frame_length = frame_length
         self.frame_step = frame_step
@@ -108,6 +110,7 @@ class LogMel(keras.layers.Layer):
             fmax=cfg.effective_fmax,
             log_offset=cfg.log_offset,
             pre_emphasis=cfg.pre_emphasis,
+            noise_floor=cfg.noise_floor,
             **kwargs,
         )
 
@@ -117,6 +120,8 @@ class LogMel(keras.layers.Layer):
         )  # [N, frames, fft_length // 2 + 1] complex64
         magnitude = tf.abs(stft)  # [N, frames, bins]
         mel = tf.tensordot(magnitude, self._mel_matrix, axes=1)  # [N, frames, mels]
+        if self.noise_floor > 0:
+            mel = tf.nn.relu(mel - band_noise_floor(mel, self.noise_floor))  # [N, frames, mels]
         log_mel = tf.math.log(mel + self.log_offset)  # [N, frames, mels]: log compresses range
         return log_mel[..., tf.newaxis]  # [N, frames, mels, 1]: a one-channel "image" for a CNN
 
@@ -138,7 +143,23 @@ class LogMel(keras.layers.Layer):
             "fmax": self.fmax,
             "log_offset": self.log_offset,
             "pre_emphasis": self.pre_emphasis,
+            "noise_floor": self.noise_floor,
         }
+
+
+def band_noise_floor(mel, quantile: float):
+    """Each utterance's stationary background in each band: the `quantile` of that band's
+    magnitudes over the utterance's recorded frames (frames of exact silence, the padding of a
+    short clip, are left out). mel [N, F, M] -> [N, 1, M]; 0 for a clip with no recorded frame."""
+    recorded = tf.reduce_sum(mel, axis=2) > 0.0  # [N, F]
+    big = tf.reduce_max(mel) + 1.0
+    ranked = tf.sort(tf.where(recorded[..., tf.newaxis], mel, big), axis=1)  # [N, F, M] ascending
+    count = tf.reduce_sum(tf.cast(recorded, tf.int32), axis=1)  # [N]
+    last = tf.cast(tf.maximum(count - 1, 0), tf.float32)  # [N]: the highest recorded rank
+    index = tf.cast(tf.math.floor(quantile * last), tf.int32)  # [N]
+    floor = tf.gather(ranked, index, axis=1, batch_dims=1)  # [N, M]
+    floor = tf.where((count > 0)[:, tf.newaxis], floor, 0.0)
+    return floor[:, tf.newaxis, :]  # [N, 1, M]
 
 
 @keras.saving.register_keras_serializable(package="crossmodal")

@@ -138,6 +138,42 @@ def test_pre_emphasis_is_the_first_difference_filter_folded_into_the_mel_matrix(
     assert LogMel.from_config(tilted.get_config()).pre_emphasis == a
 
 
+def test_noise_floor_removes_a_steady_background_and_ignores_padding():
+    """Spectral subtraction: a tone over white noise keeps its band while the noise-only
+    bands lose most of their magnitude (a low quantile leaves the noise's upper swings); a
+    clip padded with exact zeros gets the same floor as the unpadded clip (padding is not
+    background); the layer round-trips its setting."""
+    import dataclasses
+
+    from crossmodal.features import band_noise_floor
+
+    rng = np.random.default_rng(0)
+    n = CFG.num_samples
+    x = (0.02 * rng.standard_normal(n)).astype(np.float32)
+    x[n // 4 : 3 * n // 4] += sine(1000.0)[n // 4 : 3 * n // 4]
+    padded = np.concatenate([x, np.zeros(n // 2, np.float32)])
+    plain = LogMel.from_audio_config(CFG)
+    cleaned = LogMel.from_audio_config(dataclasses.replace(CFG, noise_floor=0.1))
+    silence = float(np.log(CFG.log_offset))  # the log-mel of exact silence
+    a = plain(tf.constant(x[None])).numpy()[0, :, :, 0]
+    b = cleaned(tf.constant(x[None])).numpy()[0, :, :, 0]
+    tone = int(np.argmax(a.mean(axis=0)))
+    far = [m for m in range(CFG.num_mels) if abs(m - tone) > 6]
+    assert a[:, far].mean() > silence + 0.05  # the noise lifts the plain log-mel ...
+    noise_before = np.median(np.exp(a[:, far]) - CFG.log_offset)
+    noise_after = np.median(np.exp(b[:, far]) - CFG.log_offset)
+    assert noise_after < 0.5 * noise_before  # ... and most of it is gone after subtraction
+    mid = a.shape[0] // 2
+    assert b[mid, tone] > a[mid, tone] - 0.1  # the tone survives
+    mel = tf.exp(plain(tf.constant(padded[None]))[..., 0]) - CFG.log_offset
+    mel_short = tf.exp(plain(tf.constant(x[None]))[..., 0]) - CFG.log_offset
+    np.testing.assert_allclose(
+        band_noise_floor(mel, 0.1).numpy(), band_noise_floor(mel_short, 0.1).numpy(), rtol=0.2
+    )
+    assert np.all(band_noise_floor(tf.zeros([2, 5, 3]), 0.1).numpy() == 0.0)
+    assert LogMel.from_config(cleaned.get_config()).noise_floor == 0.1
+
+
 def peaked_log_mel(frames: int = 40, mels: int = 8, peak: int = 20, slope_db: float = 3.0):
     """A raw log-mel [1, F, M, 1] (log_offset 0) whose level falls `slope_db` dB per frame on
     each side of frame `peak`, and a feature map holding each frame's index."""
