@@ -268,9 +268,9 @@ def test_members_out_of_range_is_a_user_error(members):
 
 def test_crop_views_reach_the_audio_encoder_as_channels_through_every_audio_layer():
     """Warps, cepstral smoothing, per-utterance normalization and SpecAugment all take the
-    stacked crops, in training and at inference."""
+    stacked crops, in training and at inference (the log-mel's noise floor on)."""
     audio = dataclasses.replace(CFG.audio, crop_frames=16, crop_views_db=(15.0, 35.0))
-    audio = dataclasses.replace(audio, cepstral_keep=12)
+    audio = dataclasses.replace(audio, cepstral_keep=12, noise_floor=0.1)
     net = build_network(CFG.replace(audio=audio))
     assert net.get_layer("audio_encoder").input.shape[-1] == 3
     for training in (True, False):
