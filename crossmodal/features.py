@@ -152,8 +152,8 @@ def band_noise_floor(mel, quantile: float):
     magnitudes over the utterance's recorded frames (frames of exact silence, the padding of a
     short clip, are left out). mel [N, F, M] -> [N, 1, M]; 0 for a clip with no recorded frame."""
     recorded = tf.reduce_sum(mel, axis=2) > 0.0  # [N, F]
-    big = tf.reduce_max(mel) + 1.0
-    ranked = tf.sort(tf.where(recorded[..., tf.newaxis], mel, big), axis=1)  # [N, F, M] ascending
+    # Padding frames sort last (+inf) and are never picked: the index stays below `count`.
+    ranked = tf.sort(tf.where(recorded[..., tf.newaxis], mel, np.inf), axis=1)  # [N, F, M]
     count = tf.reduce_sum(tf.cast(recorded, tf.int32), axis=1)  # [N]
     last = tf.cast(tf.maximum(count - 1, 0), tf.float32)  # [N]: the highest recorded rank
     index = tf.cast(tf.math.floor(quantile * last), tf.int32)  # [N]
