@@ -293,6 +293,21 @@ def test_audio_screen_gradient_reversal_is_identity_forward_and_negates_backward
     assert tape.gradient(loss, x).numpy().tolist()[0] == pytest.approx([-0.6, -1.5])
 
 
+def test_audio_screen_supcon_pulls_one_digit_together_across_voices_only():
+    import tensorflow as tf
+
+    loss = _audio_screen().cross_speaker_supcon(0.1)
+    tags = tf.constant([[0, 0], [0, 1], [1, 0], [1, 1]], tf.float32)  # (label, speaker)
+    unit = lambda rows: tf.math.l2_normalize(tf.constant(rows, tf.float32), axis=1)  # noqa: E731
+    by_digit = unit([[1, 0], [1, 0.01], [0, 1], [0.01, 1]])  # each digit's two voices together
+    by_voice = unit([[1, 0], [0, 1], [1, 0.01], [0.01, 1]])  # each voice's two digits together
+    assert float(loss(tags, by_digit)) < 0.01
+    assert float(loss(tags, by_voice)) > 5.0
+    # A clip whose digit no other voice says in the batch has no positive and adds nothing.
+    same_voice = tf.constant([[0, 0], [0, 0], [1, 1], [1, 1]], tf.float32)
+    assert float(loss(same_voice, by_voice)) == 0.0
+
+
 def test_ceiling_combines_log_probabilities_and_counts_shared_errors():
     """benchmarks/ceiling.py: models averaged as summed log-probabilities; per sample, how many
     models are wrong, and which samples all of them miss."""
