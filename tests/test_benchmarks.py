@@ -177,8 +177,9 @@ def test_loso_manifests_and_held_out_folder(tmp_path):
 
 
 def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path):
-    """benchmarks/audio_screen.py: the model folder's resolved settings, the candidate's TOML on
-    top, then the seed; a folder without config.json is one line and exit 2, before TensorFlow."""
+    """benchmarks/audio_screen.py: the base's resolved settings (a model folder or a config.json),
+    the candidate's TOML on top, then the seed; a folder without config.json is one line and exit
+    2, before TensorFlow."""
     from crossmodal.config import AudioConfig, RunConfig
 
     script = ROOT / "benchmarks" / "audio_screen.py"
@@ -198,6 +199,12 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     assert (cfg.audio.clip_seconds, cfg.audio.fmax, cfg.labels) == (0.8, 3800.0, ("0", "1"))
     assert cfg.train.seed == 3
     assert screen.screen_config(model, None, seed=0).audio.crop_threshold_db == 25.0
+    # A config.json itself serves as well as its folder.
+    assert screen.screen_config(model / "config.json", candidate, seed=3) == cfg
+    # The shipped base: avdigits' ten digits and 40 epochs, resolved for 8 kHz recordings.
+    shipped = screen.screen_config(screen.DEFAULT_BASE, None, seed=0)
+    assert shipped.labels == tuple("0123456789") and shipped.train.epochs == 40
+    assert (shipped.audio.fmax, shipped.train.batch_size) == (3800.0, 32)
     assert screen.speaker_of(Path("7/nicolas_12.wav")) == "nicolas"
 
     run = subprocess.run(
@@ -208,7 +215,7 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     )
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'nothing'} holds no config.json"
+        f"error: {tmp_path / 'nothing'} is no config.json nor a folder with one"
     ]
     candidate.write_text("[audio]\ncrop_threshold_dbb = 35\n")  # a misspelt setting
     run = subprocess.run(
