@@ -7,9 +7,10 @@
 SETTINGS gives the settings resolved from the data (clip length, fmax, batch size, labels): a
 model folder trained on the data (its config.json) or a config.json itself. The default,
 benchmarks/avdigits_screen_base.json, is today's defaults as `crossmodal train` resolves them
-on three of avdigits' voices (george left out), 40 epochs; it is the base of every screen since
-session 18 and reproduces session 8's figures for the default to the digit. --config FILE (TOML,
-as `crossmodal train --config`) changes settings on top of it: the candidate under test.
+on three of avdigits' voices (george left out), 40 epochs. It is the base of every screen
+since session 18 and reproduces session 8's seed-0 figures for the default to the digit.
+--config FILE (TOML, as `crossmodal train --config`) changes settings on top of it: the
+candidate under test.
 
 For each seed and each held-out speaker S: build the network with crossmodal's `build_network`
 and keep its audio path (waveform -> gain, augmentation, log-mel, band normalization, crop,
