@@ -5,10 +5,11 @@
                                       [--speaker-adversarial WEIGHT] [--supcon WEIGHT]
 
 SETTINGS gives the settings resolved from the data (clip length, fmax, batch size, labels): a
-model folder trained on the data (its config.json) or a config.json itself. The default,
-benchmarks/avdigits_screen_base.json, is today's defaults as `crossmodal train` resolves them
-on three of avdigits' voices (george left out), 40 epochs. It is the base of every screen
-since session 18 and reproduces session 8's seed-0 figures for the default to the digit.
+model folder trained on the data (its config.json), a config.json itself, or a TOML file of
+those settings alone, on top of today's defaults. The default,
+benchmarks/avdigits_screen_base.toml, holds what `crossmodal train` resolves on three of
+avdigits' voices (george left out). It is the base of every screen since session 18 and
+reproduces session 8's seed-0 figures for the default to the digit.
 --config FILE (TOML, as `crossmodal train --config`) changes settings on top of it: the
 candidate under test.
 
@@ -49,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loso import DEFAULT_DATA, speaker_of  # noqa: E402  (the speaker rule, defined once)
 
-DEFAULT_BASE = Path(__file__).resolve().parent / "avdigits_screen_base.json"
+DEFAULT_BASE = Path(__file__).resolve().parent / "avdigits_screen_base.toml"
 
 
 def settings_file(settings: Path) -> Path:
@@ -57,12 +58,30 @@ def settings_file(settings: Path) -> Path:
     return settings / "config.json" if settings.is_dir() else settings
 
 
+def base_settings(settings: Path) -> dict:
+    """A model folder's or a config.json's settings, or a TOML file's on today's defaults."""
+    import tomllib
+
+    from crossmodal.config import RunConfig
+    from crossmodal.errors import CrossmodalError
+    from crossmodal.settings import merge
+
+    path = settings_file(settings)
+    if path.suffix.lower() != ".toml":
+        return RunConfig.load(path).to_dict()
+    try:
+        return merge(RunConfig().to_dict(), tomllib.loads(path.read_text()))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CrossmodalError(f"cannot read {path}: {exc}") from None
+
+
 def screen_config(settings: Path, config_file: Path | None, seed: int):
-    """The base settings (a model folder or a config.json), the candidate's on top, the seed."""
+    """The base settings (a model folder, a config.json or a TOML file of the settings
+    resolved from the data), the candidate's on top, the seed."""
     from crossmodal.config import RunConfig
     from crossmodal.settings import merge, read_config_file
 
-    base = RunConfig.load(settings_file(settings)).to_dict()
+    base = base_settings(settings)
     if config_file is not None:
         base = merge(base, read_config_file(config_file))
     base = merge(base, {"train": {"seed": seed}})
@@ -227,7 +246,7 @@ def main() -> int:
         type=Path,
         nargs="?",
         default=DEFAULT_BASE,
-        help="a model folder trained on the data, or a config.json (default: %(default)s)",
+        help="a model folder, its config.json, or a TOML of data settings (default: %(default)s)",
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--config", type=Path, default=None, help="TOML: the candidate")
@@ -248,7 +267,7 @@ def main() -> int:
         print("error: --mixup and --speaker-adversarial must be >= 0", file=sys.stderr)
         return 2
     if not settings_file(args.settings).is_file():
-        print(f"error: {args.settings} is no config.json nor a folder with one", file=sys.stderr)
+        print(f"error: {args.settings} is no settings file nor a folder with one", file=sys.stderr)
         return 2
     if not args.data.is_dir():
         print(f"error: no data at {args.data}", file=sys.stderr)

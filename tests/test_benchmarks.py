@@ -181,6 +181,8 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     the candidate's TOML on top, then the seed; a folder without config.json is one line and exit
     2, before TensorFlow."""
     from crossmodal.config import AudioConfig, RunConfig
+    from crossmodal.errors import CrossmodalError
+    from crossmodal.settings import merge
 
     script = ROOT / "benchmarks" / "audio_screen.py"
     spec = importlib.util.spec_from_file_location("crossmodal_bench_audio_screen", script)
@@ -201,10 +203,25 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     assert screen.screen_config(model, None, seed=0).audio.crop_threshold_db == 25.0
     # A config.json itself serves as well as its folder.
     assert screen.screen_config(model / "config.json", candidate, seed=3) == cfg
-    # The shipped base: avdigits' ten digits and 40 epochs, resolved for 8 kHz recordings.
+    # The shipped base: the settings avdigits resolves, every other one today's default.
     shipped = screen.screen_config(screen.DEFAULT_BASE, None, seed=0)
-    assert shipped.labels == tuple("0123456789") and shipped.train.epochs == 40
-    assert (shipped.audio.fmax, shipped.train.batch_size) == (3800.0, 32)
+    assert shipped.labels == tuple("0123456789")
+    assert (shipped.audio.clip_seconds, shipped.audio.fmax, shipped.train.batch_size) == (
+        1.05,
+        3800.0,
+        32,
+    )
+    resolved = {
+        "audio": {"clip_seconds": 1.05, "fmax": 3800.0},
+        "image": {"height": 28, "width": 28},
+        "train": {"batch_size": 32},
+    }
+    assert shipped == RunConfig.from_dict(
+        merge(RunConfig(labels=tuple("0123456789")).to_dict(), resolved)
+    )
+    (tmp_path / "bad.toml").write_text("[audio\n")
+    with pytest.raises(CrossmodalError, match="cannot read"):
+        screen.screen_config(tmp_path / "bad.toml", None, seed=0)
     assert screen.speaker_of(Path("7/nicolas_12.wav")) == "nicolas"
 
     run = subprocess.run(
@@ -215,7 +232,7 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     )
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'nothing'} is no config.json nor a folder with one"
+        f"error: {tmp_path / 'nothing'} is no settings file nor a folder with one"
     ]
     candidate.write_text("[audio]\ncrop_threshold_dbb = 35\n")  # a misspelt setting
     run = subprocess.run(
