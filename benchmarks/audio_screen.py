@@ -264,7 +264,7 @@ def main() -> int:
         print("error: screen one of --mixup, --speaker-adversarial, --supcon", file=sys.stderr)
         return 2
     if args.mixup < 0 or args.speaker_adversarial < 0 or args.supcon < 0:
-        print("error: --mixup and --speaker-adversarial must be >= 0", file=sys.stderr)
+        print("error: --mixup, --speaker-adversarial and --supcon must be >= 0", file=sys.stderr)
         return 2
     if not settings_file(args.settings).is_file():
         print(f"error: {args.settings} is no settings file nor a folder with one", file=sys.stderr)
