@@ -194,14 +194,13 @@ def audio_path_accuracy(
     )
     x = waves[train]
     y = keras.utils.to_categorical(labels, cfg.num_classes)[train].astype(np.float32)
+    embedding = net.get_layer("audio_embedding").output
+    if supcon > 0 or adversarial > 0:
+        names = sorted(set(speakers[train]))  # the training voices, as indices
+        voice = np.array([names.index(s) for s in speakers[train]])
     if supcon > 0:
-        names = sorted(set(speakers[train]))
-        tags = np.stack([labels[train], [names.index(s) for s in speakers[train]]], axis=1).astype(
-            np.float32
-        )
-        projected = keras.layers.Dense(64, name="supcon_projection")(
-            net.get_layer("audio_embedding").output
-        )
+        tags = np.stack([labels[train], voice], axis=1).astype(np.float32)
+        projected = keras.layers.Dense(64, name="supcon_projection")(embedding)
         unit = keras.layers.UnitNormalization(name="supcon_unit")(projected)
         model = keras.Model(net.input["audio"], [head, unit])
         model.compile(
@@ -209,12 +208,9 @@ def audio_path_accuracy(
         )
         y = (y, tags)
     elif adversarial > 0:
-        names = sorted(set(speakers[train]))
-        who = keras.utils.to_categorical(
-            [names.index(s) for s in speakers[train]], len(names)
-        ).astype(np.float32)
+        who = keras.utils.to_categorical(voice, len(names)).astype(np.float32)
         hidden = keras.layers.Dense(64, activation="relu", name="speaker_hidden")(
-            gradient_reversal(adversarial)(net.get_layer("audio_embedding").output)
+            gradient_reversal(adversarial)(embedding)
         )
         speaker = keras.layers.Dense(len(names), name="speaker_head")(hidden)
         model = keras.Model(net.input["audio"], [head, speaker])
@@ -226,8 +222,8 @@ def audio_path_accuracy(
         model = keras.Model(net.input["audio"], head)
         model.compile(optimizer, digit_loss)
     if mixup > 0:
-        if adversarial > 0:
-            raise ValueError("--mixup and --speaker-adversarial are screened one at a time")
+        if adversarial > 0 or supcon > 0:
+            raise ValueError("--mixup is screened alone, without --speaker-adversarial or --supcon")
         steps = len(x) // batch
         batches = mixup_batches(x, y, batch, mixup, seed=t.seed)
         model.fit(batches, steps_per_epoch=steps, epochs=t.epochs, verbose=0)
