@@ -1,6 +1,6 @@
 PYTHON ?= python3
 # One test file per worker process (pytest-xdist), a worker per CPU, up to 4: training a tiny
-# model keeps about one core busy, so two cores finish the suite in about 60% of the time.
+# model keeps about one core busy, so two cores finish the suite in about 63% of the time.
 # Whole files keep their module-scoped models on one worker; the slowest files (the acceptance
 # tests) come first in collection order, so they start first. PARALLEL= runs in one process.
 PARALLEL ?= -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reorder
