@@ -3,19 +3,9 @@ so that the figures there are the ones loso.py reports for the held-out speaker.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from benchmark_scripts import load_benchmark
 
 HELD_OUT = "nicolas"
 SPEAKERS = {"george", "jackson", "lucas", "nicolas"}
 
-
-def _load_loso():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "loso.py"
-    spec = importlib.util.spec_from_file_location("crossmodal_bench_loso", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-loso = _load_loso()
+loso = load_benchmark("loso")

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "run.py"
-LOSO = ROOT / "benchmarks" / "loso.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("crossmodal_bench_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("run")
 
 
 def test_importing_the_script_does_not_import_tensorflow():
@@ -137,9 +133,7 @@ def test_benchmark_config_has_a_real_batch_size(bench):
 
 def test_loso_manifests_and_held_out_folder(tmp_path):
     """benchmarks/loso.py: the held-out speaker's pairs, and only theirs, in each output."""
-    spec = importlib.util.spec_from_file_location("crossmodal_bench_loso", LOSO)
-    loso = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loso)
+    loso = load_benchmark("loso")
     data = tmp_path / "data"
     for label in ("0", "1"):
         for speaker in ("ann", "bob"):
@@ -185,9 +179,7 @@ def test_audio_screen_puts_the_candidate_on_the_model_folders_settings(tmp_path)
     from crossmodal.settings import merge
 
     script = ROOT / "benchmarks" / "audio_screen.py"
-    spec = importlib.util.spec_from_file_location("crossmodal_bench_audio_screen", script)
-    screen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screen)
+    screen = load_benchmark("audio_screen")
 
     model = tmp_path / "model"
     model.mkdir()
@@ -257,10 +249,7 @@ def test_views_settings_parse_crops_and_warps():
     """benchmarks/views.py: CROPS/WARPS, either side empty; the default is the config's."""
     from crossmodal.config import DEFAULT_TEST_CROPS_DB, DEFAULT_TEST_FREQ_WARPS
 
-    path = ROOT / "benchmarks" / "views.py"
-    spec = importlib.util.spec_from_file_location("crossmodal_bench_views", path)
-    views = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(views)
+    views = load_benchmark("views")
     assert views.parse_setting("20,30,35/0.95,1.05") == (
         DEFAULT_TEST_CROPS_DB,
         DEFAULT_TEST_FREQ_WARPS,
@@ -271,12 +260,7 @@ def test_views_settings_parse_crops_and_warps():
 
 
 def _audio_screen():
-    spec = importlib.util.spec_from_file_location(
-        "crossmodal_bench_audio_screen", ROOT / "benchmarks" / "audio_screen.py"
-    )
-    screen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screen)
-    return screen
+    return load_benchmark("audio_screen")
 
 
 def test_audio_screen_mixup_mixes_clips_and_labels_with_one_share_per_row():
@@ -337,10 +321,7 @@ def test_ceiling_combines_log_probabilities_and_counts_shared_errors():
     models are wrong, and which samples all of them miss."""
     import numpy as np
 
-    path = ROOT / "benchmarks" / "ceiling.py"
-    spec = importlib.util.spec_from_file_location("crossmodal_bench_ceiling", path)
-    ceiling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ceiling)
+    ceiling = load_benchmark("ceiling")
     labels = np.array([0, 1, 1])
     sure = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]))  # right on 0 and 2
     other = np.log(np.array([[0.6, 0.4], [0.1, 0.9], [0.45, 0.55]]))  # right on all three
