@@ -29,15 +29,16 @@ def seed_states(net) -> list:
     return states
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Checkpointing and early stopping in one callback, so both resume together."""
+class EarlyStop(keras.callbacks.Callback):
+    """Early stopping on `monitor`, the best epoch's weights kept for `restore_best`.
 
-    def __init__(
-        self, folder: Path, trainer, net, *, monitor: str, patience: int, start_from_epoch: int = 0
-    ):
+    As keras.callbacks.EarlyStopping(patience, start_from_epoch, restore_best_weights), with its
+    state in plain attributes that `EpochCheckpoint` saves and restores, so that every fit in
+    crossmodal, resumable or not, stops by the same rule.
+    """
+
+    def __init__(self, net, *, monitor: str, patience: int, start_from_epoch: int = 0):
         super().__init__()
-        self.folder = Path(folder)
-        self.trainer = trainer
         self.net = net
         self.monitor = monitor
         self.patience = patience
@@ -48,24 +49,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.stopped = False
         self.best_weights: list[np.ndarray] | None = None
 
-    def _variables(self) -> list:
-        seen, out = set(), []
-        candidates = [
-            *self.trainer.variables,
-            *self.trainer.optimizer.variables,
-            *seed_states(self.net),
-        ]
-        for v in candidates:
-            key = id(v)
-            if key not in seen:
-                seen.add(key)
-                out.append(v)
-        return out
-
-    # --- early stopping ---
     def on_epoch_end(self, epoch, logs=None):
         self._watch(epoch, (logs or {}).get(self.monitor))
-        self._save(epoch + 1)
 
     def _watch(self, epoch: int, value) -> None:
         if epoch < self.start_from_epoch:  # as keras.callbacks.EarlyStopping(start_from_epoch)
@@ -82,6 +67,35 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def restore_best(self) -> None:
         if self.best_weights is not None:
             self.net.set_weights(self.best_weights)
+
+
+class EpochCheckpoint(EarlyStop):
+    """Checkpointing and early stopping in one callback, so both resume together."""
+
+    def __init__(
+        self, folder: Path, trainer, net, *, monitor: str, patience: int, start_from_epoch: int = 0
+    ):
+        super().__init__(net, monitor=monitor, patience=patience, start_from_epoch=start_from_epoch)
+        self.folder = Path(folder)
+        self.trainer = trainer
+
+    def _variables(self) -> list:
+        seen, out = set(), []
+        candidates = [
+            *self.trainer.variables,
+            *self.trainer.optimizer.variables,
+            *seed_states(self.net),
+        ]
+        for v in candidates:
+            key = id(v)
+            if key not in seen:
+                seen.add(key)
+                out.append(v)
+        return out
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self._save(epoch + 1)
 
     # --- persistence ---
     def _save(self, epochs_done: int) -> None:

@@ -627,9 +627,9 @@ class _Job:
         where it is confident. The final fit learns the other modality from those labels as
         from any labeled pair: a far stronger signal than distillation alone, whose teacher is
         still guessing in the first epochs."""
-        import keras
         import tensorflow as tf
 
+        from crossmodal.checkpointing import EarlyStop
         from crossmodal.data.reader import make_dataset
 
         t = self.cfg.train
@@ -648,18 +648,17 @@ class _Job:
         )
         net, trainer = self.build(self.cfg)
         val_ds = self.val_ds()
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss" if val_ds is not None else "loss",
-            patience=t.patience,
-            restore_best_weights=True,
-            start_from_epoch=t.first_watched_epoch,
+        monitor = "val_loss" if val_ds is not None else "loss"
+        stop = EarlyStop(
+            net, monitor=monitor, patience=t.patience, start_from_epoch=t.first_watched_epoch
         )
-        callbacks: list = [stop]
+        callbacks: list = [*([_plateau(t, monitor)] if t.schedule == "plateau" else []), stop]
         callbacks += self._progress(t.epochs)
         fit = trainer.fit(
             self.train_ds(), validation_data=val_ds, epochs=t.epochs, callbacks=callbacks,
             verbose=0,
         )  # fmt: skip
+        stop.restore_best()
         top = max(s["index"] for s in self.prep.samples) + 1
         table = np.full(top, -1, dtype=np.int32)
         pairs = confident = 0
@@ -729,7 +728,7 @@ class _Job:
         callbacks = [
             keras.callbacks.CSVLogger(str(staging / "history.csv"), append=resume),
             keras.callbacks.TensorBoard(log_dir=str(staging / LOGS), write_graph=True),
-            *([_plateau(t)] if t.schedule == "plateau" else []),
+            *([_plateau(t, monitor)] if t.schedule == "plateau" else []),
             checkpoint,
         ]
         callbacks += self._progress(t.epochs)
@@ -856,11 +855,12 @@ def _optimizer(cfg: RunConfig, num_train: int):
     )
 
 
-def _plateau(t):
+def _plateau(t, monitor: str):
+    """Halve the learning rate when `monitor` (the early-stopping one) stops improving."""
     import keras
 
     return keras.callbacks.ReduceLROnPlateau(
-        monitor="val_loss",
+        monitor=monitor,
         factor=0.5,
         patience=max(1, t.patience // 2),
         min_lr=t.learning_rate / 100,

@@ -382,3 +382,51 @@ def test_early_stopping_watches_from_its_first_epoch():
     assert TrainConfig(epochs=40, early_stop_from=0.0).first_watched_epoch == 0
     with pytest.raises(CrossmodalError, match="early_stop_from"):
         TrainConfig(early_stop_from=1.0)
+
+
+def test_early_stop_stops_and_restores_as_keras_does():
+    """Every fit (the resumable one and self-training's first) stops by `EarlyStop`, which
+    must agree with keras.callbacks.EarlyStopping(restore_best_weights=True) on when to stop
+    and which epoch's weights to keep, over random loss curves, patiences and first epochs."""
+    import keras
+
+    from crossmodal.checkpointing import EarlyStop
+
+    class Net:  # the weights are the epoch that set them
+        stop_training = False
+        epoch = 0
+
+        def get_weights(self):
+            return [np.array(self.epoch)]
+
+        def set_weights(self, weights):
+            self.epoch = int(weights[0])
+
+    def fit(make, losses):
+        net = Net()
+        callback = make(net)
+        callback.set_model(net)
+        callback.on_train_begin()
+        for epoch, loss in enumerate(losses):
+            net.epoch = epoch
+            callback.on_epoch_end(epoch, {"val_loss": loss})
+            if net.stop_training:
+                break
+        callback.on_train_end()
+        if isinstance(callback, EarlyStop):
+            callback.restore_best()
+        return epoch, net.epoch  # the last epoch run, the epoch whose weights are kept
+
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for _ in range(200):
+        losses = rng.random(int(rng.integers(1, 15))).tolist()
+        patience, start = int(rng.integers(1, 5)), int(rng.integers(0, 5))
+        ours = fit(lambda n: EarlyStop(n, monitor="val_loss", patience=patience,
+                                       start_from_epoch=start), losses)  # fmt: skip
+        keras_ = fit(lambda n: keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, start_from_epoch=start,
+            restore_best_weights=True), losses)  # fmt: skip
+        assert ours == keras_, (losses, patience, start)
+        outcomes.add((ours[0] < len(losses) - 1, ours[1] != ours[0]))
+    assert len(outcomes) >= 3  # stopped early and ran to the end; kept an earlier epoch or not
