@@ -402,9 +402,7 @@ def test_early_stop_stops_and_restores_as_keras_does():
         def set_weights(self, weights):
             self.epoch = int(weights[0])
 
-    def fit(make, losses):
-        net = Net()
-        callback = make(net)
+    def fit(net, callback, losses):
         callback.set_model(net)
         callback.on_train_begin()
         for epoch, loss in enumerate(losses):
@@ -422,9 +420,10 @@ def test_early_stop_stops_and_restores_as_keras_does():
     for _ in range(200):
         losses = rng.random(int(rng.integers(1, 15))).tolist()
         patience, start = int(rng.integers(1, 5)), int(rng.integers(0, 5))
-        ours = fit(lambda n: EarlyStop(n, monitor="val_loss", patience=patience,
-                                       start_from_epoch=start), losses)  # fmt: skip
-        keras_ = fit(lambda n: keras.callbacks.EarlyStopping(
+        net = Net()
+        ours = fit(net, EarlyStop(net, monitor="val_loss", patience=patience,
+                                  start_from_epoch=start), losses)  # fmt: skip
+        keras_ = fit(Net(), keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, start_from_epoch=start,
             restore_best_weights=True), losses)  # fmt: skip
         assert ours == keras_, (losses, patience, start)
