@@ -62,7 +62,12 @@ def predict(
         else:
             failed = _print_table(o, rows)
         if failed:
-            typer.echo(f"error: {failed} row(s) name an input that could not be read", err=True)
+            why = (
+                "could not be read"
+                if modality == "both"
+                else f"could not be read or has no {modality}"
+            )
+            typer.echo(f"error: {failed} row(s) name an input that {why}", err=True)
             raise typer.Exit(EXIT_INPUTS_FAILED)
 
 

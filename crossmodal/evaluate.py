@@ -126,9 +126,10 @@ def check_report_dir(out: str | Path) -> None:
 
 
 def _worst_mistakes(probs, labels, indices, by_index, names) -> list[dict]:
-    """The most confidently wrong predictions, with the files that caused them."""
+    """The most confidently wrong predictions, with the files that caused them (labeled rows
+    only: a -1 row has no true class to be wrong about)."""
     predicted = probs.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != labels)
+    wrong = np.flatnonzero((labels >= 0) & (predicted != labels))
     order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:WORST_MISTAKES]
     rows = []
     for i in order:

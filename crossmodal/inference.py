@@ -68,14 +68,18 @@ def retrieval_metrics(image: np.ndarray, audio: np.ndarray, labels: np.ndarray) 
 
     `recall_at_k`: the sound's own image (or the image's own sound) is among the k nearest;
     `class_recall_at_k`: one of the k nearest has the same label, the fair figure when pairs
-    share only their label (as in avdigits).
+    share only their label (as in avdigits). With multi-hot labels [P, K] (a multi-label
+    model), "the same label" is sharing at least one class.
     """
     sim = audio @ image.T  # [P, P]: row = a sound, column = an image
     out: dict = {"num_pairs": int(len(labels))}
     for name, s in (("audio_to_image", sim), ("image_to_audio", sim.T)):
         order = np.argsort(-s, axis=1)  # [P, P] nearest first
         own = order == np.arange(len(s))[:, None]
-        same = labels[order] == labels[:, None]
+        if labels.ndim == 2:  # multi-hot
+            same = ((labels[order] > 0) & (labels[:, None] > 0)).any(axis=-1)
+        else:
+            same = labels[order] == labels[:, None]
         out[name] = {}
         for k in (1, 5):
             if k <= len(s):

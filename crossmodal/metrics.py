@@ -235,12 +235,21 @@ def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray
 
 
 def _average_precision(y: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the precision-recall step curve (sklearn's average_precision_score)."""
+    """Area under the precision-recall step curve (sklearn's average_precision_score).
+
+    Tied scores are one threshold: precision and recall are taken at the end of each block of
+    equal scores, so the figure does not depend on the order of tied samples.
+    """
+    if len(scores) == 0:
+        return 0.0
     order = np.argsort(-scores, kind="mergesort")
-    hits = y[order]
-    tp = np.cumsum(hits)
-    precision = tp / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / max(hits.sum(), 1))
+    ranked = scores[order]
+    tp = np.cumsum(y[order].astype(np.float64))
+    last = np.r_[np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1]  # each block's end
+    tp = tp[last]
+    precision = tp / (last + 1)
+    recall_gain = np.diff(np.r_[0.0, tp]) / max(tp[-1], 1.0)
+    return float((precision * recall_gain).sum())
 
 
 def multilabel_metrics(

@@ -210,8 +210,9 @@ def check_output_file(out: Path | str) -> None:
 
 
 def unread(row: dict) -> bool:
-    """Whether a row names an input that could not be read: an `error` row (no prediction), or
-    a pair predicted from one modality because the other file was unreadable (`warning`)."""
+    """Whether a row names an input that could not be read: an `error` row (no prediction:
+    unreadable, or without the modality `--modality` asks for), or a pair predicted from one
+    modality because the other file was unreadable (`warning`)."""
     return "error" in row or "warning" in row
 
 

@@ -192,6 +192,16 @@ def test_noise_bank_reads_every_clip_resampled_at_unit_rms(tmp_path):
         assert np.sqrt(np.mean(part**2)) == pytest.approx(1.0, rel=1e-3)
 
 
+def test_noise_bank_skips_hidden_entries(tmp_path):
+    # A zip made on a Mac holds "._x.wav" AppleDouble files and a "__MACOSX/" folder: not audio.
+    write_wav(tmp_path / "rain.wav", 0.1 * np.random.default_rng(0).normal(size=1600), 16000)
+    for junk in ("._rain.wav", "__MACOSX/._rain.wav", ".hidden/x.wav"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_bytes(b"\x00\x05\x16\x07 not audio")
+    bank = load_noise_bank(tmp_path, sample_rate=16000, min_samples=100)
+    assert bank.shape == (1600,)
+
+
 def test_noise_bank_shorter_than_a_clip_is_looped(tmp_path):
     write_wav(tmp_path / "short.wav", np.sin(np.arange(1000) / 5.0), 16000)
     bank = load_noise_bank(tmp_path, sample_rate=16000, min_samples=5000)

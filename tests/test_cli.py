@@ -335,6 +335,16 @@ def test_a_pair_with_an_unreadable_file_is_predicted_from_the_other_and_exits_3(
     assert row["label"] in proc.stdout
 
 
+def test_predict_modality_without_that_input_exits_3_and_says_why(model, data, tmp_path):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "x.png").write_bytes((data / "c" / "g0_c0.png").read_bytes())
+    proc = run("predict", str(model), str(lone), "--modality", "audio", "--json", check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert json.loads(proc.stdout)[0]["error"] == "no audio input"
+    assert "could not be read or has no audio" in proc.stderr
+
+
 @pytest.mark.parametrize("modality", ["both", "audio"])
 def test_predict_rows_do_not_depend_on_batching(model, data, tmp_path, modality):
     """The pipelined predict (decode threads, model thread, row formatting) keeps input order

@@ -298,3 +298,44 @@ def test_multilabel_metrics_and_thresholds_by_hand():
     assert fixed["subset_accuracy"] == 2 / 3
     assert abs(fixed["micro_recall"] - 0.75) < 1e-12 and fixed["micro_precision"] == 1.0
     assert fixed["hamming_loss"] == 1 / 6
+
+
+def test_average_precision_groups_tied_scores():
+    from crossmodal.metrics import _average_precision
+
+    # Three samples tie at 1.0 (a saturated sigmoid): one threshold, whatever their order.
+    # Precision 2/3 at recall 1, as scikit-learn's average_precision_score gives.
+    scores = np.array([1.0, 1.0, 1.0, 0.2])
+    for y in ([1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0][::-1]):
+        assert _average_precision(np.array(y), scores) == pytest.approx(2 / 3)
+    # Without ties: (1 + 2/3 + 3/5) / 3 by hand.
+    y = np.array([1, 0, 1, 0, 1])
+    assert _average_precision(y, np.linspace(0.9, 0.5, 5)) == pytest.approx((1 + 2 / 3 + 0.6) / 3)
+
+
+@pytest.mark.parametrize("multi_hot", [False, True])
+def test_retrieval_class_recall_single_and_multi_label(multi_hot):
+    from crossmodal.inference import retrieval_metrics
+
+    # Three pairs on three directions; each sound's nearest image is the next pair's image.
+    image = np.eye(3)
+    audio = np.roll(np.eye(3), 1, axis=1)  # sound i points at image i + 1
+    labels = np.array([0, 1, 1])
+    if multi_hot:  # the same classes as multi-hot rows: pairs 1 and 2 share class 1 only
+        labels = np.array([[1, 0, 0], [0, 1, 1], [0, 1, 0]])
+    r = retrieval_metrics(image, audio, labels)["audio_to_image"]
+    assert r["recall_at_1"] == 0.0
+    # sound 0 -> image 1 (other class), sound 1 -> image 2 (shares class 1), sound 2 -> image 0
+    assert r["class_recall_at_1"] == pytest.approx(1 / 3)
+
+
+def test_worst_mistakes_leave_out_unlabeled_rows():
+    from crossmodal.evaluate import _worst_mistakes
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.95, 0.05]])
+    labels = np.array([1, 1, -1])  # the last row has no class the model knows
+    by_index = {i: {"image": f"{i}.png", "audio": None} for i in range(3)}
+    rows = _worst_mistakes(probs, labels, np.arange(3), by_index, ["a", "b"])
+    assert rows == [
+        {"image": "0.png", "audio": None, "true": "b", "predicted": "a", "confidence": 0.9}
+    ]

@@ -69,6 +69,22 @@ def test_folder_pairs_by_stem_and_lone_files(tmp_path):
     assert result.skipped == [] and result.ignored == []
 
 
+def test_labels_are_kept_canonical(tmp_path, media):
+    # A class folder named with a stray space (a CRLF label list makes "cat\r") is the class
+    # "cat": later lookups by a sample's label must find the class the label names.
+    touch(tmp_path / "data" / "cat /a.png")
+    touch(tmp_path / "data" / "cat/b.png")
+    touch(tmp_path / "data" / "dog\r/c.png")
+    assert sorted(s.label for s in scan(tmp_path / "data").samples) == ["cat", "cat", "dog"]
+    rows = [
+        {"image": "img/a.png", "audio": "", "label": " owl ;"},
+        {"image": "img/b.png", "audio": "", "label": "a ; b"},
+        {"image": "", "audio": "snd/c.wav", "label": " ; "},
+    ]
+    labels = [s.label for s in scan(write_csv(media / "m.csv", rows)).samples]
+    assert labels == ["owl", "a;b", None]
+
+
 def test_same_stem_in_two_classes_is_two_samples(tmp_path):
     touch(tmp_path / "cat/x.png")
     touch(tmp_path / "dog/x.wav")

@@ -35,7 +35,15 @@ def load_noise_bank(
 ) -> np.ndarray:
     """float32 [L] with L >= min_samples: every audio file under `folder`, each at unit RMS."""
     folder = check_noise_dir(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    # Hidden entries are skipped as a data folder's are (scan.py): "._rain.wav" and
+    # "__MACOSX/" are a Mac zip's metadata, not audio.
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in AUDIO_EXTENSIONS
+        and not any(part.startswith((".", "__")) for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
     if not files:
         raise CrossmodalError(
             f"--noise-dir {folder}: holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"

@@ -34,7 +34,7 @@ import numpy as np
 from crossmodal import __version__, fsio
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
 from crossmodal.data.records import RecordLayout
-from crossmodal.data.scan import Sample, ScanResult, scan
+from crossmodal.data.scan import Sample, ScanResult, label_set, scan
 from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.locking import output_lock, remove_stale
 
@@ -98,13 +98,6 @@ class PreparedDataset:
     @property
     def shard_paths(self) -> list[Path | str]:
         return [fsio.join(self.path, name) for name in self.info["shards"]]
-
-
-def label_set(label: str | None) -> list[str]:
-    """A label cell's classes: "cat; dog" -> ["cat", "dog"] (multi-label manifests)."""
-    if not label:
-        return []
-    return [part.strip() for part in label.split(";") if part.strip()]
 
 
 def part_name(index: int, count: int) -> str:

@@ -116,7 +116,7 @@ def make_dataset(
 
 def multi_hot_targets(prep: PreparedDataset, labels: Sequence[str]) -> np.ndarray:
     """[max index + 1, K] targets from samples.jsonl's label cells ("a;b"); -1 rows unlabeled."""
-    from crossmodal.data.preprocess import label_set
+    from crossmodal.data.scan import label_set
 
     position = {name: k for k, name in enumerate(labels)}
     top = max([s["index"] for s in prep.samples] + [0]) + 1

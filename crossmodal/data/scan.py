@@ -37,6 +37,19 @@ def modality_of(path: Path) -> str | None:
     return None
 
 
+def label_set(label: str | None) -> list[str]:
+    """A label cell's classes: "cat; dog" -> ["cat", "dog"] (multi-label manifests)."""
+    if not label:
+        return []
+    return [part.strip() for part in label.split(";") if part.strip()]
+
+
+def canonical_label(label: str | None) -> str | None:
+    """A label as a sample keeps it: its classes stripped and joined by ";" ("cat " -> "cat",
+    " a ; b" -> "a;b"), None when it names none. Every later lookup uses this exact string."""
+    return ";".join(label_set(label)) or None
+
+
 @dataclass(frozen=True)
 class Sample:
     """One example: either path may be None (that modality is missing)."""
@@ -223,7 +236,7 @@ def add_pairs(result: ScanResult, pairs: dict[str, dict[str, str]], label: str |
             image = str(image)
         if audio is not None and type(audio) is not str:
             audio = str(audio)
-        append(Sample(stem, image, audio, label))
+        append(Sample(stem, image, audio, canonical_label(label)))
 
 
 def scan_folder(root: Path) -> ScanResult:
@@ -351,7 +364,7 @@ def scan_manifest(path: Path | RemoteFile) -> ScanResult:
         if found["image"] is None and found["audio"] is None:
             result.skip(f"{path}:{number}", "row has neither a usable image nor audio")
             continue
-        label = (row.get("label") or row.get("labels") or "").strip() or None
+        label = canonical_label(row.get("label") or row.get("labels"))
         group = (row.get("group") or "").strip() or None
         first = found["image"] or found["audio"]
         result.samples.append(
