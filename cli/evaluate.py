@@ -16,7 +16,9 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labeled folder, manifest or preprocessed folder.")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write metrics.json, report.md, confusion.png here."),
+        typer.Option(
+            "--out", "-o", help="Write metrics.json, report.md, report.html, confusion.png here."
+        ),
     ] = None,
     modality: Modality = "both",
     fail_under: Annotated[

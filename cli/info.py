@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.options import Json, Quiet
-from cli.output import Output, handled
+from cli.output import Output, handled, quiet_tensorflow_if_remote
 
 
 def info(
@@ -21,6 +21,7 @@ def info(
     with handled(o):
         from crossmodal.card import card_summary
 
+        quiet_tensorflow_if_remote(model)
         summary = card_summary(model)
         if json_output:
             o.result(summary)
@@ -101,7 +102,8 @@ def _split(split: Any) -> str | None:
     if kind == "stratified":
         return f"stratified random, {counts} (may overstate accuracy for unseen groups)"
     if kind == "group":
-        groups = ", ".join(str(g) for g in split.get("val_groups") or [])
+        groups = split.get("val_groups") or []
+        groups = ", ".join(map(str, groups)) if isinstance(groups, list) else str(groups)
         return f"by group, validation groups {groups or '—'}; {counts}"
     if kind == "val_dir":
         return f"separate validation data {split.get('val_dir')}; {counts}"

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.options import Channels, ClipSeconds, ImageSize, Json, Quiet, SampleRate, Workers
-from cli.output import Output, handled, parse_size
+from cli.output import Output, handled, parse_size, quiet_tensorflow_if_remote
 
 
 def preprocess(
@@ -52,6 +52,8 @@ def preprocess(
     with handled(o):
         from crossmodal.data.preprocess import PrepSettings
         from crossmodal.data.preprocess import preprocess as run
+
+        quiet_tensorflow_if_remote(data, out)
 
         settings = PrepSettings(
             sample_rate=sample_rate,

@@ -151,7 +151,10 @@ def train(
     ] = None,
     mixed_precision: Annotated[
         bool | None,
-        typer.Option("--mixed-precision", help="float16 compute on GPUs (no-op on CPU)."),
+        typer.Option(
+            "--mixed-precision/--no-mixed-precision",
+            help="float16 compute on GPUs (no-op on CPU) [off].",
+        ),
     ] = None,
     strategy: Annotated[
         str | None,
@@ -160,7 +163,8 @@ def train(
     calibrate: Annotated[
         bool | None,
         typer.Option(
-            "--calibrate", help="Fit temperature scaling on validation; store it in the model."
+            "--calibrate/--no-calibrate",
+            help="Fit temperature scaling on validation; store it in the model [off].",
         ),
     ] = None,
     multi_label: Annotated[
@@ -209,7 +213,7 @@ def train(
                 )
             # --strategy stays allowed: where the run goes on is not a setting of the model.
             changed = [
-                "--no-augment" if k == "augment" and v is False else f"--{k.replace('_', '-')}"
+                f"--no-{k.replace('_', '-')}" if v is False else f"--{k.replace('_', '-')}"
                 for k, v in given.items()
                 if v is not None and k != "strategy"
             ]
@@ -247,10 +251,10 @@ def train(
         data = data or (Path(cfg.data) if cfg.data else None)
         if data is None and resume is None:
             raise CrossmodalError("missing argument DATA (or a --config that names its data)")
-        if cfg.augment.noise_dir:
-            from crossmodal.data.noise import check_noise_dir
+        if resume is None:  # typos refused before TensorFlow is imported or data is read
+            from crossmodal.train import check_before_work
 
-            check_noise_dir(cfg.augment.noise_dir)
+            check_before_work(cfg, data, out)
         image = explicit["image"]
         shape = (
             (image["height"], image["width"]) if "height" in image and "width" in image else None

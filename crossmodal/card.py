@@ -154,7 +154,9 @@ def card_summary(model_dir: str | Path) -> dict[str, Any]:
         else {
             "source": dataset.get("source"),
             "num_samples": dataset.get("num_samples"),
-            "num_skipped_files": len(dataset.get("skipped") or []),
+            "num_skipped_files": len(skipped)
+            if isinstance(skipped := dataset.get("skipped") or [], list)
+            else None,
         },
         "trained_samples": trained,
         "split": split,

@@ -55,6 +55,15 @@ def _gfile(path: PathLike):
         _plugins_tried = True
         with contextlib.suppress(Exception):  # not installed, or built for another TF
             import tensorflow_io  # noqa: F401
+    if scheme not in BUILT_IN and scheme not in tf.io.gfile.get_registered_schemes():
+        # Unregistered, every gfile call fails ("not implemented"), which callers would
+        # report as a missing file.
+        from crossmodal.errors import CrossmodalError
+
+        raise CrossmodalError(
+            f"{scheme}:// paths need a TensorFlow filesystem for '{scheme}', which is not "
+            "installed (s3://, hdfs://, az:// come with: pip install tensorflow-io)"
+        )
     return tf.io.gfile
 
 
@@ -233,6 +242,17 @@ def walk_files(root: PathLike) -> list[str]:
     for folder, _dirs, files in _gfile(root).walk(normalize(root)):
         out.extend(f"{folder.rstrip('/')}/{name.rstrip('/')}" for name in files)
     return sorted(out)
+
+
+def blocked_by_file(path: PathLike) -> Path | None:
+    """The nearest existing ancestor of a local `path` when it is not a folder (so `path`
+    cannot be created under it); None when it is one, or for a remote path."""
+    if is_remote(path):
+        return None
+    folder = Path(os.path.abspath(path)).parent
+    while not os.path.lexists(folder) and folder.parent != folder:
+        folder = folder.parent
+    return None if folder.is_dir() else folder
 
 
 def reason(exc: Exception) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -119,6 +120,44 @@ def label_map(from_classes: list[str], to_labels: tuple[str, ...], what: str) ->
     return np.array([index[c] for c in from_classes] or [0], dtype=np.int32)
 
 
+def read_class_weights(spec: str) -> dict[str, float]:
+    """A --class-weight JSON file: an object of label -> weight (a number >= 0)."""
+    try:
+        table = json.loads(fsio.read_text(spec))
+    except (OSError, ValueError) as exc:
+        raise CrossmodalError(
+            f"--class-weight {spec}: not 'balanced' or a JSON file ({exc})"
+        ) from None
+    if not isinstance(table, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        for v in table.values()
+    ):
+        raise CrossmodalError(
+            f"--class-weight {spec}: expected a JSON object of label: weight (numbers >= 0)"
+        )
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def check_before_work(
+    cfg: RunConfig, data: str | Path | None, out: str | Path | None = None
+) -> None:
+    """What can be refused before TensorFlow is imported or any data is read, so that a typo
+    costs neither: a local DATA or --val-dir that does not exist, an --out under a file,
+    --group-regex, the --class-weight file, --noise-dir."""
+    if out is not None and (blocker := fsio.blocked_by_file(out)) is not None:
+        raise CrossmodalError(f"--out {out}: {blocker} is not a folder")
+    for flag, path in (("", data), ("--val-dir: ", cfg.train.val_dir)):
+        if path is not None and not fsio.is_remote(path) and not Path(path).exists():
+            raise CrossmodalError(f"{flag}no such file or folder: {path}")
+    compile_group_regex(cfg.train.group_regex)
+    if cfg.train.class_weight and cfg.train.class_weight != "balanced":
+        read_class_weights(cfg.train.class_weight)
+    if cfg.augment.noise_dir:
+        from crossmodal.data.noise import check_noise_dir
+
+        check_noise_dir(cfg.augment.noise_dir)
+
+
 def _class_weights(
     cfg: RunConfig, prep: PreparedDataset, train_idx: list[int]
 ) -> np.ndarray | None:
@@ -134,12 +173,7 @@ def _class_weights(
                 counts[labels.index(s["label"])] += 1
         # sklearn's "balanced": n_samples / (n_classes * count), absent classes weigh 0
         return np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
-    try:
-        table = json.loads(fsio.read_text(spec))
-    except (OSError, ValueError) as exc:
-        raise CrossmodalError(
-            f"--class-weight {spec}: not 'balanced' or a JSON file ({exc})"
-        ) from None
+    table = read_class_weights(spec)
     unknown = sorted(set(table) - set(labels))
     if unknown:
         raise CrossmodalError(f"--class-weight {spec}: unknown label(s) {', '.join(unknown)}")
@@ -212,6 +246,8 @@ def train(
     staging = _remote_staging(out) if remote else out.with_name(f".{out.name}.partial")
     if data is not None and fsio.is_remote(data):
         data = fsio.normalize(data)
+    if not resume:  # a resumed run's settings are read below, from its staging folder
+        check_before_work(config or RunConfig(), data, out)
     if not remote:
         out.parent.mkdir(parents=True, exist_ok=True)
     placement = choose_strategy((config or RunConfig()).train.strategy)
@@ -251,10 +287,8 @@ def train(
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
         cfg = config or RunConfig()
-        if cfg.augment.noise_dir:  # before preprocessing, which can take minutes
-            from crossmodal.data.noise import check_noise_dir
-
-            check_noise_dir(cfg.augment.noise_dir)
+        if resume:  # before preprocessing, which can take minutes
+            check_before_work(cfg, data)
         if not resume and staging.exists():
             shutil.rmtree(staging)
             say(f"discarded an incomplete earlier run in {staging} (pass --resume to continue one)")

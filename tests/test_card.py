@@ -360,3 +360,15 @@ def test_the_card_says_which_image_settings_the_user_set():
     assert "48x48 pixels, 1 channel(s) (set by the user)" in both
     old = _data_section({"image": {**image, "inferred": True}})  # a folder from before the flag
     assert "48x48 pixels, 1 channel(s) (inferred from the data)" in old
+
+
+def test_info_reads_odd_field_types_in_a_hand_edited_folder(tmp_path: Path) -> None:
+    # dataset.json is the user's to edit; a field of another type is shown, never a traceback.
+    model = make_model_dir(tmp_path)
+    dataset = json.loads((model / "dataset.json").read_text())
+    dataset.update(skipped=5, split={"kind": "group", "val_groups": 5, "train": 1, "val": 1})
+    (model / "dataset.json").write_text(json.dumps(dataset))
+    assert card_summary(model)["data"]["num_skipped_files"] is None
+    result = CliRunner().invoke(app, ["info", str(model)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "validation groups 5" in result.output

@@ -112,6 +112,7 @@ def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, 
     (tmp_path / "empty" / "notes.txt").write_text("not media")
     (tmp_path / "dir.csv").mkdir()
     (tmp_path / "file").write_text("a file")
+    (weights := tmp_path / "weights.json").write_text('{"a": "heavy"}')
     a, nowhere = str(data / "a"), str(tmp_path / "nowhere")
     cases = [
         (["predict", str(model), a, "--modality", "bogus"], "'bogus' is not one of"),
@@ -122,6 +123,18 @@ def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, 
         (["evaluate", str(model), str(data), "--out", str(tmp_path / "file")], "not a folder"),
         (["evaluate", nowhere, str(data)], "no model folder"),
         (["train", "--resume", nowhere, "--epochs", "3", "--seed", "1"], "drop --epochs, --seed"),
+        (["predict", str(model), a, "--out", str(tmp_path / "file" / "p.csv")], "not a folder"),
+        (["evaluate", str(model), str(data), "--out", str(tmp_path / "file/r")], "not a folder"),
+        # train's typos: refused before TensorFlow is imported or the data is preprocessed
+        (["train", str(data), "--out", str(tmp_path / "file" / "m")], "file is not a folder"),
+        (["train", nowhere, "--out", str(tmp_path / "m")], "no such file or folder"),
+        (["train", str(data), "--out", str(tmp_path / "m"), "--val-dir", nowhere], "--val-dir"),
+        (["train", str(data), "--out", str(tmp_path / "m"), "--group-regex", "("], "regular"),
+        (["train", str(data), "--out", str(tmp_path / "m"), "--class-weight", nowhere], "JSON"),
+        (
+            ["train", str(data), "--out", str(tmp_path / "m"), "--class-weight", str(weights)],
+            "expected a JSON",
+        ),
     ]
     code = textwrap.dedent(
         """
@@ -146,6 +159,7 @@ def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, 
         [sys.executable, "-c", code, json.dumps(cases)], capture_output=True, text=True, cwd=root
     )
     assert proc.returncode == 0, proc.stderr
+    assert not any(p.name.startswith((".m", "m")) for p in tmp_path.iterdir())  # nothing begun
 
 
 def test_overwrite_replaces_only_a_model_folder_and_os_errors_are_one_line(data, tmp_path):

@@ -149,3 +149,10 @@ def test_remote_manifest_and_sharded_parts_in_ram(ram):
     tf.io.gfile.rmtree(f"{ram}/parts/part-00001-of-00002")
     with pytest.raises(CrossmodalError, match="part-00001-of-00002"):
         open_prepared(f"{ram}/parts")
+
+
+def test_a_scheme_without_a_filesystem_is_named_not_reported_missing():
+    # Unregistered, every gfile call fails as "not implemented", which callers would report as
+    # "no such file": the error says what is missing instead.
+    with pytest.raises(CrossmodalError, match="nosuchfs:// paths need a TensorFlow filesystem"):
+        fsio.exists("nosuchfs://bucket/model")
