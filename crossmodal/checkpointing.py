@@ -2,9 +2,9 @@
 
 Each epoch end saves, atomically: every model variable, every optimizer variable (moments,
 iteration count, hence the learning-rate schedule), the random-generator states of the
-augmentation and dropout layers, and the early-stopping state (best value, patience counter,
-best weights). Restoring all of it, and replaying the data shuffles of the finished epochs,
-continues the run exactly where it stopped.
+augmentation and dropout layers, the early-stopping state (best value, patience counter,
+best weights) and the plateau schedule's counters. Restoring all of it, and replaying the
+data shuffles of the finished epochs, continues the run exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -69,15 +69,49 @@ class EarlyStop(keras.callbacks.Callback):
             self.net.set_weights(self.best_weights)
 
 
+class Plateau(keras.callbacks.ReduceLROnPlateau):
+    """keras.callbacks.ReduceLROnPlateau whose counters survive a resume: Keras resets them
+    when a fit begins, so `EpochCheckpoint` saves `state()` and sets `resumed`, which is
+    applied after that reset."""
+
+    resumed: dict | None = None
+
+    def state(self) -> dict:
+        best = float(self.best)
+        return {
+            "best": best if math.isfinite(best) else None,
+            "wait": int(self.wait),
+            "cooldown_counter": int(self.cooldown_counter),
+        }
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resumed is not None:
+            best = self.resumed["best"]
+            self.best = self.best if best is None else best
+            self.wait = self.resumed["wait"]
+            self.cooldown_counter = self.resumed["cooldown_counter"]
+
+
 class EpochCheckpoint(EarlyStop):
-    """Checkpointing and early stopping in one callback, so both resume together."""
+    """Checkpointing and early stopping in one callback, so both resume together (with the
+    plateau schedule's counters, when there is one: place `plateau` before this callback)."""
 
     def __init__(
-        self, folder: Path, trainer, net, *, monitor: str, patience: int, start_from_epoch: int = 0
+        self,
+        folder: Path,
+        trainer,
+        net,
+        *,
+        monitor: str,
+        patience: int,
+        start_from_epoch: int = 0,
+        plateau: Plateau | None = None,
     ):
         super().__init__(net, monitor=monitor, patience=patience, start_from_epoch=start_from_epoch)
         self.folder = Path(folder)
         self.trainer = trainer
+        self.plateau = plateau
 
     def _variables(self) -> list:
         seen, out = set(), []
@@ -111,6 +145,7 @@ class EpochCheckpoint(EarlyStop):
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stopped": self.stopped,
+            "plateau": self.plateau.state() if self.plateau is not None else None,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
         old = self.folder.with_name(self.folder.name + ".old")
@@ -143,4 +178,6 @@ class EpochCheckpoint(EarlyStop):
                 self.best_weights = [best[f"arr_{i}"] for i in range(len(best.files))]
         self.best = meta["best"] if meta["best"] is not None else math.inf
         self.best_epoch, self.wait, self.stopped = meta["best_epoch"], meta["wait"], meta["stopped"]
+        if self.plateau is not None:
+            self.plateau.resumed = meta.get("plateau")
         return int(meta["epochs_done"])

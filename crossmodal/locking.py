@@ -57,13 +57,18 @@ def _holder_pid(fd: int) -> str:
 
 @contextmanager
 def output_lock(
-    out: str | Path, *, advice: str = "wait for it or choose another --out", wait: bool = False
+    out: str | Path,
+    *,
+    advice: str = "wait for it or choose another --out",
+    wait: bool = False,
+    name: str | None = None,
 ) -> Iterator[Path]:
     """Hold the exclusive lock for writing `out` (a folder or a file); refuse if held.
 
     Raises CrossmodalError("<out> is being written by another crossmodal run (pid N); <advice>").
     With `wait`, block until the holder is done instead (for shared caches, where the second
-    run should simply read what the first one wrote).
+    run should simply read what the first one wrote). `name` is what the refusal calls `out`
+    (a remote MODEL, whose local staging folder is what is locked).
     """
     out = Path(out)
     path = lock_path(out)
@@ -80,8 +85,8 @@ def output_lock(
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise CrossmodalError(f"cannot lock {path}: {exc.strerror or exc}") from None
                 raise CrossmodalError(
-                    f"{out} is being written by another crossmodal run (pid {_holder_pid(fd)}); "
-                    f"{advice}"
+                    f"{name or out} is being written by another crossmodal run "
+                    f"(pid {_holder_pid(fd)}); {advice}"
                 ) from None
         _held.add(fd)
         command = " ".join(sys.argv) or "python"

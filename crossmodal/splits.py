@@ -96,6 +96,11 @@ def group_split(
                 f"validation group(s) {', '.join(unknown)} not found; groups are: "
                 f"{', '.join(sorted(groups))}"
             )
+        if set(groups) <= set(val_groups):
+            raise CrossmodalError(
+                f"--val-group names every group ({', '.join(sorted(groups))}); "
+                "at least one must train"
+            )
         chosen = list(val_groups)
     else:
         rng = np.random.default_rng(seed)

@@ -262,8 +262,9 @@ def train(
     if not placement.is_chief:  # only the chief writes MODEL; the others write to a temp dir
         staging = Path(tempfile.mkdtemp(prefix="crossmodal-worker-")) / "partial"
         guard = _removed_on_exit(staging.parent)
-    else:  # a remote MODEL has no lock: its config.json, copied last, marks it complete
-        guard = contextlib.nullcontext() if remote else output_lock(out)
+    else:  # a remote MODEL's config.json, copied last, marks it complete; two runs on one
+        # machine would share its local staging folder, which the lock keeps to one
+        guard = output_lock(staging, name=str(out)) if remote else output_lock(out)
     with guard:
         for name in remove_stale(out, kinds=("old",)) if placement.is_chief and not remote else ():
             say(f"removed {name}, left by an interrupted run")  # a swap killed half-way
@@ -323,6 +324,12 @@ def train(
         if cfg.model.multi_label and cfg.train.class_weight:
             raise CrossmodalError("--class-weight applies to single-label models only")
         val_prep, train_idx, val_idx, split = _make_split(cfg, prep, settings, workers, progress)
+        chosen = set(train_idx)
+        if not any(s["label"] is not None for s in prep.samples if s["index"] in chosen):
+            raise CrossmodalError(
+                f"the {split['kind']} split leaves no labeled sample to train on"
+                + (": hold out fewer groups" if split["kind"] == "group" else "")
+            )
         if cfg.train.batch_size <= 0:
             batch = auto_batch_size(len(train_idx))
             cfg = cfg.replace(train=dataclasses.replace(cfg.train, batch_size=batch))
@@ -345,7 +352,9 @@ def train(
             _mixed_precision(say)
         job = _Job(cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say)
         job.placement = placement
-        selection = None
+        # A resumed `auto` run saved its choice in its config; the record of why it chose, for
+        # metrics.json and the card, is kept beside it.
+        selection = state.get("fusion_selection") if resume else None
         if cfg.model.fusion == "auto":
             if resume and state.get("fusion"):
                 cfg = cfg.replace(model=dataclasses.replace(cfg.model, fusion=state["fusion"]))
@@ -355,7 +364,14 @@ def train(
         if not resume:
             staging.mkdir(parents=True)
             (staging / STATE_FILE).write_text(
-                json.dumps({"config": cfg.to_dict(), "data": str(data), "fusion": cfg.model.fusion})
+                json.dumps(
+                    {
+                        "config": cfg.to_dict(),
+                        "data": str(data),
+                        "fusion": cfg.model.fusion,
+                        "fusion_selection": selection,
+                    }
+                )
             )
         try:
             self_training = job.self_train_labels(resume=resume)
@@ -739,6 +755,7 @@ class _Job:
         net, trainer = self.build(cfg)
         val_ds = self.val_ds()
         monitor = "val_loss" if val_ds is not None else "loss"
+        plateau = _plateau(t, monitor) if t.schedule == "plateau" else None
         checkpoint = EpochCheckpoint(
             staging / "checkpoint",
             trainer,
@@ -746,6 +763,7 @@ class _Job:
             monitor=monitor,
             patience=t.patience,
             start_from_epoch=t.first_watched_epoch,
+            plateau=plateau,
         )
         train_ds = self.train_ds()
         initial_epoch = checkpoint.restore() if resume else 0
@@ -760,9 +778,11 @@ class _Job:
             # An epoch logged but killed before its checkpoint runs again: log it once.
             _trim_history(staging / "history.csv", initial_epoch)
         callbacks = [
+            # First: it logs the epoch's learning rate for history.csv; and before the
+            # checkpoint, which saves its counters.
+            *([plateau] if plateau is not None else []),
             keras.callbacks.CSVLogger(str(staging / "history.csv"), append=resume),
             keras.callbacks.TensorBoard(log_dir=str(staging / LOGS), write_graph=True),
-            *([_plateau(t, monitor)] if t.schedule == "plateau" else []),
             checkpoint,
         ]
         callbacks += self._progress(t.epochs)
@@ -851,9 +871,10 @@ class _Job:
 
 
 def _replaceable_model_dir(out: Path | str) -> bool:
-    """What `--overwrite` may replace: a model folder (config.json and saved_model/), a
-    folder of nothing but what training writes (a copy to a remote store killed half-way),
-    or an empty folder."""
+    """What `--overwrite` may replace: a folder of nothing but what training writes (a copy
+    to a remote store killed half-way), an empty folder, or a crossmodal model folder of any
+    version (saved_model/ and a config.json that crossmodal wrote) with files added to it.
+    Another project's `config.json` and `saved_model/` are not enough."""
     from crossmodal.artifacts import ALL_FILES
     from crossmodal.card import MODEL_CARD, TRAINING_CURVES_PNG
 
@@ -861,7 +882,15 @@ def _replaceable_model_dir(out: Path | str) -> bool:
     if names is None:
         return False
     written = {*ALL_FILES, MODEL_CARD, TRAINING_CURVES_PNG, METRICS_FILE, THRESHOLDS_FILE, LOGS}
-    return names <= written or {"config.json", "saved_model"} <= names
+    if names <= written:
+        return True
+    if not {"config.json", "saved_model"} <= names:
+        return False
+    try:
+        info = json.loads(fsio.read_text(fsio.join(out, "config.json")))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and {"format_version", "crossmodal_version"} <= set(info)
 
 
 def _optimizer(cfg: RunConfig, num_train: int):
@@ -891,9 +920,9 @@ def _optimizer(cfg: RunConfig, num_train: int):
 
 def _plateau(t, monitor: str):
     """Halve the learning rate when `monitor` (the early-stopping one) stops improving."""
-    import keras
+    from crossmodal.checkpointing import Plateau
 
-    return keras.callbacks.ReduceLROnPlateau(
+    return Plateau(
         monitor=monitor,
         factor=0.5,
         patience=max(1, t.patience // 2),

@@ -171,6 +171,12 @@ def test_overwrite_replaces_only_a_model_folder_and_os_errors_are_one_line(data,
     proc = run("train", str(data), "--out", str(project), "--overwrite", check=False)
     assert proc.returncode == 1 and "is not a model folder" in proc.stderr, proc.stderr
     assert (project / "thesis.tex").read_text() == "years of work"
+    # Another tool's config.json and saved_model/ do not make it a crossmodal model folder.
+    (project / "config.json").write_text('{"hidden_size": 768}')
+    (project / "saved_model").mkdir()
+    proc = run("train", str(data), "--out", str(project), "--overwrite", check=False)
+    assert proc.returncode == 1 and "is not a model folder" in proc.stderr, proc.stderr
+    assert (project / "thesis.tex").exists() and (project / "saved_model").is_dir()
     proc = run("train", str(data), "--out", str(tmp_path / "project" / "thesis.tex" / "m"),
                check=False)  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

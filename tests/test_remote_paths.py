@@ -92,7 +92,8 @@ def test_train_evaluate_predict_with_every_path_in_ram(ram, tmp_path):
     assert gfile.exists(f"{model}/saved_model/saved_model.pb")
     assert not gfile.exists(f"{ram}/models/.m.partial")  # staged locally, copied over
     runs = Path(os.environ["CROSSMODAL_CACHE"]) / "runs"
-    assert not runs.exists() or not any(runs.iterdir())  # and the local staging is gone
+    # the local staging is gone; its lock file stays, as a local MODEL's does
+    assert all(p.name.endswith(".partial.lock") and p.is_file() for p in runs.iterdir())
     md = open_model_dir(model)
     assert md.labels == ["a", "b", "c"]
     assert "serving_default" in tf.saved_model.load(f"{model}/saved_model").signatures
@@ -156,3 +157,17 @@ def test_a_scheme_without_a_filesystem_is_named_not_reported_missing():
     # "no such file": the error says what is missing instead.
     with pytest.raises(CrossmodalError, match="nosuchfs:// paths need a TensorFlow filesystem"):
         fsio.exists("nosuchfs://bucket/model")
+
+
+def test_a_second_run_on_the_same_remote_model_is_refused(ram, tmp_path):
+    # Both would build in the same local staging folder: the second must not wipe the first's.
+    from crossmodal.locking import output_lock
+    from crossmodal.train import _remote_staging, train
+
+    out = f"{ram}/m"
+    make_dataset(tmp_path / "data", per_class=2)
+    with (
+        output_lock(_remote_staging(out)),
+        pytest.raises(CrossmodalError, match=f"{out} is being written by another"),
+    ):
+        train(tmp_path / "data", out)

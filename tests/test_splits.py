@@ -136,6 +136,18 @@ def test_unknown_val_group():
         )
 
 
+def test_val_groups_naming_every_group_rejected():
+    samples = speaker_samples({"spk1": 3, "spk2": 3})
+    with pytest.raises(CrossmodalError, match="names every group"):
+        group_split(
+            samples,
+            compile_group_regex(r"^(spk\d+)_"),
+            val_groups=("spk1", "spk2"),
+            fraction=0.2,
+            seed=0,
+        )
+
+
 def test_samples_without_group_rejected():
     samples = speaker_samples({"spk1": 3, "spk2": 3})
     samples.append({"index": 99, "stem": "mystery", "label": "yes"})

@@ -35,11 +35,14 @@ class Kill(KeyboardInterrupt):
     """Stands in for a SIGINT arriving after an epoch."""
 
 
-@pytest.mark.parametrize("variant", ["defaults", "noise-dir", "ensemble"])
+@pytest.mark.parametrize("variant", ["defaults", "noise-dir", "ensemble", "plateau"])
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, variant):
-    """Also with --noise-dir (its per-batch seeds are replayed with the shuffles) and with two
-    ensemble members (every member's weights, optimizer and random states are checkpointed)."""
+    """Also with --noise-dir (its per-batch seeds are replayed with the shuffles), with two
+    ensemble members (every member's weights, optimizer and random states are checkpointed)
+    and with the plateau schedule (its counters, which Keras resets when a fit begins)."""
     cfg = tiny_config()
+    if variant == "plateau":  # the rate halves after one epoch without a new best
+        cfg = tiny_config(schedule="plateau", patience=2, epochs=6, early_stop_from=0.9)
     if variant == "ensemble":
         cfg = cfg.replace(model=dataclasses.replace(SMALL, members=2))
     if variant == "noise-dir":
@@ -51,6 +54,9 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, vari
         aug = dataclasses.replace(cfg.augment, noise_dir=str(tmp_path / "noise"))
         cfg = cfg.replace(augment=aug)
     full = train(data, tmp_path / "full", config=cfg)
+    if variant == "plateau":  # the counters at the kill decide a later halving
+        rates = [r["learning_rate"] for r in full.history]
+        assert len(set(rates[2:])) > 1, rates
 
     def die_after_two(epoch, total, logs):
         if epoch == 2:
@@ -168,6 +174,16 @@ def test_auto_fusion_tries_every_candidate_and_says_why(data, tmp_path):
         json.loads((tmp_path / "auto" / "config.json").read_text())["model"]["fusion"]
         == (selection["chosen"])
     )
+
+    def die_after_two(epoch, total, logs):
+        if epoch == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):  # killed in the final fit, after the choice
+        train(data, tmp_path / "cut", config=cfg, on_epoch=die_after_two)
+    train(None, tmp_path / "cut", resume=True)
+    resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())["fusion_selection"]
+    assert resumed == selection
 
 
 def test_config_file_then_flags_then_repeat(data, tmp_path):
@@ -429,3 +445,17 @@ def test_early_stop_stops_and_restores_as_keras_does():
         assert ours == keras_, (losses, patience, start)
         outcomes.add((ours[0] < len(losses) - 1, ours[1] != ours[0]))
     assert len(outcomes) >= 3  # stopped early and ran to the end; kept an earlier epoch or not
+
+
+def test_a_split_that_leaves_nothing_labeled_to_train_on_is_refused(data, tmp_path):
+    # Group g1 holds only unlabeled pairs and g0, all the labels, is held out for validation.
+    rows = ["image,audio,label,group"]
+    for wav in sorted(data.rglob("*.wav")):
+        group = wav.stem.split("_")[0]
+        label = wav.parent.name if group == "g0" else ""
+        rows.append(f"{wav.with_suffix('.png')},{wav},{label},{group}")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    with pytest.raises(CrossmodalError, match="leaves no labeled sample to train on"):
+        train(manifest, tmp_path / "m", config=tiny_config(val_groups=("g0",)))
+    assert not (tmp_path / "m").exists()
