@@ -146,9 +146,6 @@ def check_before_work(
     --group-regex, the --class-weight file, --noise-dir."""
     if out is not None and (blocker := fsio.blocked_by_file(out)) is not None:
         raise CrossmodalError(f"--out {out}: {blocker} is not a folder")
-    for flag, path in (("", data), ("--val-dir: ", cfg.train.val_dir)):
-        if path is not None and not fsio.is_remote(path) and not Path(path).exists():
-            raise CrossmodalError(f"{flag}no such file or folder: {path}")
     compile_group_regex(cfg.train.group_regex)
     if cfg.train.class_weight and cfg.train.class_weight != "balanced":
         read_class_weights(cfg.train.class_weight)
@@ -156,6 +153,9 @@ def check_before_work(
         from crossmodal.data.noise import check_noise_dir
 
         check_noise_dir(cfg.augment.noise_dir)
+    for flag, path in (("", data), ("--val-dir: ", cfg.train.val_dir)):
+        if path is not None and not fsio.is_remote(path) and not Path(path).exists():
+            raise CrossmodalError(f"{flag}no such file or folder: {path}")
 
 
 def _class_weights(
