@@ -129,7 +129,9 @@ class GatedFusion(keras.layers.Layer):
         zi = self.project_image(inputs["image_embedding"])  # [N, H]
         za = self.project_audio(inputs["audio_embedding"])  # [N, H]
         scores = self.gate(tf.concat([zi, za, mask], axis=-1))  # [N, 2]
-        scores = tf.where(mask > 0, scores, -1e9)  # an absent modality is never chosen
+        # An absent modality is never chosen; with neither present the gate is even (the
+        # dtype's lowest value, not -1e9: that is -inf in float16, and a softmax of two is NaN).
+        scores = tf.where(mask > 0, scores, tf.ones_like(scores) * scores.dtype.min)
         gate = tf.nn.softmax(scores, axis=-1)  # [N, 2]
         z = gate[:, 0:1] * zi + gate[:, 1:2] * za  # [N, H]
         return self.head(self.drop(z, training=training))  # [N, K]
@@ -176,7 +178,8 @@ class ConvFusion(keras.layers.Layer):
         gh, gw = self.grid
 
         def to_grid(feature_map, present):
-            resized = tf.image.resize(feature_map, [gh, gw])  # [N, gh, gw, c]
+            resized = tf.image.resize(feature_map, [gh, gw])  # [N, gh, gw, c], always float32
+            resized = tf.cast(resized, feature_map.dtype)  # float16 under mixed precision
             return resized * present[:, tf.newaxis, tf.newaxis, tf.newaxis]
 
         img = to_grid(inputs["image_map"], inputs["image_present"])
@@ -208,7 +211,8 @@ def build_fusion(
     if name == "concat":
         return ConcatFusion(num_classes, hidden=hidden, dropout=dropout, name="fusion")
     if name == "late":
-        return LateFusion(num_classes, multi_label=multi_label, name="fusion")
+        # float32 under mixed precision too: 1 - 1e-7 is 1.0 in float16, and log1p(-1) is -inf
+        return LateFusion(num_classes, multi_label=multi_label, name="fusion", dtype="float32")
     if name == "gated":
         return GatedFusion(num_classes, hidden=hidden, dropout=dropout, name="fusion")
     if name == "conv":

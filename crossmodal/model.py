@@ -526,10 +526,10 @@ def _single_network(cfg: RunConfig, name: str, test_views: bool = False) -> kera
     )(logits)
 
     # === Shared space (cross-modal alignment and retrieval) ===
-    shared_image = L2Normalize(name="image_shared")(
+    shared_image = L2Normalize(name="image_shared", **FP32)(
         keras.layers.Dense(m.shared_dim, name="image_projection")(e_img)
     )  # [N, S], unit length
-    shared_audio = L2Normalize(name="audio_shared")(
+    shared_audio = L2Normalize(name="audio_shared", **FP32)(
         keras.layers.Dense(m.shared_dim, name="audio_projection")(e_aud)
     )  # [N, S], unit length
     outputs = {

@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from crossmodal.data.decode import _is_grayscale
 from crossmodal.data.scan import IMAGE_EXTENSIONS, scan_folder
 
 
@@ -79,7 +80,7 @@ def corrupt_folder(
         folder.mkdir(parents=True, exist_ok=True)
         if sample.image:
             with Image.open(sample.image) as im:
-                mode = "L" if im.mode in ("L", "1", "P") else "RGB"
+                mode = "L" if _is_grayscale(im) else "RGB"  # a palette may hold colour
                 pixels = np.asarray(im.convert(mode))
             out = Image.fromarray(
                 corrupt_image(
@@ -118,7 +119,8 @@ def corrupt_folder(
             peak = np.max(np.abs(mixed))
             if peak > 0.999:
                 mixed = mixed * (0.999 / peak)
-            sf.write(
-                folder / Path(sample.audio).name, mixed.astype(np.float32), rate, subtype="PCM_16"
-            )
+            name = folder / Path(sample.audio).name
+            # 16-bit PCM where the format holds it; Ogg Vorbis and others take their own
+            pcm = sf.check_format(name.suffix[1:].upper(), "PCM_16")
+            sf.write(name, mixed.astype(np.float32), rate, subtype="PCM_16" if pcm else None)
     return dst

@@ -403,6 +403,8 @@ def test_mixed_precision_runs_the_encoders_in_float16_and_the_rest_in_float32(
     net = build_network(cfg)
     member = member_networks(net)[0]
     assert member.get_layer("log_mel").compute_dtype == "float32"
+    # float16's epsilon and range break unit-length rows (a norm above 256 overflows)
+    assert member.get_layer("image_shared").compute_dtype == "float32"
     conv = member.get_layer("audio_encoder").get_layer("audio_encoder_conv0")
     assert conv.compute_dtype == "float16"
     trainer = Trainer(net, aux_weight=0.5, label_smoothing=0.1, contrastive_weight=0.1)
@@ -424,3 +426,34 @@ def test_mixed_precision_runs_the_encoders_in_float16_and_the_rest_in_float32(
         assert out[key].dtype == tf.float32, key
     want = net(x, training=False)["probabilities"].numpy()
     np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-3)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "late", "gated", "conv"])
+def test_mixed_precision_every_fusion_builds_and_stays_finite(mixed_precision, fusion):
+    """Under mixed_float16: conv's resize returns float32 into a float16 product, and the
+    gate's mask of -1e9 is -inf in float16 (a row with neither modality gave NaN)."""
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, fusion=fusion))
+    net = build_network(cfg)
+    x = batch(4, image_present=[1, 0, 1, 0], audio_present=[1, 1, 0, 0])  # last: neither
+    out = net(x, training=False)
+    for key, value in out.items():
+        assert np.isfinite(np.asarray(value, np.float32)).all(), key
+
+
+def test_late_fusion_of_confident_multi_label_heads_is_finite_in_mixed_precision(
+    mixed_precision,
+):
+    from crossmodal.fusion import build_fusion
+
+    late = build_fusion("late", 3, hidden=8, dropout=0.0, multi_label=True)
+    logits = tf.constant(np.full((2, 3), 9.0), tf.float16)  # sigmoid(9) rounds to 1 in float16
+    present = tf.ones(2, tf.float16)
+    out = late(
+        {
+            "image_logits": logits,
+            "audio_logits": logits,
+            "image_present": present,
+            "audio_present": present,
+        }
+    )
+    assert np.isfinite(out.numpy()).all()

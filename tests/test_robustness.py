@@ -46,3 +46,18 @@ def test_corrupt_folder_keeps_names_labels_and_lengths(tmp_path):
             assert ra == rb and len(a) == len(b) and not np.allclose(a, b)
         else:
             assert Image.open(twin).size == Image.open(f).size
+
+
+def test_corrupt_folder_keeps_ogg_sounds_and_palette_colour(tmp_path):
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    rate = 16000
+    sf.write(src / "x.ogg", 0.3 * np.sin(np.arange(rate // 2) / 5.0), rate)  # Ogg Vorbis
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:, :4] = (255, 0, 0)  # half red, half black
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(src / "x.png")
+    dst = corrupt_folder(tmp_path / "src", tmp_path / "dst", snr_db=10, seed=0)
+    wave, got_rate = sf.read(dst / "a" / "x.ogg")
+    assert got_rate == rate and len(wave) == rate // 2
+    with Image.open(dst / "a" / "x.png") as im:
+        assert im.mode == "RGB"  # the palette's colour kept, not turned grey
