@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -324,7 +325,8 @@ def _data_section(dataset: Mapping[str, Any]) -> str:
         lines += ["", "| Class | Samples | With image | With sound |", "|---|---|---|---|"]
         for label, entry in per_class.items():
             lines.append(
-                f"| {_md(label)} | {_num(entry.get('samples'))} | {_num(entry.get('image'))} "
+                f"| {md_literal(label)} | {_num(entry.get('samples'))} "
+                f"| {_num(entry.get('image'))} "
                 f"| {_num(entry.get('audio'))} |"
             )
     return "\n".join(lines)
@@ -613,3 +615,13 @@ def _plain(value: Any) -> str:
 def _md(value: Any) -> str:
     """Keep user text (labels, paths) from breaking a table row or a code span."""
     return str(value).replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+_MD_SYNTAX = re.compile(r"([\\`*_\[\]<>&#~|!])")
+
+
+def md_literal(value: Any) -> str:
+    """User text (a class name) as literal Markdown outside a code span: every character that
+    Markdown could read as syntax is backslash-escaped ("<unk>" is not an HTML tag, "__x__"
+    not bold), and a line break, which would end a table row, becomes a space."""
+    return _MD_SYNTAX.sub(r"\\\1", str(value).replace("\n", " "))

@@ -27,7 +27,7 @@ def confusion_png(
     With ``normalize`` each row is divided by its support, so cells read as "fraction of true
     class X predicted as Y" (rows with no support stay 0, never NaN).
     """
-    labels = [str(label) for label in labels]
+    labels = [_literal(label) for label in labels]
     counts = _square_matrix(matrix, labels)
     values = _row_normalize(counts) if normalize else counts
     size = _figure_size(len(labels))
@@ -46,7 +46,7 @@ def f1_bars_png(per_class: Mapping[str, Mapping[str, Any]]) -> bytes:
     """Horizontal bars of F1 per class (in label order, first at the top), support annotated."""
     if not per_class:
         raise ValueError("per_class is empty: nothing to plot")
-    labels = [str(label) for label in per_class]
+    labels = [_literal(label) for label in per_class]
     f1 = np.array([_number(scores.get("f1")) for scores in per_class.values()])
     support = [scores.get("support") for scores in per_class.values()]
     height = min(max(2.5, 0.32 * len(labels) + 1.5), 18.0)
@@ -176,6 +176,12 @@ def _number(value: Any, default: float = math.nan) -> float:
         return float(value)
     except (TypeError, ValueError):
         return default
+
+
+def _literal(label: Any) -> str:
+    """A class name drawn as written: matplotlib reads text between two "$" as a formula
+    ("$100_$200" raised, "$5-$10" lost its signs)."""
+    return str(label).replace("$", r"\$")
 
 
 def _square_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from crossmodal import fsio
+from crossmodal.card import md_literal
 
 METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
@@ -365,8 +366,10 @@ def _md_path(path: Any) -> str:
     """A file name as a code span (so `_` and `*` stay literal); a dash when absent."""
     if not path:
         return _MISSING
-    text = _escape(str(path))
-    return f"`{text}`" if "`" not in text else text
+    text = str(path).replace("\n", " ")
+    if "`" in text:
+        return md_literal(text)
+    return "`" + text.replace("|", "\\|") + "`"  # GFM reads a "|" in a code span as a column
 
 
 def _top_k_items(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -396,8 +399,8 @@ def _fmt(value: Any) -> str:
 
 
 def _escape(text: str) -> str:
-    """Keep user-provided labels from breaking the table layout."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """User text (labels) as literal Markdown in a table cell (`card.md_literal`)."""
+    return md_literal(text)
 
 
 # --- html -------------------------------------------------------------------
@@ -685,6 +688,8 @@ def _thumbnail(path: Any) -> tuple[bytes, tuple[int, int]] | None:
     file is absent, too large, or not an image PIL can read."""
     from PIL import Image
 
+    from crossmodal.data.decode import upright
+
     try:
         if fsio.is_remote(str(path)):  # an image on gs://, s3://, ...: read it into memory
             file = _remote_image(str(path))
@@ -697,6 +702,7 @@ def _thumbnail(path: Any) -> tuple[bytes, tuple[int, int]] | None:
         with Image.open(file) as image:
             image.seek(0)
             image.draft(None, (THUMBNAIL_PX, THUMBNAIL_PX))  # JPEG: decode at reduced size
+            image = upright(image)  # as training saw it
             if image.mode not in ("1", "L", "LA", "RGB", "RGBA"):
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from crossmodal.data.decode import _is_grayscale
+from crossmodal.data.decode import _is_grayscale, upright
 from crossmodal.data.scan import IMAGE_EXTENSIONS, scan_folder
 
 
@@ -81,7 +81,7 @@ def corrupt_folder(
         if sample.image:
             with Image.open(sample.image) as im:
                 mode = "L" if _is_grayscale(im) else "RGB"  # a palette may hold colour
-                pixels = np.asarray(im.convert(mode))
+                pixels = np.asarray(upright(im).convert(mode))  # written without its EXIF
             out = Image.fromarray(
                 corrupt_image(
                     pixels, rng, noise_std=image_noise_std, patch_fraction=patch_fraction

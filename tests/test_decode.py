@@ -491,3 +491,24 @@ def test_wav_header_path_leaves_the_unusual_to_libsndfile(tmp_path):
     flac = write_audio(tmp_path / "s.flac", sine(0.25, 8_000, 440), 8_000)
     assert decode._wav_info(*decode._head(str(flac))) is None
     assert probe_audio(str(flac)).sample_rate == 8_000
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    # A phone stores a portrait photo as landscape pixels and EXIF orientation 6 ("rotate 90
+    # clockwise to view"); 8 is the other way round.
+    arr = np.zeros((20, 40), dtype=np.uint8)  # stored 40 wide, 20 high
+    arr[:, :20] = 255  # the stored left half is white
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(arr, "L").save(path, exif=exif, quality=95)
+    info = probe_image(str(path))
+    seen = (info.width, info.height)
+    out = read_image(str(path), height=seen[1], width=seen[0], channels=1)[..., 0]
+    if orientation == 1:
+        assert seen == (40, 20) and out[:, :20].mean() > 200 and out[:, 20:].mean() < 50
+    else:
+        assert seen == (20, 40)
+        white_on_top = out[:20].mean() > 200 and out[20:].mean() < 50
+        assert white_on_top == (orientation == 6)  # the stored left edge is seen at the top

@@ -446,3 +446,27 @@ def test_markdown_mistakes_and_calibration(tmp_path: Path) -> None:
     assert "| 0.53–0.60 | 8 | 0.6000 | 0.7500 |" in calibration  # every max-prob is 0.6
     assert "| Model | runs/m |" in md and "| Skipped files | 2 |" in md
     assert "No mistakes." in render_markdown(make_metrics(mistakes=[]))
+
+
+def test_markdown_writes_labels_literally() -> None:
+    # "<unk>" would be an HTML tag (blank on GitHub) and "__x__" bold; a path in a code span
+    # keeps its underscores as they are.
+    scores = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    metrics = {
+        "accuracy": 1.0,
+        "per_class": {"<unk>": scores, "__x__": scores},
+        "mistakes": [
+            {"true": "<unk>", "predicted": "__x__", "confidence": 0.9, "image": "a_b.png"}
+        ],
+    }
+    md = render_markdown(metrics)
+    assert "| \\<unk\\> | 1.0000 |" in md and "| \\_\\_x\\_\\_ | 1.0000 |" in md
+    assert "`a_b.png`" in md
+
+
+def test_plots_draw_dollar_signs_in_labels_as_text() -> None:
+    # matplotlib reads text between two "$" as a formula: "$100_$200" raised.
+    labels = ["$100_$200", "$5-$10"]
+    assert plots.confusion_png([[1, 0], [0, 1]], labels)[:8] == b"\x89PNG\r\n\x1a\n"
+    per_class = {label: {"precision": 1.0, "recall": 1.0, "f1": 1.0} for label in labels}
+    assert plots.f1_bars_png(per_class)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 import soxr
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from crossmodal import fsio
 from crossmodal.errors import CrossmodalError
@@ -25,6 +25,28 @@ from crossmodal.errors import CrossmodalError
 MAX_IMAGE_PIXELS = 50_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+# EXIF orientations that rotate or mirror (2-8); 5-8 also swap width and height.
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = {5, 6, 7, 8}
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation a camera recorded (1 = as stored); phones store photos sideways
+    and say so here."""
+    try:
+        value = img.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block: the pixels as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen (its EXIF orientation applied)."""
+    if _orientation(img) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 class DecodeError(CrossmodalError):
@@ -193,7 +215,10 @@ def probe_image(path: str) -> ImageInfo:
     img = _open_image(path)
     try:
         with img:
-            return ImageInfo(width=img.width, height=img.height, grayscale=_is_grayscale(img))
+            width, height = img.width, img.height
+            if _orientation(img) in _TRANSPOSED:
+                width, height = height, width
+            return ImageInfo(width=width, height=height, grayscale=_is_grayscale(img))
     except IMAGE_ERRORS as exc:
         raise DecodeError(f"corrupt or truncated image: {exc}") from None
 
@@ -226,7 +251,7 @@ def read_image(path: str, *, height: int, width: int, channels: int) -> np.ndarr
         with img:
             img.seek(0)
             img.load()
-            img = _to_8bit(img, channels)
+            img = _to_8bit(upright(img), channels)
             if img.size != (width, height):
                 img = img.resize((width, height), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)

@@ -38,7 +38,7 @@ from crossmodal.data.scan import Sample, ScanResult, label_set, scan
 from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.locking import output_lock, remove_stale
 
-PREP_FORMAT_VERSION = 2
+PREP_FORMAT_VERSION = 3  # 3: EXIF orientation applied to images
 DATASET_JSON = "dataset.json"
 SAMPLES_JSONL = "samples.jsonl"
 # The scan a prepared folder was built from (folders only), keyed by the folders' mtimes: an
