@@ -283,6 +283,21 @@ def test_rerun_skips_the_scan_while_folders_are_unchanged(mixed, tmp_path, monke
         assert preprocess(mixed, out, settings=S8K, workers=1).reused
 
 
+def test_a_cache_made_from_a_relative_path_names_its_files_from_anywhere(
+    mixed, tmp_path, monkeypatch
+):
+    # evaluate lists the files of its worst mistakes from the samples (and report.html shows
+    # them): a cache reused from another working folder must still name files that exist.
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    preprocess("data", out, settings=S8K, workers=1)
+    monkeypatch.chdir(mixed / "a")
+    again = preprocess(mixed, out, settings=S8K, workers=1)
+    assert again.reused
+    paths = [p for s in again.samples for p in (s["image"], s["audio"]) if p]
+    assert len(paths) == 8 and all(Path(p).is_absolute() and Path(p).is_file() for p in paths)
+
+
 def stems(prep) -> list[tuple[str, str | None, str | None]]:
     return sorted(
         (s["stem"], s["image"] and Path(s["image"]).name, s["audio"] and Path(s["audio"]).name)

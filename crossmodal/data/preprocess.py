@@ -100,6 +100,11 @@ class PreparedDataset:
         return [fsio.join(self.path, name) for name in self.info["shards"]]
 
 
+def _absolute(path: str | None) -> str | None:
+    """A local file's absolute path (a remote one as it is)."""
+    return path if path is None or fsio.is_remote(path) else os.path.abspath(path)
+
+
 def part_name(index: int, count: int) -> str:
     """The folder sharded job `index` of `count` writes inside PREP."""
     return f"part-{index:05d}-of-{count:05d}"
@@ -721,8 +726,9 @@ def _write(
                             "stem": s.stem,
                             "label": s.label,
                             "group": s.group,
-                            "image": s.image if has_image else None,
-                            "audio": s.audio if has_audio else None,
+                            # absolute: a cache is reused from any working folder
+                            "image": _absolute(s.image) if has_image else None,
+                            "audio": _absolute(s.audio) if has_audio else None,
                         }
                     )
         if not kept and shard is None:  # a part may be empty; the union is checked on reading
