@@ -123,8 +123,7 @@ def check_report_dir(out: str | Path) -> None:
     """Refuse a report folder that cannot be one (an existing file) before any work."""
     if not fsio.is_remote(out) and Path(out).exists() and not Path(out).is_dir():
         raise CrossmodalError(f"--out {out} exists and is not a folder")
-    if (blocker := fsio.blocked_by_file(out)) is not None:
-        raise CrossmodalError(f"--out {out}: {blocker} is not a folder")
+    fsio.check_creatable(out)
 
 
 def _worst_mistakes(probs, labels, indices, by_index, names) -> list[dict]:

@@ -244,15 +244,18 @@ def walk_files(root: PathLike) -> list[str]:
     return sorted(out)
 
 
-def blocked_by_file(path: PathLike) -> Path | None:
-    """The nearest existing ancestor of a local `path` when it is not a folder (so `path`
-    cannot be created under it); None when it is one, or for a remote path."""
+def check_creatable(path: PathLike, flag: str = "--out") -> None:
+    """Refuse a local `path` that cannot be created because an existing ancestor is a file
+    (one clear line before any work); a remote path is left to its store."""
     if is_remote(path):
-        return None
+        return
     folder = Path(os.path.abspath(path)).parent
     while not os.path.lexists(folder) and folder.parent != folder:
         folder = folder.parent
-    return None if folder.is_dir() else folder
+    if not folder.is_dir():
+        from crossmodal.errors import CrossmodalError
+
+        raise CrossmodalError(f"{flag} {path}: {folder} is not a folder")
 
 
 def reason(exc: Exception) -> str:

@@ -207,8 +207,7 @@ def check_output_file(out: Path | str) -> None:
         raise CrossmodalError(f"--out must end in .csv or .jsonl, got {name}")
     if not fsio.is_remote(out) and Path(out).is_dir():
         raise CrossmodalError(f"--out {out} is a folder; give a file name ending in .csv or .jsonl")
-    if (blocker := fsio.blocked_by_file(out)) is not None:
-        raise CrossmodalError(f"--out {out}: {blocker} is not a folder")
+    fsio.check_creatable(out)
 
 
 def unread(row: dict) -> bool:

@@ -226,7 +226,7 @@ def _per_class_section(per_class: Mapping[str, Mapping[str, Any]]) -> str:
     """One row per class so weak classes are easy to spot."""
     columns = ("precision", "recall", "f1", "support")
     rows = [
-        [_escape(label)] + [_fmt(scores.get(col)) for col in columns]
+        [md_literal(label)] + [_fmt(scores.get(col)) for col in columns]
         for label, scores in per_class.items()
     ]
     return "## Per-class metrics\n\n" + _table(
@@ -236,7 +236,7 @@ def _per_class_section(per_class: Mapping[str, Mapping[str, Any]]) -> str:
 
 def _confusion_section(confusion: Mapping[str, Any]) -> str:
     """Raw counts, true labels as rows, so the table matches the PNG."""
-    labels = [_escape(label) for label in confusion["labels"]]
+    labels = [md_literal(label) for label in confusion["labels"]]
     rows = [
         [f"**{label}**"] + [_fmt(v) for v in row]
         for label, row in zip(labels, confusion["matrix"], strict=True)
@@ -252,7 +252,7 @@ def _ablation_section(ablation: Mapping[str, Mapping[str, Any]]) -> str:
     """Side-by-side comparison of the same metrics per input modality."""
     modalities = list(ablation)
     rows = [[name] + [_fmt(v) for v in values] for name, values in _ablation_rows(ablation)]
-    header = ["Metric", *(_escape(str(m)) for m in modalities)]
+    header = ["Metric", *(md_literal(str(m)) for m in modalities)]
     return "## Modality ablation\n\n" + _table(header, rows)
 
 
@@ -311,7 +311,7 @@ def _retrieval_section(retrieval: Mapping[str, Any]) -> str:
 def _reliability_section(reliability: Mapping[str, Sequence[Any]]) -> str:
     """Calibration per confidence bin (non-empty bins only): the reliability diagram's numbers."""
     rows = [
-        [_escape(bin_range)] + [_fmt(v) for v in values]
+        [md_literal(bin_range)] + [_fmt(v) for v in values]
         for bin_range, *values in _reliability_rows(reliability)
     ]
     return (
@@ -351,8 +351,8 @@ def _mistakes_section(mistakes: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
             str(i),
-            _escape(m.get("true", _MISSING)),
-            _escape(m.get("predicted", _MISSING)),
+            md_literal(m.get("true", _MISSING)),
+            md_literal(m.get("predicted", _MISSING)),
             _fmt(m.get("confidence")),
             _md_path(m.get("image")),
             _md_path(m.get("audio")),
@@ -395,12 +395,7 @@ def _fmt(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.4f}"
-    return _escape(str(value))
-
-
-def _escape(text: str) -> str:
-    """User text (labels) as literal Markdown in a table cell (`card.md_literal`)."""
-    return md_literal(text)
+    return md_literal(str(value))
 
 
 # --- html -------------------------------------------------------------------

@@ -144,8 +144,8 @@ def check_before_work(
     """What can be refused before TensorFlow is imported or any data is read, so that a typo
     costs neither: a local DATA or --val-dir that does not exist, an --out under a file,
     --group-regex, the --class-weight file, --noise-dir."""
-    if out is not None and (blocker := fsio.blocked_by_file(out)) is not None:
-        raise CrossmodalError(f"--out {out}: {blocker} is not a folder")
+    if out is not None:
+        fsio.check_creatable(out)
     compile_group_regex(cfg.train.group_regex)
     if cfg.train.class_weight and cfg.train.class_weight != "balanced":
         read_class_weights(cfg.train.class_weight)

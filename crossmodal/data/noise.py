@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal.data.decode import DecodeError, probe_audio, read_audio
-from crossmodal.data.scan import AUDIO_EXTENSIONS
+from crossmodal.data.scan import AUDIO_EXTENSIONS, is_hidden
 from crossmodal.errors import CrossmodalError
 
 MAX_BANK_SECONDS = 600.0  # bounds memory: 10 minutes at 16 kHz is 38 MB of float32
@@ -35,13 +35,12 @@ def load_noise_bank(
 ) -> np.ndarray:
     """float32 [L] with L >= min_samples: every audio file under `folder`, each at unit RMS."""
     folder = check_noise_dir(folder)
-    # Hidden entries are skipped as a data folder's are (scan.py): "._rain.wav" and
-    # "__MACOSX/" are a Mac zip's metadata, not audio.
+    # Hidden entries are skipped as a data folder's are (scan.is_hidden).
     files = sorted(
         p
         for p in folder.rglob("*")
         if p.suffix.lower() in AUDIO_EXTENSIONS
-        and not any(part.startswith((".", "__")) for part in p.relative_to(folder).parts)
+        and not any(is_hidden(part) for part in p.relative_to(folder).parts)
         and p.is_file()
     )
     if not files:

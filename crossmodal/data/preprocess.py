@@ -574,8 +574,7 @@ def preprocess(
     advice = "wait for it or choose another --out"
     shared_cache = out is None  # another train/evaluate on the same data may be filling it
     out = fsio.local_or_url(out) if out is not None else cache_dir_for(source, settings)
-    if (blocker := fsio.blocked_by_file(out)) is not None:
-        raise CrossmodalError(f"--out {out}: {blocker} is not a folder")
+    fsio.check_creatable(out)
     shard = (shard_index, num_shards) if num_shards > 1 else None
     remote = fsio.is_remote(out)
     if shard is None and not remote and not fsio.is_remote(source):

@@ -112,7 +112,8 @@ def _settled_mtime(path: str | Path) -> int | None:
     return mtime if mtime < time.time_ns() - SETTLED_NS else None
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
+    """Dot files and '__' names (a Mac zip's '._x.wav', '__MACOSX/'): never data."""
     return name.startswith((".", "__"))
 
 
@@ -252,7 +253,7 @@ def scan_folder(root: Path) -> ScanResult:
     dirs: list[tuple[str, int]] | None = None if mtime is None else [(str(root), mtime)]
     class_dirs = []
     for entry in _listdir(root):
-        if _is_hidden(entry.name):
+        if is_hidden(entry.name):
             continue
         if _entry_is_dir(entry):
             class_dirs.append(Path(entry.path))
@@ -278,7 +279,7 @@ def scan_folder(root: Path) -> ScanResult:
             result.skip(class_dir, str(exc))
             continue
         for entry in entries:
-            if _is_hidden(entry.name):
+            if is_hidden(entry.name):
                 continue
             if _entry_is_file(entry):
                 files.append((entry.name, entry.path))
@@ -428,7 +429,7 @@ def _walk_inputs(root: str, result: ScanResult, loose: dict[str, list]) -> None:
             continue
         subfolders = []
         for entry in entries:
-            if _is_hidden(entry.name):
+            if is_hidden(entry.name):
                 continue
             # pathlib's spelling: Path(".") / "x" is "x", not "./x"
             path = entry.name if folder == "." else entry.path
@@ -507,7 +508,7 @@ def _scan_remote_folder(root: str) -> ScanResult:
     class_dirs = []
     for name in _remote_listdir(root):
         url = str(fsio.join(root, name))
-        if _is_hidden(name):
+        if is_hidden(name):
             continue
         if fsio.isdir(url):
             class_dirs.append((name, url))
@@ -525,7 +526,7 @@ def _scan_remote_folder(root: str) -> ScanResult:
             continue
         files = []
         for name in names:
-            if _is_hidden(name):
+            if is_hidden(name):
                 continue
             url = str(fsio.join(class_url, name))
             if fsio.isdir(url):
@@ -553,7 +554,7 @@ def _remote_inputs(url: str, result: ScanResult, loose: dict) -> None:
     elif fsio.isdir(url):
         for found in fsio.walk_files(url):
             rel = found[len(url.rstrip("/")) + 1 :]
-            if any(_is_hidden(part) for part in rel.split("/")):
+            if any(is_hidden(part) for part in rel.split("/")):
                 continue
             loose[str(fsio.parent(found))].append(RemoteFile(found))
     else:
