@@ -36,6 +36,12 @@ class ConcatFusion(keras.layers.Layer):
         self.drop = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(num_classes)
 
+    def build(self, input_shape):
+        # Built here, not on first call, so that a reloaded model.keras builds them too.
+        width = input_shape["image_embedding"][-1] + input_shape["audio_embedding"][-1] + 2
+        self.dense.build((None, width))
+        self.head.build((None, self.hidden))
+
     def call(self, inputs, training=None):
         presence = tf.stack([inputs["image_present"], inputs["audio_present"]], axis=-1)  # [N, 2]
         z = self.concat([inputs["image_embedding"], inputs["audio_embedding"], presence])
@@ -124,6 +130,12 @@ class GatedFusion(keras.layers.Layer):
         self.drop = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(num_classes)
 
+    def build(self, input_shape):
+        self.project_image.build(input_shape["image_embedding"])
+        self.project_audio.build(input_shape["audio_embedding"])
+        self.gate.build((None, 2 * self.hidden + 2))
+        self.head.build((None, self.hidden))
+
     def call(self, inputs, training=None):
         mask = tf.stack([inputs["image_present"], inputs["audio_present"]], axis=-1)  # [N, 2]
         zi = self.project_image(inputs["image_embedding"])  # [N, H]
@@ -172,6 +184,13 @@ class ConvFusion(keras.layers.Layer):
         self.pool = keras.layers.GlobalAveragePooling2D()
         self.drop = keras.layers.Dropout(dropout)
         self.head = keras.layers.Dense(num_classes)
+
+    def build(self, input_shape):
+        gh, gw = self.grid
+        channels = input_shape["image_map"][-1] + input_shape["audio_map"][-1] + 2
+        self.conv.build((None, gh, gw, channels))
+        self.norm.build((None, gh, gw, self.filters))
+        self.head.build((None, self.filters))
 
     def call(self, inputs, training=None):
         n = tf.shape(inputs["image_map"])[0]

@@ -52,6 +52,25 @@ def test_every_fusion_builds_and_gives_probabilities(fusion):
     assert np.all(np.isfinite(probs))
 
 
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_every_fusion_reloads_from_model_keras_built_and_unchanged(fusion, tmp_path):
+    """model.keras is the folder's network for fine-tuning: each fusion layer builds its
+    sublayers in build(), so Keras reloads it without "does not have a build() method" and
+    with the same outputs."""
+    import warnings
+
+    cfg = CFG.replace(model=dataclasses.replace(CFG.model, fusion=fusion))
+    net = build_network(cfg)
+    x = batch(image_present=[1, 0, 1, 1], audio_present=[1, 1, 0, 1])
+    want = net(x, training=False)["probabilities"].numpy()
+    net.save(tmp_path / "model.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = keras.saving.load_model(tmp_path / "model.keras")
+    assert not [w for w in caught if "build()" in str(w.message)]
+    np.testing.assert_allclose(again(x, training=False)["probabilities"], want, atol=1e-6)
+
+
 @pytest.mark.parametrize("lone", ["head", "fusion"])
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
 def test_absent_modality_content_is_ignored(fusion, lone):
