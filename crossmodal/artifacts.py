@@ -6,7 +6,8 @@
                        -> probabilities float32 [N,K], label string [N], labels string [N,K],
                           image_embedding, audio_embedding float32 [N,S] (the shared space;
                           S = members x shared_dim, a cosine is the members' mean cosine)
-      model.keras    the Keras network (fine-tuning, resuming); loaded with safe_mode
+      model.keras    the Keras network, for fine-tuning (crossmodal never loads it; resuming
+                     uses the staging folder's checkpoints)
       config.json    every resolved setting + format version + versions
       labels.json    class names in output order
       dataset.json   what it was trained on

@@ -524,8 +524,8 @@ def _use_section(
         "Either modality may be absent (pass its presence flag as false); the image and audio "
         "columns above show how well each one alone does.",
         "The SavedModel is a TensorFlow program: treat a model folder from an untrusted source "
-        "as code. crossmodal loads `model.keras` in Keras safe mode and only parses its JSON "
-        "files.",
+        "as code. crossmodal never loads `model.keras` (Keras loads it in safe mode by default) "
+        "and only parses the JSON files.",
     ]
     intended = (
         "Classifying paired image and sound recordings like the training data into the classes "
