@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_THRESHOLD, EXIT_INPUTS_FAILED = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what the shell reports for a tool killed by one
 
 
 def quiet_tensorflow() -> None:
@@ -111,6 +112,13 @@ def handled(out: Output | None = None):
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # stdout was closed early (`crossmodal predict ... | head`): stop quietly, as a tool
+        # killed by SIGPIPE would; stdout goes to /dev/null so that the exit flush cannot fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except MemoryError:
         typer.echo("error: out of memory; try a smaller --batch-size", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None

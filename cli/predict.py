@@ -71,6 +71,11 @@ def predict(
             raise typer.Exit(EXIT_INPUTS_FAILED)
 
 
+# A file name may hold a tab or a line break: escaped, so that each row stays one line of
+# tab-separated fields (the backslash too, so that the escapes read back unambiguously).
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 def _print_table(o: Output, rows) -> int:
     """A table on a terminal; tab-separated lines (with a header) for pipes and logs."""
     from crossmodal.predict import unread
@@ -106,7 +111,7 @@ def _print_table(o: Output, rows) -> int:
         o.out.print(table)
     else:
         for fields in [header, *lines]:
-            line = "\t".join(fields) + "\n"
+            line = "\t".join(f.translate(_TSV_ESCAPES) for f in fields) + "\n"
             sys.stdout.buffer.write(line.encode("utf-8", "surrogateescape"))
         sys.stdout.flush()
     return failed

@@ -3,7 +3,9 @@
     MODEL/
       saved_model/   serving_default(image uint8 [N,h,w,C], image_present bool [N],
                                      audio float32 [N,t], audio_present bool [N])
-                       -> probabilities float32 [N,K], label string [N], labels string [N,K],
+                       -> probabilities float32 [N,K], label string [N] (the argmax, also
+                          for a multi-label model: its decisions use thresholds.json),
+                          labels string [N,K] (class names in output order),
                           image_embedding, audio_embedding float32 [N,S] (the shared space;
                           S = members x shared_dim, a cosine is the members' mean cosine)
       model.keras    the Keras network, for fine-tuning (crossmodal never loads it; resuming

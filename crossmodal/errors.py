@@ -22,12 +22,6 @@ class ThresholdNotMet(CrossmodalError):
         self.metrics = metrics or {}
 
 
-class SomeInputsFailed(CrossmodalError):
-    """Predict finished, but some inputs could not be read (exit code 3)."""
-
-    exit_code = 3
-
-
 def ensure_not_bootstrapping() -> None:
     """Refuse to start work inside a worker process that is still importing the caller's script.
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
-from crossmodal.data.scan import Sample, scan_inputs
+from crossmodal.data.scan import Sample, modality_of, scan_inputs
 from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.inference import MODALITIES, presence_for
 
@@ -128,8 +128,9 @@ def predict(
     workers: int | None = None,
     modality: str = "both",
 ) -> Iterator[dict]:
-    """Rows, one per input sample (in input order): files, label, probability, top_k; or
-    `error` when none of its files could be read.
+    """Rows, one per input sample: files, label, probability, top_k; or `error` when none of
+    its files could be read. Inputs that could not be used at all come first, then each
+    manifest's rows in file order, then files by folder and stem.
 
     The model folder, `modality` and the inputs are checked before this returns (a
     CrossmodalError, without TensorFlow); the model loads and runs as the rows are consumed."""
@@ -149,7 +150,13 @@ def predict(
 def _rows(md, scanned, *, top_k: int, batch_size: int, workers: int | None, modality: str):
     cfg = md.config
     for skipped in scanned.skipped:
-        yield {"image": None, "audio": None, "error": f"{skipped['path']}: {skipped['reason']}"}
+        # the path in its column too (by extension), so that a script can join rows to inputs
+        path, kind = skipped["path"], modality_of(PurePosixPath(skipped["path"]))
+        yield {
+            "image": path if kind == "image" else None,
+            "audio": path if kind == "audio" else None,
+            "error": f"{path}: {skipped['reason']}",
+        }
     if not scanned.samples:
         return
     serve = md.load_serving()
@@ -175,8 +182,8 @@ def _rows(md, scanned, *, top_k: int, batch_size: int, workers: int | None, moda
                 yield row
                 continue
             i += 1
-            if not scored.keep[i]:
-                row["error"] = f"no {modality} input"
+            if not scored.keep[i]:  # the file it asked for is absent, or could not be read
+                row["error"] = "; ".join([f"no {modality} input", *errors])
                 yield row
                 continue
             row.update(

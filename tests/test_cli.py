@@ -365,6 +365,75 @@ def test_predict_modality_without_that_input_exits_3_and_says_why(model, data, t
     assert "could not be read or has no audio" in proc.stderr
 
 
+def test_predict_reports_every_named_input_on_a_row_of_its_own(model, data, tmp_path):
+    """What a user names is answered: a file that is not media gets an error row (not silence),
+    a manifest needs no label column and one without a usable row does not stop the others, a
+    manifest pair with a missing file is predicted from the other with a warning (as a folder
+    pair is), and an error row names its file in its column."""
+    work = tmp_path / "w"
+    work.mkdir()
+    image = work / "x.png"
+    image.write_bytes((data / "c" / "g0_c0.png").read_bytes())
+    notes = work / "notes.mp3"
+    notes.write_bytes(b"an unsupported format")
+    (work / "plain.csv").write_text("image,audio\nx.png,gone.wav\n")
+    (work / "empty.csv").write_text("image,audio,label\nmissing.png,,\n")
+    proc = run(
+        "predict", str(model), str(image), str(notes), str(work / "plain.csv"),
+        str(work / "empty.csv"), "--json", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    rows = json.loads(proc.stdout)
+    by_error = {r.get("error", "").split(":")[0]: r for r in rows if "error" in r}
+    assert "not an image, sound" in by_error[str(notes)]["error"]  # .mp3: neither column
+    assert by_error[str(work / "missing.png")]["image"] == str(work / "missing.png")
+    assert "does not exist" in by_error[str(work / "missing.png")]["error"]
+    predicted = [r for r in rows if "error" not in r]
+    assert [r["image"] for r in predicted] == [str(image), str(image)]
+    (from_manifest,) = [r for r in predicted if r["audio"]]
+    assert from_manifest["audio"] == str(work / "gone.wav")
+    assert "gone.wav: does not exist" in from_manifest["warning"]
+    assert not from_manifest["audio_used"] and from_manifest["image_used"]
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "y.png").write_bytes(b"not a png")
+    (broken / "y.wav").write_bytes((data / "a" / "g0_a0.wav").read_bytes())
+    proc = run("predict", str(model), str(broken), "--modality", "image", "--json", check=False)
+    (row,) = json.loads(proc.stdout)
+    assert proc.returncode == 3 and row["error"].startswith("no image input; ")
+    assert "y.png: not a readable image" in row["error"]
+
+
+def test_predict_table_keeps_one_line_per_row_and_stops_quietly_on_a_closed_pipe(
+    model, data, tmp_path
+):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for name in ("tab\tname.png", "new\nline.png"):
+        (odd / name).write_bytes((data / "c" / "g0_c0.png").read_bytes())
+    lines = run("predict", str(model), str(odd)).stdout.splitlines()
+    assert len(lines) == 3 and all(line.count("\t") == 4 for line in lines)
+    assert any(line.startswith(str(odd / "tab\\tname.png") + "\t") for line in lines)
+    # A reader that stops early (`| head`): no "Broken pipe" error, the exit status of a
+    # tool killed by SIGPIPE.
+    code = (
+        "import sys, typer\nfrom cli.output import handled\ntry:\n    with handled():\n"
+        "        for i in range(200000):\n            print('row', i)\n"
+        "except typer.Exit as e:\n    sys.exit(e.exit_code)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""
+
+
 @pytest.mark.parametrize("modality", ["both", "audio"])
 def test_predict_rows_do_not_depend_on_batching(model, data, tmp_path, modality):
     """The pipelined predict (decode threads, model thread, row formatting) keeps input order

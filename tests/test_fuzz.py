@@ -224,7 +224,8 @@ def expected_samples(base: Path, rows: list[dict]) -> list[tuple]:
         image, audio = usable(row.get("image")), usable(row.get("audio"))
         if image is None and audio is None:
             continue
-        label = "" if row.get("label") is None else str(row["label"]).strip()
+        label = "" if row.get("label") is None else str(row["label"])
+        label = ";".join(part.strip() for part in label.split(";") if part.strip())
         group = "" if row.get("group") is None else str(row["group"]).strip()
         out.append((image, audio, label or None, group or None))
     return out

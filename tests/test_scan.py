@@ -411,10 +411,13 @@ def test_scan_inputs_pairs_given_files(tmp_path):
         ("b", None, str(b_wav), None),
         ("b", str(b_png), None, None),
     }
-    assert [(k["path"], k["reason"]) for k in result.skipped] == [
-        (str(tmp_path / "missing.wav"), "does not exist")
+    # A file named on the command line is answered, even when it is not media (in a folder
+    # such files are passed over: see the next test).
+    assert [(k["path"], k["reason"].split(" (")[0]) for k in result.skipped] == [
+        (str(notes), "not an image, sound or manifest file"),
+        (str(tmp_path / "missing.wav"), "does not exist"),
     ]
-    assert ignored_paths(result) == {str(notes)}
+    assert ignored_paths(result) == set()
 
 
 def test_scan_inputs_walks_folders(tmp_path):
@@ -453,5 +456,17 @@ def test_scan_inputs_relative_spellings_are_one_input(tmp_path, monkeypatch):
 def test_scan_inputs_with_manifest(media):
     manifest = write_csv(media / "m.csv", manifest_rows())
     result = scan_inputs([manifest, media / "img/b.png"])
-    assert len(result.samples) == 5  # four usable rows and one loose file
-    assert len(result.skipped) == 4
+    # For predict, a row naming a missing file keeps it (its row will say so, as for a folder
+    # pair): rows 1-5 and the loose file; only row 6, which names no file, is skipped.
+    assert len(result.samples) == 6
+    assert [s.image for s in result.samples[3:5]] == [str(media / "img/missing.png")] * 2
+    assert [k["reason"] for k in result.skipped] == ["row has neither a usable image nor audio"]
+    # No label column is needed to predict; a manifest that cannot be used is one skipped
+    # input, and the other inputs stay.
+    plain = write_text(media / "plain.csv", "image,audio\nimg/a.png,\n")
+    broken = write_text(media / "broken.jsonl", "not json\n")
+    result = scan_inputs([plain, broken])
+    assert [s.image for s in result.samples] == [str(media / "img/a.png")]
+    assert [(k["path"], k["reason"]) for k in result.skipped] == [
+        (str(broken), "line 1: not a JSON object")
+    ]

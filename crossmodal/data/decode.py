@@ -107,6 +107,8 @@ def _open_image(path: str) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise DecodeError(_empty_or("not a readable image", path)) from None
+    except FileNotFoundError:
+        raise DecodeError("does not exist") from None
     except IMAGE_ERRORS as exc:
         raise DecodeError(f"cannot open image: {exc}") from None
     if img.width * img.height > MAX_IMAGE_PIXELS:
@@ -290,11 +292,14 @@ def _sf_reason(exc: Exception, path: str) -> str:
 
 
 def _empty_or(reason: str, path: str) -> str:
-    """A zero-byte file says so, rather than "format not recognised"."""
+    """A zero-byte or missing file says so, rather than "format not recognised" (or
+    libsndfile's "System error")."""
     try:
         if fsio.size_and_mtime(path)[0] == 0:
             return "empty file (0 bytes)"
-    except Exception:  # OSError locally, tf.errors.OpError remotely: keep the first reason
+    except FileNotFoundError:
+        return "does not exist"
+    except Exception:  # other OSErrors locally, tf.errors.OpError remotely: the first reason
         pass
     return reason
 

@@ -298,7 +298,7 @@ def scan_folder(root: Path) -> ScanResult:
     return result
 
 
-def _read_manifest_rows(path: Path | RemoteFile) -> list[dict[str, str]]:
+def _read_manifest_rows(path: Path | RemoteFile, *, labeled: bool = True) -> list[dict[str, str]]:
     try:
         # bytes, then text: read_text would turn a quoted "\r" inside a CSV cell into "\n"
         text = fsio.read_bytes(str(path)).decode("utf-8-sig")
@@ -329,21 +329,27 @@ def _read_manifest_rows(path: Path | RemoteFile) -> list[dict[str, str]]:
             columns |= set(row)
             rows.append({k: "" if v is None else str(v) for k, v in row.items()})
     missing = {"image", "audio"} - columns
-    if missing or not columns & {"label", "labels"}:
-        need = sorted(missing | ({"label"} if not columns & {"label", "labels"} else set()))
+    if labeled and not columns & {"label", "labels"}:
+        missing.add("label")
+    if missing:
+        need = sorted(missing)
         raise CrossmodalError(f"{path}: manifest lacks column(s) {', '.join(need)}")
     return rows
 
 
-def scan_manifest(path: Path | RemoteFile) -> ScanResult:
+def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> ScanResult:
     """Rows with `image`, `audio`, `label` (and optional `group`); paths relative to the file.
 
     A cell may also name a remote file (`gs://...`); a remote manifest's relative paths are
-    relative to its remote folder."""
+    relative to its remote folder.
+
+    `for_predict`: the label column is optional, a cell naming a missing file stays on its
+    sample (prediction reports it on that row, as for a pair in a folder), and a manifest
+    without a usable row is not an error here (its rows are reported as skipped)."""
     result = ScanResult(samples=[], source=str(path), kind="manifest")
     remote_base = isinstance(path, RemoteFile)
     base = fsio.parent(str(path)) if remote_base else path.parent
-    for number, row in enumerate(_read_manifest_rows(path), start=1):
+    for number, row in enumerate(_read_manifest_rows(path, labeled=not for_predict), start=1):
         found: dict[str, str | None] = {}
         for kind in ("image", "audio"):
             cell = (row.get(kind) or "").strip()
@@ -352,12 +358,17 @@ def scan_manifest(path: Path | RemoteFile) -> ScanResult:
                 continue
             if fsio.is_remote(cell) or remote_base:
                 url = fsio.normalize(cell) if fsio.is_remote(cell) else str(fsio.join(base, cell))
+                if for_predict:
+                    found[kind] = url
+                    continue
                 found[kind] = url if _remote_is_file(url) else None
                 if found[kind] is None:
                     result.skip(url, f"row {number}: {kind} file {_why_not_remote(url)}")
                 continue
             file = Path(cell) if os.path.isabs(cell) else base / cell
-            if not _is_file(file):
+            if for_predict:
+                found[kind] = str(file)
+            elif not _is_file(file):
                 result.skip(file, f"row {number}: {kind} file {_why_not_a_file(file)}")
                 found[kind] = None
             else:
@@ -377,9 +388,33 @@ def scan_manifest(path: Path | RemoteFile) -> ScanResult:
                 group=group,
             )
         )
-    if not result.samples:
+    if not result.samples and not for_predict:
         raise CrossmodalError(f"{path}: no usable rows")
     return result
+
+
+def _predict_manifest(path: Path | RemoteFile, result: ScanResult) -> None:
+    """A manifest among predict's inputs: its rows join the samples; a manifest that cannot
+    be read at all becomes one skipped input, and the other inputs are still predicted."""
+    try:
+        sub = scan_manifest(path, for_predict=True)
+    except CrossmodalError as exc:
+        # "PATH: reason" or "PATH:LINE: reason" -> the reason ("line LINE: reason")
+        message, prefix = str(exc), f"{path}:"
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+            line, sep, rest = message.partition(": ")
+            message = f"line {line}: {rest}" if sep and line.isdigit() else message.lstrip()
+        result.skip(path, message)
+        return
+    result.samples.extend(sub.samples)
+    result.skipped.extend(sub.skipped)
+
+
+_NOT_MEDIA = (
+    f"not an image, sound or manifest file ({', '.join(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS)}, "
+    f"{', '.join(MANIFEST_EXTENSIONS)})"
+)
 
 
 def scan_inputs(paths: list[str | Path]) -> ScanResult:
@@ -395,11 +430,12 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
             continue
         p = Path(raw)
         if _is_file(p) and p.suffix.lower() in MANIFEST_EXTENSIONS:
-            sub = scan_manifest(p)
-            result.samples.extend(sub.samples)
-            result.skipped.extend(sub.skipped)
+            _predict_manifest(p, result)
         elif _is_file(p):
-            loose[str(p.parent)].append((p.name, str(p)))
+            if modality_of(p) is None:  # named, so reported; in a folder it is passed over
+                result.skip(p, _NOT_MEDIA)
+            else:
+                loose[str(p.parent)].append((p.name, str(p)))
         elif p.is_dir():
             _walk_inputs(str(p), result, loose)
         else:
@@ -546,9 +582,9 @@ def _remote_inputs(url: str, result: ScanResult, loose: dict) -> None:
     if _remote_is_file(url):
         file = RemoteFile(url)
         if file.suffix.lower() in MANIFEST_EXTENSIONS:
-            sub = scan_manifest(file)
-            result.samples.extend(sub.samples)
-            result.skipped.extend(sub.skipped)
+            _predict_manifest(file, result)
+        elif modality_of(file) is None:
+            result.skip(url, _NOT_MEDIA)
         else:
             loose[str(fsio.parent(url))].append(file)
     elif fsio.isdir(url):
