@@ -36,6 +36,7 @@ def evaluate(
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
         from crossmodal.artifacts import open_model_dir
+        from crossmodal.data.preprocess import one_line
         from crossmodal.evaluate import check_report_dir
 
         quiet_tensorflow_if_remote(model, data, out)
@@ -70,6 +71,15 @@ def evaluate(
                 f"  {m:>5} alone: accuracy {r['accuracy']:.4f}"
                 if m != "both"
                 else f"  {m:>5}: accuracy {r['accuracy']:.4f}"
+            )
+        skipped = metrics.get("skipped_files") or []
+        if skipped and not quiet:  # scored without them: say so, as predict does
+            first = skipped[0]
+            typer.echo(
+                f"warning: {len(skipped)} file(s) could not be used and were left out (such as "
+                f"{one_line(first['path'])}: {one_line(first['reason'])}; all in metrics.json "
+                "skipped_files)",
+                err=True,
             )
         if out is not None:
             o.info(f"report in {out}")

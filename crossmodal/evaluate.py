@@ -27,7 +27,8 @@ def evaluate(
     progress: Progress | None = None,
 ) -> dict:
     """Metrics for `modality` (the others removed from every sample), plus an `ablation`
-    section with both/image/audio when `modality` is "both", and cross-modal `retrieval` (from
+    section with both/image/audio when `modality` is "both" (each on the samples that hold
+    that modality: `report.ABLATION_NOTE`), and cross-modal `retrieval` (from
     the data's complete pairs, whatever `modality`) when the model has a shared space. Writes
     REPORT files when `out` is given; raises ThresholdNotMet (exit 2) after writing when
     accuracy < fail_under.
@@ -60,6 +61,12 @@ def evaluate(
         raise CrossmodalError(f"{data} has no labeled samples to evaluate on")
     by_index = {s["index"]: s for s in prep.samples}
     multi = cfg.model.multi_label
+    several = [s["label"] for s in prep.samples if s["label"] and ";" in s["label"]]
+    if several and not multi:  # they would be read as unlabeled and left out without a word
+        raise CrossmodalError(
+            f"{data}: {len(several)} sample(s) have several labels (such as '{several[0]}'), "
+            f"but {md.path} is a single-label model"
+        )
     if multi:
         from crossmodal.data.reader import multi_hot_targets
 
@@ -92,6 +99,9 @@ def evaluate(
             "model": str(md.path),
             "data": str(data),
             "num_skipped_files": len(prep.info.get("skipped", [])),
+            # {"path", "reason"}: files left out, and the one unreadable file of a pair
+            # scored from the other
+            "skipped_files": list(prep.info.get("skipped", [])),
         }
     )
     if modality == "both":

@@ -12,12 +12,11 @@ Conventions (chosen to match scikit-learn with ``zero_division=0``):
 * Precision of a class that is never predicted is ``0.0``; recall of a class
   with no true samples is ``0.0``; F1 is ``2*TP / (2*TP + FP + FN)`` and
   ``0.0`` when that denominator is zero.
-* Macro averages are taken over **all** ``K`` labels given, including classes
-  absent from both ``y_true`` and the predictions (exactly like
-  ``sklearn.metrics.precision_recall_fscore_support(..., labels=range(K),
-  average="macro", zero_division=0)``).  A class missing from the evaluation
-  set therefore pulls the macro scores down; this is intentional so that the
-  denominator never silently depends on which classes happen to appear.
+* Macro averages are taken over the classes that occur in ``y_true`` or in the
+  predictions (scikit-learn's default, ``labels=None``): a class absent from the
+  evaluation data and never predicted has no precision or recall to measure, so
+  it does not count as a 0 (a perfect model on data of one class of four would
+  read macro F1 0.25).  ``per_class`` still lists every label, with its support.
 * ``weighted_f1`` weights each class by its support (classes with zero
   support contribute nothing).
 * Predictions are ``argmax`` of the probabilities; ties resolve to the lowest
@@ -76,12 +75,13 @@ def classification_metrics(
     confidence = probs[np.arange(true.shape[0]), pred]
     reliability = _reliability(confidence, pred == true, num_bins)
 
+    scored = (support > 0) | (matrix.sum(axis=0) > 0)  # in the data or predicted
     return {
         "num_samples": int(true.shape[0]),
         "accuracy": float(np.trace(matrix) / matrix.sum()),
-        "macro_precision": float(per_class["precision"].mean()),
-        "macro_recall": float(per_class["recall"].mean()),
-        "macro_f1": float(per_class["f1"].mean()),
+        "macro_precision": float(per_class["precision"][scored].mean()),
+        "macro_recall": float(per_class["recall"][scored].mean()),
+        "macro_f1": float(per_class["f1"][scored].mean()),
         "weighted_f1": float((per_class["f1"] * support).sum() / support.sum()),
         "per_class": {
             label: {
@@ -255,8 +255,9 @@ def _average_precision(y: np.ndarray, scores: np.ndarray) -> float:
 def multilabel_metrics(
     y_true: np.ndarray, probabilities: np.ndarray, labels: list[str], thresholds: np.ndarray
 ) -> dict[str, Any]:
-    """Micro/macro precision, recall and F1 at the given thresholds, mean average precision
-    over classes with positives, subset accuracy (every label right), Hamming loss.
+    """Micro/macro precision, recall and F1 at the given thresholds (macro: over the classes
+    with a positive or a prediction), mean average precision over classes with positives,
+    subset accuracy (every label right), Hamming loss.
 
     Rows whose first target is negative (-1) are unlabeled and excluded. `accuracy` is the
     subset accuracy, so `--fail-under` means the same strict thing here.
@@ -274,6 +275,10 @@ def multilabel_metrics(
     precision = _safe_divide(tp, tp + fp)
     recall = _safe_divide(tp, tp + fn)
     f1 = _safe_divide(2 * tp, 2 * tp + fp + fn)
+    # macro averages over the classes with a positive in the data or a prediction, as for
+    # single-label (all classes when there is neither)
+    scored = (tp + fn + fp) > 0
+    scored = scored if scored.any() else np.ones_like(scored)
     micro_p = float(tp.sum() / max(tp.sum() + fp.sum(), 1))
     micro_r = float(tp.sum() / max(tp.sum() + fn.sum(), 1))
     ap = [_average_precision(y[:, k], p[:, k]) for k in range(y.shape[1]) if y[:, k].any()]
@@ -285,9 +290,9 @@ def multilabel_metrics(
         "micro_precision": micro_p,
         "micro_recall": micro_r,
         "micro_f1": float(2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)),
-        "macro_precision": float(precision.mean()),
-        "macro_recall": float(recall.mean()),
-        "macro_f1": float(f1.mean()),
+        "macro_precision": float(precision[scored].mean()),
+        "macro_recall": float(recall[scored].mean()),
+        "macro_f1": float(f1[scored].mean()),
         "mean_average_precision": float(np.mean(ap)) if ap else 0.0,
         "num_samples": int(len(y)),
         "thresholds": {name: float(t) for name, t in zip(labels, thresholds, strict=True)},

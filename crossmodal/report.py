@@ -114,6 +114,13 @@ def write_report(metrics: dict[str, Any], out_dir: Path | str) -> list[Path | st
         with tempfile.TemporaryDirectory(prefix="crossmodal-report-") as local:
             written = write_report(metrics, Path(local))
             fsio.makedirs(out_dir)
+            # An earlier report's metrics.json goes first and comes back last; its
+            # confusion.png goes when this report has none (multi-label).
+            stale = [METRICS_JSON] + (
+                [] if (Path(local) / CONFUSION_PNG).exists() else [CONFUSION_PNG]
+            )
+            for name in stale:
+                fsio.remove(fsio.join(out_dir, name))
             for path in sorted(written, key=lambda p: p.name == METRICS_JSON):  # metrics last
                 fsio.copy_file(path, fsio.join(out_dir, path.name))
             return [fsio.join(out_dir, path.name) for path in written]
@@ -146,6 +153,9 @@ def _write_local_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     metrics_bytes = metrics_json_bytes(metrics)  # refuses NaN before anything is written
     markdown = render_markdown(metrics).encode("utf-8")
     page = _render_html(metrics, title="Evaluation report", confusion_bytes=confusion_bytes)
+    # An earlier report's metrics.json goes before anything new is written: a write that
+    # fails half-way (a full disk) leaves no metrics.json beside files of two reports.
+    json_path.unlink(missing_ok=True)
     _atomic_write_bytes(markdown, md_path)
     if confusion_bytes is not None:
         _atomic_write_bytes(confusion_bytes, png_path)
@@ -248,12 +258,20 @@ def _confusion_section(confusion: Mapping[str, Any]) -> str:
     )
 
 
+ABLATION_NOTE = (
+    "The same model, each column on the samples that hold its modality: both, every sample as "
+    "it is (pairs, and lone images or sounds); image, the samples with an image, their sound "
+    "removed; audio, the samples with a sound, their image removed. On data of complete pairs "
+    "the three columns score the same samples."
+)
+
+
 def _ablation_section(ablation: Mapping[str, Mapping[str, Any]]) -> str:
     """Side-by-side comparison of the same metrics per input modality."""
     modalities = list(ablation)
     rows = [[name] + [_fmt(v) for v in values] for name, values in _ablation_rows(ablation)]
     header = ["Metric", *(md_literal(str(m)) for m in modalities)]
-    return "## Modality ablation\n\n" + _table(header, rows)
+    return "## Modality ablation\n\n" + ABLATION_NOTE + "\n\n" + _table(header, rows)
 
 
 def _ablation_rows(ablation: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
@@ -482,10 +500,7 @@ def _render_html(metrics: Mapping[str, Any], *, title: str, confusion_bytes: byt
             [_cell(name, header=True), *(_cell(v, num=True) for v in values)]
             for name, values in _ablation_rows(ablation)
         ]
-        body = (
-            '<p class="note">The same model with the other modality removed from every '
-            "sample.</p>\n"
-        )
+        body = f'<p class="note">{_h(ABLATION_NOTE)}</p>\n'
         body += _html_table(["Metric", *(str(m) for m in ablation)], rows)
         sections.append(("ablation", "Modality ablation", body))
     retrieval = metrics.get("retrieval")
@@ -594,8 +609,10 @@ def _html_per_class(per_class: Mapping[str, Mapping[str, Any]]) -> str:
     rows, classes = [], []
     for label, scores in per_class.items():
         rows.append([_cell(label, header=True), *(_cell(scores.get(c), num=True) for c in columns)])
-        f1 = scores.get("f1")
-        classes.append("weak" if isinstance(f1, (int, float)) and f1 < _WEAK_F1 else "")
+        f1, support = scores.get("f1"), scores.get("support")
+        # a class absent from the data (support 0) is not weak: there was nothing to score
+        weak = isinstance(f1, (int, float)) and f1 < _WEAK_F1 and support != 0
+        classes.append("weak" if weak else "")
     return _html_table(["Label", "Precision", "Recall", "F1", "Support"], rows, row_classes=classes)
 
 

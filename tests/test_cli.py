@@ -268,6 +268,17 @@ def test_evaluate_writes_reports_and_ablation(model, data, tmp_path):
     assert metrics["confusion_matrix"]["labels"] == list(CLASSES)
     assert np.sum(metrics["confusion_matrix"]["matrix"]) == 24
     assert set(metrics["ablation"]) == {"both", "image", "audio"}
+    # Each column really removes the other modality. Classes a and b share their images
+    # sample for sample, a and c their sounds: from the image alone rows a and b of the
+    # confusion matrix must be equal, from the sound alone rows a and c; with both, c's bars
+    # tell it from a.
+    rows = {
+        m: dict(zip(CLASSES, r["confusion_matrix"]["matrix"], strict=True))
+        for m, r in metrics["ablation"].items()
+    }
+    assert rows["image"]["a"] == rows["image"]["b"]
+    assert rows["audio"]["a"] == rows["audio"]["c"]
+    assert rows["both"]["a"] != rows["both"]["c"]
     assert json.loads((report / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
     assert (report / "report.md").read_text().count("|") > 10
     assert (report / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -293,6 +304,24 @@ def test_evaluate_modality_and_fail_under_exit_2(model, data):
     assert "below --fail-under" in proc.stderr
     ok = run("evaluate", str(model), str(data), "--fail-under", "0.0", "-q")
     assert ok.stdout == ""
+
+
+def test_evaluate_refuses_several_labels_for_a_single_label_model_and_warns_of_skipped_files(
+    model, data, tmp_path
+):
+    rows = [f"{data / 'a' / 'g0_a0.png'},{data / 'a' / 'g0_a0.wav'},a;b"]
+    (tmp_path / "several.csv").write_text("image,audio,label\n" + "\n".join(rows) + "\n")
+    proc = run("evaluate", str(model), str(tmp_path / "several.csv"), check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "several labels" in proc.stderr and "single-label" in proc.stderr
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    rows = [f"{tmp_path / 'broken.png'},{data / 'a' / 'g0_a0.wav'},a"]
+    (tmp_path / "half.csv").write_text("image,audio,label\n" + "\n".join(rows) + "\n")
+    proc = run("evaluate", str(model), str(tmp_path / "half.csv"), "--json")
+    assert "warning: 1 file(s) could not be used" in proc.stderr and "broken.png" in proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert [k["path"] for k in metrics["skipped_files"]] == [str(tmp_path / "broken.png")]
+    assert metrics["num_samples"] == 1
 
 
 def test_predict_formats_and_lone_modalities(model, data, tmp_path):

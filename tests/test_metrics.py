@@ -109,13 +109,14 @@ def test_class_never_predicted() -> None:
     assert m["macro_f1"] == pytest.approx((1 + 0.5 + 0) / 3)
 
 
-def test_class_absent_from_y_true_counts_in_macro_average() -> None:
-    # Class c has no support and is never predicted; sklearn-style macro averages
-    # still divide by all K=3 labels: a and b are perfect -> 2/3.
+def test_class_absent_from_the_data_and_never_predicted_is_left_out_of_macro_averages() -> None:
+    # Class c has no support and is never predicted: it has nothing to score, and macro
+    # averages leave it out (sklearn's default labels); a and b are perfect -> 1.0.
     m = classification_metrics(np.array([0, 1, 0, 1]), one_hot_probs([0, 1, 0, 1], 3), LABELS)
     assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert m["accuracy"] == 1.0
-    assert m["macro_f1"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx(1.0)
+    assert m["macro_precision"] == m["macro_recall"] == pytest.approx(1.0)
     assert m["weighted_f1"] == pytest.approx(1.0)
 
 
@@ -124,6 +125,8 @@ def test_class_absent_from_y_true_but_predicted() -> None:
     m = classification_metrics(np.array([0, 1]), one_hot_probs([2, 1], 3), LABELS)
     assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert m["per_class"]["a"]["recall"] == 0.0
+    # a predicted class counts in the macro average even without support: a 0, b 1, c 0
+    assert m["macro_f1"] == pytest.approx(1 / 3)
 
 
 def test_perfect_prediction() -> None:
@@ -252,11 +255,13 @@ def test_matches_sklearn() -> None:
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 5, size=200)
     y_true[y_true == 4] = 3  # make class 4 absent from y_true
-    probs = rng.dirichlet(np.ones(5), size=200)
-    labels = [f"c{i}" for i in range(5)]
+    probs = rng.dirichlet(np.ones(6), size=200)
+    labels = [f"c{i}" for i in range(6)]
+    probs[:, 2] = 0.0  # class 2 is never predicted: in the data only
+    probs[:, 5] = 0.0  # class 5 is neither in the data nor predicted: not scored
     m = classification_metrics(y_true, probs, labels)
     y_pred = probs.argmax(axis=1)
-    kw = {"labels": list(range(5)), "zero_division": 0}
+    kw = {"zero_division": 0}  # sklearn's default labels: those in y_true or y_pred
     assert m["macro_precision"] == pytest.approx(
         sk.precision_score(y_true, y_pred, average="macro", **kw)
     )
@@ -266,7 +271,7 @@ def test_matches_sklearn() -> None:
     assert m["macro_f1"] == pytest.approx(sk.f1_score(y_true, y_pred, average="macro", **kw))
     assert m["weighted_f1"] == pytest.approx(sk.f1_score(y_true, y_pred, average="weighted", **kw))
     np.testing.assert_array_equal(
-        m["confusion_matrix"]["matrix"], sk.confusion_matrix(y_true, y_pred, labels=list(range(5)))
+        m["confusion_matrix"]["matrix"], sk.confusion_matrix(y_true, y_pred, labels=list(range(6)))
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html.parser
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,40 @@ def test_a_report_that_cannot_be_json_leaves_the_old_one_whole(tmp_path: Path) -
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
 
 
+def test_a_report_that_fails_half_way_leaves_no_metrics_json_of_another_report(
+    tmp_path: Path,
+) -> None:
+    """A write that fails after report.md (here report.html is a folder; a full disk in
+    life) must not leave the earlier report's metrics.json beside the new report.md."""
+    out_dir = tmp_path / "run"
+    write_report(make_metrics(), out_dir)
+    (out_dir / "report.html").unlink()
+    (out_dir / "report.html").mkdir()
+    with pytest.raises(OSError):
+        write_report(make_metrics(data="new data"), out_dir)
+    assert not (out_dir / "metrics.json").exists()
+
+
+def test_a_remote_report_replaces_every_file_of_an_earlier_one() -> None:
+    """ram:// stands for gs://: a multi-label report (no confusion matrix) removes the
+    single-label report's confusion.png there, as it does locally."""
+    pytest.importorskip("tensorflow")
+    from crossmodal import fsio
+
+    out_dir = "ram://reports/remote-run"
+    write_report(make_metrics(), out_dir)
+    assert fsio.exists(f"{out_dir}/confusion.png")
+    multi = {
+        "multi_label": True,
+        "accuracy": 0.5,
+        "num_samples": 2,
+        "per_class": {"a": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}},
+    }
+    write_report(multi, out_dir)
+    assert not fsio.exists(f"{out_dir}/confusion.png")
+    assert json.loads(fsio.read_text(f"{out_dir}/metrics.json"))["multi_label"] is True
+
+
 def test_write_report_requires_confusion_matrix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="confusion_matrix"):
         write_report({"accuracy": 1.0}, tmp_path / "out")
@@ -391,6 +426,19 @@ def test_render_html_has_every_section(tmp_path: Path) -> None:
     assert "cat &amp; &lt;dog&gt;.png" in page
     assert "snd/a_1.wav" in text and "snd/only.wav" in text and "gone.png" in text
     assert "data&lt;x&gt;" in page and "data<x>" not in page
+
+
+def test_html_marks_weak_classes_but_not_classes_absent_from_the_data() -> None:
+    # a: F1 0.8, b: F1 0 (weak), c: F1 0.75, d: absent from the data and never predicted
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    y_pred = [0, 0, 1, 2, 2, 2, 2, 2]
+    probs = np.full((8, 4), 0.1)
+    probs[np.arange(8), y_pred] = 0.7
+    metrics = classification_metrics(y_true, probs, ["a", "b", "c", "d"])
+    page = render_html(dict(metrics, modality="both"), title="Eval")
+    rows = re.findall(r'<tr( class="weak")?><th[^>]*>(\w)</th>', page)
+    assert {label for weak, label in rows if weak} == {"b"}
+    assert {label for _, label in rows} >= {"a", "b", "c", "d"}
 
 
 def test_render_html_is_self_contained(tmp_path: Path) -> None:
