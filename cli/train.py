@@ -276,7 +276,8 @@ def train(
             result = run(
                 data,
                 out,
-                config=cfg,
+                # resuming: the run's own settings, but for where it goes on
+                config=cfg if resume is None else _strategy_only(cfg),
                 image_size=shape,
                 channels=image.get("channels"),
                 clip_seconds=explicit["clip_seconds"],
@@ -311,3 +312,10 @@ def train(
                 "config": result.config.to_dict(),
             }
         )
+
+
+def _strategy_only(cfg):
+    """What a resumed run takes from the command line: where it goes on, nothing else."""
+    from crossmodal.config import RunConfig, TrainConfig
+
+    return RunConfig(train=TrainConfig(strategy=cfg.train.strategy))

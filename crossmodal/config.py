@@ -88,6 +88,11 @@ class AudioConfig:
         _require(self.clip_seconds > 0, "audio.clip_seconds must be above 0")
         _require(self.num_mels >= 1, "audio.num_mels must be at least 1")
         _require(
+            0 <= self.fmin < self.effective_fmax,
+            f"audio.fmin ({self.fmin:g} Hz) must be at least 0 and below fmax "
+            f"({self.effective_fmax:g} Hz{'' if self.fmax > 0 else ', automatic'})",
+        )
+        _require(
             self.hop_seconds > 0 and 0 < self.frame_seconds <= self.clip_seconds,
             "audio: need hop_seconds > 0 and 0 < frame_seconds <= clip_seconds",
         )

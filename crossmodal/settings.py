@@ -51,6 +51,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise CrossmodalError(f"{path}: expected a table of settings")
     if "format_version" in data:  # a model folder's config.json: repeat that run as it was
         data = saved_settings(data)
+    elif DERIVED_KEYS & set(data):  # a user's file: a setting that would be dropped
+        raise CrossmodalError(
+            f"{path}: 'labels' is not a setting: the classes are read from the data"
+        )
     return {k: v for k, v in data.items() if k not in METADATA_KEYS | DERIVED_KEYS}
 
 

@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__, fsio
-from crossmodal.config import DEFAULT_FMAX, FUSION_NAMES, ImageConfig, RunConfig
+from crossmodal.config import (
+    DEFAULT_FMAX,
+    FUSION_NAMES,
+    AudioConfig,
+    ImageConfig,
+    RunConfig,
+    TrainConfig,
+)
 from crossmodal.data.preprocess import (
     PreparedDataset,
     PrepSettings,
@@ -223,10 +230,41 @@ def train(
 ) -> TrainResult:
     """Preprocess if needed, split, fit with early stopping, export and check the model folder.
 
-    With `resume`, continue the killed run that was writing `out` (its settings and data are
-    read from its staging folder; `data` and `config` may be None).
+    The image shape and the clip length are inferred from the data unless they are fixed:
+    by `image_size`, `channels` and `clip_seconds`, or by a `config` whose `image` or
+    `audio.clip_seconds` differ from the defaults (as the CLI's flags and config files fix
+    them). `data` may be None when `config.data` names it.
+
+    With `resume`, continue the killed run that was writing `out`: its settings and data are
+    read from its staging folder, so `data`, the shape arguments and `config` must be None
+    (a config may only choose where the run goes on: `train.strategy`).
     """
     ensure_not_bootstrapping()
+    if resume:
+        strategy_only = config is None or config == RunConfig(
+            train=dataclasses.replace(TrainConfig(), strategy=config.train.strategy)
+        )
+        if (
+            data is not None
+            or not strategy_only
+            or (image_size, channels, clip_seconds)
+            != (
+                None,
+                None,
+                None,
+            )
+        ):
+            raise CrossmodalError(
+                "resume continues the run with its own data and settings: pass no data, no "
+                "shape and no config (but for train.strategy)"
+            )
+    elif config is not None:
+        if data is None and config.data:
+            data = config.data
+        if config.image != ImageConfig() and image_size is None and channels is None:
+            image_size, channels = (config.image.height, config.image.width), config.image.channels
+        if config.audio.clip_seconds != AudioConfig().clip_seconds and clip_seconds is None:
+            clip_seconds = config.audio.clip_seconds
     from crossmodal.artifacts import commit_dir
     from crossmodal.distribute import choose_strategy
     from crossmodal.locking import output_lock, remove_stale

@@ -192,6 +192,9 @@ def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
             "audio.crop_views_db needs crop_frames > 0",
         ),
         ({"augment": {"audio_noise_snr_db": [1, 2, 3]}}, "expected 2 values, got 3"),
+        ({"audio": {"fmin": 9000.0}}, "audio.fmin (9000 Hz) must be at least 0 and below fmax"),
+        ({"audio": {"fmin": 500.0, "fmax": 400.0}}, "below fmax (400 Hz)"),
+        ({"audio": {"fmin": -1.0}}, "audio.fmin (-1 Hz) must be at least 0"),
     ],
 )
 def test_values_of_the_wrong_type_or_range_are_one_clear_error(settings, message):
@@ -246,3 +249,32 @@ def test_a_config_saved_before_a_setting_existed_reads_back_as_that_run_was(
     mine = RunConfig.from_dict(read_config_file(toml))
     assert value(mine) == now and getattr(getattr(mine, section), other[0]) == other[1]
     assert value(RunConfig.from_dict(saved_settings({}))) == now
+
+
+def test_a_config_file_cannot_set_the_labels(tmp_path):
+    """The classes come from the data: a `labels` key in a user's file would be dropped
+    without a word, so it is refused; a model's config.json (which records them) reads."""
+    from crossmodal.settings import read_config_file
+
+    (tmp_path / "c.toml").write_text('labels = ["a"]\n[train]\nepochs = 2\n')
+    with pytest.raises(CrossmodalError, match="'labels' is not a setting"):
+        read_config_file(tmp_path / "c.toml")
+    RunConfig(labels=("a", "b")).save(tmp_path / "config.json")
+    assert "labels" not in read_config_file(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"channels": 2}, "image channels must be 1 or 3"),
+        ({"height": 0}, "image height and width must be at least 1"),
+        ({"clip_seconds": 0.0}, "clip length must be above 0"),
+        ({"sample_rate": 10}, "sample rate must be at least 1000 Hz"),
+    ],
+)
+def test_preprocessing_settings_are_checked_as_the_model_config_is(fields, message):
+    """`crossmodal preprocess --channels 2` gave a numpy traceback while decoding."""
+    from crossmodal.data.preprocess import PrepSettings
+
+    with pytest.raises(CrossmodalError, match=message):
+        PrepSettings(**fields)

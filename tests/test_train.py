@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,13 @@ from tiny import make_dataset
 
 pytest.importorskip("tensorflow")
 
-from crossmodal.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from crossmodal.config import (  # noqa: E402
+    AudioConfig,
+    ImageConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from crossmodal.errors import CrossmodalError  # noqa: E402
 from crossmodal.train import train  # noqa: E402
 
@@ -73,17 +81,33 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(data, tmp_path, vari
     lines = (partial / "history.csv").read_text().splitlines(keepends=True)
     (partial / "history.csv").write_text("".join(lines) + lines[-1])
     shutil.copytree(partial / "checkpoint", partial / "checkpoint.old")
-    notes = []
-    resumed = train(None, tmp_path / "cut", resume=True, notice=notes.append)
+    if variant == "defaults":  # through the command line, as a user resumes
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli.main", "train", "--resume", str(tmp_path / "cut")],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        notes = [proc.stdout]
+        metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    else:
+        notes = []
+        metrics = train(None, tmp_path / "cut", resume=True, notice=notes.append).metrics
     assert any("resuming after epoch 2" in n for n in notes)
-    assert [round(r["loss"], 5) for r in resumed.history] == [
-        round(r["loss"], 5) for r in full.history
-    ]
+    history, full_history = (_history(tmp_path / name) for name in ("cut", "full"))
+    assert [round(r["loss"], 5) for r in history] == [round(r["loss"], 5) for r in full_history]
     for modality in ("both", "image", "audio"):
-        assert resumed.metrics[modality]["accuracy"] == full.metrics[modality]["accuracy"]
-    np.testing.assert_allclose(
-        resumed.history[-1]["val_loss"], full.history[-1]["val_loss"], rtol=1e-5
-    )
+        assert metrics[modality]["accuracy"] == full.metrics[modality]["accuracy"]
+    np.testing.assert_allclose(history[-1]["val_loss"], full_history[-1]["val_loss"], rtol=1e-5)
+
+
+def _history(model_dir: Path) -> list[dict]:
+    import csv
+
+    with open(model_dir / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items() if v != "NA"} for row in csv.DictReader(f)]
 
 
 def test_same_seed_same_metrics(data, tmp_path):
@@ -200,15 +224,29 @@ def test_config_file_then_flags_then_repeat(data, tmp_path):
     first = train(cfg.data, tmp_path / "one", config=cfg)
     again_cfg, explicit = resolve(read_config_file(tmp_path / "one" / "config.json"), {})
     assert explicit["image"]["height"] == 16 and again_cfg.data == str(data)
-    again = train(
-        again_cfg.data,
-        tmp_path / "two",
-        config=again_cfg,
-        image_size=(explicit["image"]["height"], explicit["image"]["width"]),
-        clip_seconds=explicit["clip_seconds"],
-    )
+    # A saved config repeats the run from Python alone: its data, image shape and clip length
+    # are taken from it (the CLI passes the same through flags and `explicit`).
+    again = train(None, tmp_path / "two", config=again_cfg)
     assert again.config == first.config
     assert again.history == first.history
+    # A shape that differs from the data's is a request, as the CLI's --image-size is.
+    smaller = again_cfg.replace(image=ImageConfig(12, 12, 1), audio=AudioConfig(clip_seconds=0.2))
+    third = train(None, tmp_path / "three", config=smaller)
+    assert third.config.image == ImageConfig(12, 12, 1)
+    assert third.config.audio.clip_seconds == 0.2
+
+
+def test_resume_takes_nothing_but_the_strategy(tmp_path):
+    """A resumed run goes on with its own data and settings: anything else is refused at
+    once rather than dropped without a word (the CLI refuses such flags the same way)."""
+    for kwargs in (
+        {"data": "elsewhere"},
+        {"config": RunConfig(train=TrainConfig(epochs=3))},
+        {"clip_seconds": 0.5},
+    ):
+        args = {"data": None, **kwargs}
+        with pytest.raises(CrossmodalError, match="resume continues the run with its own"):
+            train(args.pop("data"), tmp_path / "m", resume=True, **args)
 
 
 def test_bad_settings_fail_before_training(tmp_path):

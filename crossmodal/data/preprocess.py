@@ -69,6 +69,16 @@ class PrepSettings:
     channels: int | None = None
     clip_seconds: float | None = None
 
+    def __post_init__(self) -> None:  # the same bounds as the model's config (config.py)
+        if self.sample_rate < 1000:
+            raise CrossmodalError("sample rate must be at least 1000 Hz")
+        if any(v is not None and v < 1 for v in (self.height, self.width)):
+            raise CrossmodalError("image height and width must be at least 1")
+        if self.channels not in (None, 1, 3):
+            raise CrossmodalError("image channels must be 1 or 3")
+        if self.clip_seconds is not None and not self.clip_seconds > 0:
+            raise CrossmodalError("clip length must be above 0 seconds")
+
 
 @dataclass
 class PreparedDataset:
