@@ -266,6 +266,34 @@ def test_bad_settings_fail_before_training(tmp_path):
 def test_class_weight_balanced_and_from_file(data, tmp_path):
     result = train(data, tmp_path / "bal", config=tiny_config(epochs=1, class_weight="balanced"))
     assert result.config.train.class_weight == "balanced"
+    # The weights themselves, by hand: 3 a, 1 b, 0 c among the training rows (one unlabeled)
+    # -> n / (K x count) = 4/9, 4/3, and 0 for an absent class; a file's weights, 1 by default.
+    from types import SimpleNamespace
+
+    from crossmodal.train import _class_weights
+
+    rows = [("a", 0), ("a", 1), ("a", 2), ("b", 3), (None, 4), ("b", 5)]
+    prep = SimpleNamespace(samples=[{"label": lab, "index": i} for lab, i in rows])
+    cfg = tiny_config(class_weight="balanced").replace(labels=("a", "b", "c"))
+    np.testing.assert_allclose(_class_weights(cfg, prep, [0, 1, 2, 3, 4]), [4 / 9, 4 / 3, 0])
+    (tmp_path / "wb.json").write_text('{"b": 2.5}')
+    cfg = tiny_config(class_weight=str(tmp_path / "wb.json")).replace(labels=("a", "b", "c"))
+    np.testing.assert_allclose(_class_weights(cfg, prep, [0, 1]), [1.0, 2.5, 1.0])
+    # ... and the loss uses them: every term is a mean weighted by class, so on a batch of two
+    # a and two b, weights (3, 1) give (3 x the a-only loss + the b-only loss) / 4.
+    from crossmodal.model import build_network
+    from crossmodal.trainer import Trainer
+
+    net = build_network(result.config)
+    x, y = _one_batch(net, labels=[0, 0, 1, 1])
+    out = net(x, training=False)
+
+    def loss(*weights):
+        trainer = Trainer(net, aux_weight=0.5, label_smoothing=0.1, class_weights=weights)
+        return float(trainer.compute_loss(x, y, out))
+
+    assert loss(3.0, 1.0, 1.0) == pytest.approx((3 * loss(1, 0, 0) + loss(0, 1, 0)) / 4, rel=1e-5)
+    assert loss(3.0, 1.0, 1.0) != pytest.approx(loss(1.0, 1.0, 1.0), rel=1e-3)
     weights = tmp_path / "w.json"
     weights.write_text(json.dumps({"zzz": 2.0}))
     with pytest.raises(CrossmodalError, match="unknown label"):
@@ -302,12 +330,29 @@ def test_multi_label_trains_evaluates_and_predicts_label_sets(data, tmp_path):
     assert (tmp_path / "report" / "report.html").exists()
     row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
     assert isinstance(row["labels"], list) and row["label"] == ";".join(row["labels"])
+    # The decisions are the tuned thresholds of thresholds.json, class by class.
+    names = list(result.config.labels)
+    (tmp_path / "ml" / "thresholds.json").write_text(
+        json.dumps({n: (0.0 if n == "high" else 1.01) for n in names})
+    )
+    row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
+    assert row["labels"] == ["high"]
+    low = json.loads((tmp_path / "ml" / "thresholds.json").read_text())
+    low.update(high=1.01, round=0.0, low=0.0)
+    (tmp_path / "ml" / "thresholds.json").write_text(json.dumps(low))
+    assert next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))["labels"] == [
+        "low",
+        "round",
+    ]
+    everything = evaluate(tmp_path / "ml", manifest)  # "low" and "round" on every row
+    assert everything["per_class"]["round"]["recall"] == 1.0
+    assert everything["per_class"]["high"]["recall"] == 0.0
 
 
 def test_calibrate_bakes_a_temperature_into_the_export(data, tmp_path):
     result = train(data, tmp_path / "cal", config=tiny_config(epochs=2, calibrate=True))
     temperature = result.metrics["calibration"]["temperature"]
-    assert 0.05 <= temperature <= 20
+    assert 0.05 <= temperature <= 20 and abs(np.log(temperature)) > 1e-3  # fitted, not 1
     # train() has already checked the SavedModel against softmax(logits / T) on a batch.
     assert "ece" in result.metrics["both"]
 
@@ -497,3 +542,16 @@ def test_a_split_that_leaves_nothing_labeled_to_train_on_is_refused(data, tmp_pa
     with pytest.raises(CrossmodalError, match="leaves no labeled sample to train on"):
         train(manifest, tmp_path / "m", config=tiny_config(val_groups=("g0",)))
     assert not (tmp_path / "m").exists()
+
+
+def _one_batch(net, labels):
+    """(inputs, labels): labeled random pairs at the network's shapes."""
+    rng = np.random.default_rng(0)
+    n = len(labels)
+    x = {
+        "image": rng.integers(0, 256, (n, *net.input["image"].shape[1:]), dtype=np.uint8),
+        "image_present": np.ones(n, np.float32),
+        "audio": rng.normal(0, 0.1, (n, net.input["audio"].shape[1])).astype(np.float32),
+        "audio_present": np.ones(n, np.float32),
+    }
+    return x, np.asarray(labels, np.int32)
