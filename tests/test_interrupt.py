@@ -193,23 +193,6 @@ def test_sigkill_while_replacing_an_older_folder(data, tmp_path):
     assert f".prep.old-{proc.pid}" in note and f".prep.tmp-{proc.pid}" in note
 
 
-def test_sigkill_before_anything_is_written(data, tmp_path):
-    out = tmp_path / "prep"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "preprocess", str(data), "--out", str(out)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    time.sleep(0.05)  # still starting Python
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    kill_group(proc)
-    assert not looks_complete(out)
-    rerun(data, out)
-
-
 # --- SIGINT (Ctrl-C) ------------------------------------------------------------------------------
 
 

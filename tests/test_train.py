@@ -544,6 +544,16 @@ def test_a_split_that_leaves_nothing_labeled_to_train_on_is_refused(data, tmp_pa
     assert not (tmp_path / "m").exists()
 
 
+def test_a_named_validation_group_is_what_validation_holds(data, tmp_path):
+    """--group-regex and --val-group through train(): the tiny data's stems begin g0_ or g1_
+    (12 each); holding out g1 validates on its 12 samples, where the default split takes 6."""
+    cfg = tiny_config(epochs=1, group_regex=r"^(g\d)_", val_groups=("g1",))
+    result = train(data, tmp_path / "g", config=cfg)
+    split = json.loads((tmp_path / "g" / "dataset.json").read_text())["split"]
+    assert split["kind"] == "group" and split["val_groups"] == ["g1"]
+    assert result.metrics["both"]["num_samples"] == 12
+
+
 def _one_batch(net, labels):
     """(inputs, labels): labeled random pairs at the network's shapes."""
     rng = np.random.default_rng(0)
