@@ -9,6 +9,7 @@ import numpy as np
 from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.preprocess import PrepSettings, Progress
+from crossmodal.data.scan import label_set
 from crossmodal.errors import CrossmodalError, ThresholdNotMet, ensure_not_bootstrapping
 from crossmodal.inference import MODALITIES
 
@@ -61,7 +62,7 @@ def evaluate(
         raise CrossmodalError(f"{data} has no labeled samples to evaluate on")
     by_index = {s["index"]: s for s in prep.samples}
     multi = cfg.model.multi_label
-    several = [s["label"] for s in prep.samples if s["label"] and ";" in s["label"]]
+    several = [s["label"] for s in prep.samples if len(label_set(s["label"])) > 1]
     if several and not multi:  # they would be read as unlabeled and left out without a word
         raise CrossmodalError(
             f"{data}: {len(several)} sample(s) have several labels (such as '{several[0]}'), "

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from avdigits_loso import HELD_OUT, SPEAKERS, loso
 
-pytestmark = pytest.mark.acceptance
+# Real training on a busy machine: the default per-test timeout (pyproject.toml) is too short.
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from crossmodal.config import ModelConfig, RunConfig, TrainConfig
+
 RATE = 16_000
 SIZE = 16
 CLASSES = ("a", "b", "c")
@@ -46,3 +48,14 @@ def make_dataset(root: Path, per_class: int = 8, seconds: float = 0.25) -> Path:
             Image.fromarray(_image(IMAGE_OF[label], k), "L").save(folder / f"{stem}.png")
             sf.write(folder / f"{stem}.wav", _sound(SOUND_OF[label], k, seconds), RATE)
     return root
+
+
+# One network, to keep training tests fast.
+SMALL = ModelConfig(embed_dim=16, filters=(8, 16), audio_filters=(8, 16), shared_dim=8, members=1)
+
+
+def tiny_config(**train_overrides):
+    """A small network (one member: the ensemble default has tests of its own) and a short,
+    seeded run for the tiny data."""
+    fields = {"epochs": 4, "batch_size": 8, "val_fraction": 0.25, "seed": 5, "patience": 10}
+    return RunConfig(model=SMALL, train=TrainConfig(**{**fields, **train_overrides}))

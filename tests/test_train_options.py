@@ -1,0 +1,240 @@
+"""Training settings on tiny data: config files, class weights, multi-label, calibration,
+ensembles and the deeper audio encoders."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny import SMALL, make_dataset, tiny_config
+
+pytest.importorskip("tensorflow")
+
+from crossmodal.config import (  # noqa: E402
+    AudioConfig,
+    ImageConfig,
+    RunConfig,
+    TrainConfig,
+)
+from crossmodal.errors import CrossmodalError  # noqa: E402
+from crossmodal.train import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+def test_config_file_then_flags_then_repeat(data, tmp_path):
+    from crossmodal.settings import read_config_file, resolve
+
+    toml = tmp_path / "train.toml"
+    toml.write_text(
+        f'data = "{data}"\n[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n'
+        "[model]\nembed_dim = 16\nfilters = [8, 16]\naudio_filters = [8, 16]\nshared_dim = 8\n"
+    )
+    cfg, explicit = resolve(read_config_file(toml), {"train": {"seed": 11}})
+    assert cfg.train.epochs == 1 and cfg.train.seed == 11 and cfg.model.filters == (8, 16)
+    assert explicit == {"image": {}, "clip_seconds": None}
+    first = train(cfg.data, tmp_path / "one", config=cfg)
+    again_cfg, explicit = resolve(read_config_file(tmp_path / "one" / "config.json"), {})
+    assert explicit["image"]["height"] == 16 and again_cfg.data == str(data)
+    # A saved config repeats the run from Python alone: its data, image shape and clip length
+    # are taken from it (the CLI passes the same through flags and `explicit`).
+    again = train(None, tmp_path / "two", config=again_cfg)
+    assert again.config == first.config
+    assert again.history == first.history
+    # A shape that differs from the data's is a request, as the CLI's --image-size is.
+    smaller = again_cfg.replace(image=ImageConfig(12, 12, 1), audio=AudioConfig(clip_seconds=0.2))
+    third = train(None, tmp_path / "three", config=smaller)
+    assert third.config.image == ImageConfig(12, 12, 1)
+    assert third.config.audio.clip_seconds == 0.2
+
+
+def test_bad_settings_fail_before_training(tmp_path):
+    from crossmodal.settings import read_config_file, resolve
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochs = 2\nepoch = 3\n")
+    with pytest.raises(CrossmodalError, match="unknown setting"):
+        resolve(read_config_file(bad), {})
+    bad.write_text("[train\n")
+    with pytest.raises(CrossmodalError, match="not valid TOML"):
+        read_config_file(bad)
+    with pytest.raises(CrossmodalError, match="unknown optimizer"):
+        TrainConfig(optimizer="lbfgs")
+
+
+def test_class_weight_balanced_and_from_file(data, tmp_path):
+    result = train(data, tmp_path / "bal", config=tiny_config(epochs=1, class_weight="balanced"))
+    assert result.config.train.class_weight == "balanced"
+    # The weights themselves, by hand: 3 a, 1 b, 0 c among the training rows (one unlabeled)
+    # -> n / (K x count) = 4/9, 4/3, and 0 for an absent class; a file's weights, 1 by default.
+    from types import SimpleNamespace
+
+    from crossmodal.train import _class_weights
+
+    rows = [("a", 0), ("a", 1), ("a", 2), ("b", 3), (None, 4), ("b", 5)]
+    prep = SimpleNamespace(samples=[{"label": lab, "index": i} for lab, i in rows])
+    cfg = tiny_config(class_weight="balanced").replace(labels=("a", "b", "c"))
+    np.testing.assert_allclose(_class_weights(cfg, prep, [0, 1, 2, 3, 4]), [4 / 9, 4 / 3, 0])
+    (tmp_path / "wb.json").write_text('{"b": 2.5}')
+    cfg = tiny_config(class_weight=str(tmp_path / "wb.json")).replace(labels=("a", "b", "c"))
+    np.testing.assert_allclose(_class_weights(cfg, prep, [0, 1]), [1.0, 2.5, 1.0])
+    # ... and the loss uses them: every term is a mean weighted by class, so on a batch of two
+    # a and two b, weights (3, 1) give (3 x the a-only loss + the b-only loss) / 4.
+    from crossmodal.model import build_network
+    from crossmodal.trainer import Trainer
+
+    net = build_network(result.config)
+    x, y = _one_batch(net, labels=[0, 0, 1, 1])
+    out = net(x, training=False)
+
+    def loss(*weights):
+        trainer = Trainer(net, aux_weight=0.5, label_smoothing=0.1, class_weights=weights)
+        return float(trainer.compute_loss(x, y, out))
+
+    assert loss(3.0, 1.0, 1.0) == pytest.approx((3 * loss(1, 0, 0) + loss(0, 1, 0)) / 4, rel=1e-5)
+    assert loss(3.0, 1.0, 1.0) != pytest.approx(loss(1.0, 1.0, 1.0), rel=1e-3)
+    weights = tmp_path / "w.json"
+    weights.write_text(json.dumps({"zzz": 2.0}))
+    with pytest.raises(CrossmodalError, match="unknown label"):
+        train(data, tmp_path / "w", config=tiny_config(epochs=1, class_weight=str(weights)))
+
+
+def test_multi_label_trains_evaluates_and_predicts_label_sets(data, tmp_path):
+    """A manifest whose label cells hold several labels: sigmoid outputs, tuned thresholds."""
+    from crossmodal.evaluate import evaluate
+    from crossmodal.predict import predict
+
+    rows = ["image,audio,label"]
+    for label_dir in sorted(p for p in data.iterdir() if p.is_dir()):
+        tags = {"a": "round;low", "b": "round;high", "c": "bar;low"}[label_dir.name]
+        for png in sorted(label_dir.glob("*.png")):
+            rows.append(f"{png},{png.with_suffix('.wav')},{tags}")
+    manifest = tmp_path / "multi.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    notes = []
+    result = train(manifest, tmp_path / "ml", config=tiny_config(), notice=notes.append)
+    assert result.config.model.multi_label and result.config.labels == (
+        "bar",
+        "high",
+        "low",
+        "round",
+    )
+    assert any("multi-label" in n for n in notes)
+    thresholds = json.loads((tmp_path / "ml" / "thresholds.json").read_text())
+    assert set(thresholds) == {"bar", "high", "low", "round"}
+    report = evaluate(tmp_path / "ml", manifest, out=tmp_path / "report")
+    for key in ("micro_f1", "macro_f1", "mean_average_precision", "subset_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["accuracy"] == report["subset_accuracy"]
+    assert (tmp_path / "report" / "report.html").exists()
+    row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
+    assert isinstance(row["labels"], list) and row["label"] == ";".join(row["labels"])
+    # The decisions are the tuned thresholds of thresholds.json, class by class.
+    names = list(result.config.labels)
+    (tmp_path / "ml" / "thresholds.json").write_text(
+        json.dumps({n: (0.0 if n == "high" else 1.01) for n in names})
+    )
+    row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
+    assert row["labels"] == ["high"]
+    low = json.loads((tmp_path / "ml" / "thresholds.json").read_text())
+    low.update(high=1.01, round=0.0, low=0.0)
+    (tmp_path / "ml" / "thresholds.json").write_text(json.dumps(low))
+    assert next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))["labels"] == [
+        "low",
+        "round",
+    ]
+    everything = evaluate(tmp_path / "ml", manifest)  # "low" and "round" on every row
+    assert everything["per_class"]["round"]["recall"] == 1.0
+    assert everything["per_class"]["high"]["recall"] == 0.0
+
+
+def test_calibrate_bakes_a_temperature_into_the_export(data, tmp_path):
+    result = train(data, tmp_path / "cal", config=tiny_config(epochs=2, calibrate=True))
+    temperature = result.metrics["calibration"]["temperature"]
+    assert 0.05 <= temperature <= 20 and abs(np.log(temperature)) > 1e-3  # fitted, not 1
+    # train() has already checked the SavedModel against softmax(logits / T) on a batch.
+    assert "ece" in result.metrics["both"]
+
+
+def test_an_ensemble_trains_exports_and_reloads_as_one_model(data, tmp_path):
+    """train() checks the SavedModel against the live network on a batch; here the folder is
+    reopened with plain Keras and TensorFlow: the SavedModel serves the averaged ensemble (with
+    the test views for a sound alone), and model.keras reloads with its members."""
+    import keras
+    import tensorflow as tf
+
+    cfg = tiny_config(epochs=2).replace(model=dataclasses.replace(SMALL, members=2))
+    train(data, tmp_path / "ens", config=cfg)
+    saved = json.loads((tmp_path / "ens" / "config.json").read_text())
+    assert saved["model"]["members"] == 2
+    net = keras.saving.load_model(tmp_path / "ens" / "model.keras")
+    serve = tf.saved_model.load(str(tmp_path / "ens" / "saved_model")).signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    x = {
+        "image": rng.integers(0, 256, (3, *net.input["image"].shape[1:]), dtype=np.uint8),
+        "image_present": np.array([1, 0, 1], np.float32),
+        "audio": rng.normal(0, 0.1, (3, net.input["audio"].shape[1])).astype(np.float32),
+        "audio_present": np.array([1, 1, 0], np.float32),
+    }
+    out = net(x, training=False)
+    assert len(out["members"]) == 2
+    from crossmodal.model import member_networks
+
+    first, second = member_networks(net)
+    for name in ("image_norm", "audio_norm"):  # adapted once, on the same training clips
+        np.testing.assert_allclose(first.get_layer(name).mean, second.get_layer(name).mean)
+        assert np.any(np.asarray(first.get_layer(name).variance) != 1.0)
+    served = serve(
+        image=x["image"],
+        image_present=x["image_present"] > 0,
+        audio=x["audio"],
+        audio_present=x["audio_present"] > 0,
+    )
+    # Row 1 is a sound alone: served with the test views (`inference_network`); the pair and
+    # the image alone are the trained network's own predictions.
+    from crossmodal.config import RunConfig
+    from crossmodal.model import inference_network
+
+    saved = RunConfig.load(tmp_path / "ens" / "config.json")
+    assert saved.audio.test_views
+    viewed = inference_network(net, saved)
+    np.testing.assert_allclose(
+        served["probabilities"].numpy(), viewed(x, training=False)["probabilities"], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        served["probabilities"].numpy()[[0, 2]], out["probabilities"].numpy()[[0, 2]], atol=1e-5
+    )
+    assert served["audio_embedding"].shape[-1] == 2 * SMALL.shared_dim
+
+
+@pytest.mark.parametrize("kind", ["vgg", "vgg_sep"])
+def test_deeper_audio_encoders_train_export_and_reload(data, tmp_path, kind):
+    """train() checks the exported SavedModel against the live network; the saved config names
+    the encoder, and model.keras rebuilds it with its second convolution per block."""
+    import keras
+
+    cfg = tiny_config(epochs=1).replace(model=dataclasses.replace(SMALL, audio_encoder=kind))
+    train(data, tmp_path / kind, config=cfg)
+    assert RunConfig.load(tmp_path / kind / "config.json").model.audio_encoder == kind
+    net = keras.saving.load_model(tmp_path / kind / "model.keras")
+    second = net.get_layer("audio_encoder").get_layer("audio_encoder_conv1_1")
+    assert type(second).__name__ == {"vgg": "Conv2D", "vgg_sep": "SeparableConv2D"}[kind]
+
+
+def _one_batch(net, labels):
+    """(inputs, labels): labeled random pairs at the network's shapes."""
+    rng = np.random.default_rng(0)
+    n = len(labels)
+    x = {
+        "image": rng.integers(0, 256, (n, *net.input["image"].shape[1:]), dtype=np.uint8),
+        "image_present": np.ones(n, np.float32),
+        "audio": rng.normal(0, 0.1, (n, net.input["audio"].shape[1])).astype(np.float32),
+        "audio_present": np.ones(n, np.float32),
+    }
+    return x, np.asarray(labels, np.int32)
