@@ -16,7 +16,7 @@ app = typer.Typer(
     name="crossmodal",
     help="Train, evaluate and predict with models that fuse paired images and sounds.\n\n"
     "Exit codes: 0 ok, 1 user error, 2 threshold not met (--fail-under), "
-    "3 some inputs failed (predict).",
+    "3 some inputs failed (predict), 130 interrupted, 141 output closed early (| head).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,

@@ -17,9 +17,19 @@ ImageSize = Annotated[
     str | None,
     typer.Option("--image-size", help="Resize images to HEIGHTxWIDTH (default: inferred)."),
 ]
+
+
+def _one_or_three(value: int | None) -> int | None:
+    if value not in (None, 1, 3):
+        raise typer.BadParameter(f"{value} is not 1 or 3")
+    return value
+
+
 Channels = Annotated[
     int | None,
-    typer.Option("--channels", help="1 (grayscale) or 3 (RGB) (default: inferred).", min=1, max=3),
+    typer.Option(
+        "--channels", help="1 (grayscale) or 3 (RGB) (default: inferred).", callback=_one_or_three
+    ),
 ]
 ClipSeconds = Annotated[
     float | None,

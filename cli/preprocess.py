@@ -37,7 +37,9 @@ def preprocess(
     shard_index: Annotated[
         int,
         typer.Option(
-            "--shard-index", min=0, help="Which job this is, 0..N-1: writes PREP/part-I-of-N/."
+            "--shard-index",
+            min=0,
+            help="Which job this is, 0..N-1: writes PREP/part-0000I-of-0000N/.",
         ),
     ] = 0,
     json_output: Json = False,
@@ -46,7 +48,8 @@ def preprocess(
     """Decode, resize and resample every pair into sharded records plus dataset.json.
 
     With --num-shards N, N jobs (--shard-index 0..N-1, e.g. a cluster's job array) each write
-    PREP/part-I-of-N/; training on PREP reads their union once every part is there."""
+    PREP/part-0000I-of-0000N/ (part-00003-of-00008); training on PREP reads their union once
+    every part is there."""
     size = parse_size(image_size)
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):

@@ -66,7 +66,13 @@ def train(
         typer.Option(help="Continue the killed run that was writing this model folder."),
     ] = None,
     val_fraction: Annotated[
-        float | None, typer.Option(min=0.0, max=0.9, help="Stratified validation fraction [0.15].")
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help="Validation fraction: stratified by class, or of the groups with --group-regex "
+            "[0.15].",
+        ),
     ] = None,
     val_dir: Annotated[
         Path | None, typer.Option(help="Validate on this folder/manifest instead of a split.")
@@ -92,7 +98,7 @@ def train(
         int | None, typer.Option(min=1, help="Global batch [auto: 32, less on small data].")
     ] = None,
     learning_rate: Annotated[
-        float | None, typer.Option(min=0.0, help="Peak learning rate [0.002].")
+        float | None, typer.Option(help="Peak learning rate, above 0 [0.002].")
     ] = None,
     optimizer: Annotated[
         str | None, typer.Option(help="adamw, adam or sgd (momentum, nesterov) [adamw].")
@@ -100,10 +106,14 @@ def train(
     schedule: Annotated[
         str | None, typer.Option(help="cosine (with warmup), constant or plateau [cosine].")
     ] = None,
-    weight_decay: Annotated[float | None, typer.Option(min=0.0, help="[0.0001]")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(min=0.0, help="Decoupled weight decay (adamw, sgd) [0.0001].")
+    ] = None,
     clipnorm: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Clip each weight's gradient to this norm, one by one [1.0]."),
+        typer.Option(
+            min=0.0, help="Clip each weight's gradient to this norm, one by one; 0: off [1.0]."
+        ),
     ] = None,
     label_smoothing: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="[0.05]")] = None,
     class_weight: Annotated[

@@ -101,6 +101,7 @@ def render_model_card(
         _settings_section(
             config, dataset.get("split") or {}, history, dataset.get("alignment") or {}
         ),
+        _fusion_choice_section(metrics.get("fusion_selection")),
         _metrics_section(metrics, curves),
         _use_section(config, dataset, metrics, labels),
         _files_section(curves),
@@ -448,6 +449,29 @@ def _split_text(split: Mapping[str, Any]) -> str | None:
     if kind == "none":
         return "none (all data used for training)"
     return f"{kind}{counts}"
+
+
+def _fusion_choice_section(selection: Any) -> str | None:
+    """Why `--fusion auto` kept the fusion it did: each candidate's brief validation scores."""
+    if not isinstance(selection, Mapping) or not isinstance(selection.get("candidates"), Mapping):
+        return None
+    brief = selection.get("brief_epochs")
+    lines = [
+        "## Fusion choice",
+        "",
+        f"Chosen by `--fusion auto`: {_plain(selection.get('why', selection.get('chosen')))}.",
+        "",
+        f"Validation accuracy of each candidate after {_num(brief)} epochs:",
+        "",
+        "| Candidate | Both | Image alone | Audio alone | Mean |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in selection["candidates"].items():
+        row = row if isinstance(row, Mapping) else {}  # validation accuracy per modality
+        chosen = " (chosen)" if name == selection.get("chosen") else ""
+        cells = [_num(row.get(key)) for key in (*_MODALITIES, "score")]
+        lines.append(f"| {_plain(name)}{chosen} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _metrics_section(metrics: Mapping[str, Any], curves: bool) -> str:

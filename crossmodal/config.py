@@ -97,6 +97,10 @@ class AudioConfig:
             "audio: need hop_seconds > 0 and 0 < frame_seconds <= clip_seconds",
         )
         _require(self.crop_frames >= 0, "audio.crop_frames must be 0 (off) or more")
+        _require(self.crop_threshold_db > 0, "audio.crop_threshold_db must be above 0 dB")
+        _require(self.crop_margin >= 0, "audio.crop_margin must be 0 or more frames")
+        _require(self.log_offset > 0, "audio.log_offset must be above 0")
+        _require(self.cepstral_keep >= 0, "audio.cepstral_keep must be 0 (off) or more")
         _require(0 <= self.pre_emphasis < 1, "audio.pre_emphasis must be in [0, 1)")
         _require(0 <= self.noise_floor < 1, "audio.noise_floor must be in [0, 1) (0: off)")
         _require(
@@ -222,6 +226,19 @@ class AugmentConfig:
     crop_jitter_db: float = 0.0  # active-region threshold drawn from crop_threshold_db +- this
 
     def __post_init__(self) -> None:
+        for name in ("image_cutout_prob", "audio_noise_prob", "audio_babble_prob",
+                     "noise_dir_prob", "image_cutout", "image_noise"):  # fmt: skip
+            _require(0 <= getattr(self, name) <= 1, f"augment.{name} must be in [0, 1]")
+        for name in ("image_translate", "image_rotate", "image_zoom", "image_contrast",
+                     "spec_time_stretch", "spec_time_shift", "spec_freq_warp"):  # fmt: skip
+            _require(0 <= getattr(self, name) < 1, f"augment.{name} must be in [0, 1)")
+        for name in ("audio_gain_db", "audio_shift_seconds", "spec_time_mask",
+                     "spec_freq_mask", "crop_jitter_db"):  # fmt: skip
+            _require(getattr(self, name) >= 0, f"augment.{name} must be 0 (off) or more")
+        _require(self.audio_babble_voices >= 1, "augment.audio_babble_voices must be 1 or more")
+        for name in ("audio_noise_snr_db", "audio_babble_snr_db", "noise_dir_snr_db"):
+            low, high = getattr(self, name)
+            _require(low <= high, f"augment.{name} must be [lowest, highest] dB")
         for name in ("spec_time_bend", "spec_freq_bend"):
             _require(
                 0 <= getattr(self, name) < MAX_BEND,
@@ -280,6 +297,11 @@ class ModelConfig:
         _require(1 <= self.members <= MAX_MEMBERS, f"model.members must be 1 to {MAX_MEMBERS}")
         _require(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
         _require(0 <= self.modality_dropout <= 1, "model.modality_dropout must be in [0, 1]")
+        _require(
+            0 <= self.audio_feature_dropout < 1, "model.audio_feature_dropout must be in [0, 1)"
+        )
+        _require(self.aux_loss_weight >= 0, "model.aux_loss_weight must be 0 or more")
+        _require(0 <= self.freq_instance_norm <= 1, "model.freq_instance_norm must be in [0, 1]")
         _require(min(self.embed_dim, self.shared_dim) >= 1, "model embedding sizes must be >= 1")
         for name in ("filters", "audio_filters"):
             widths = getattr(self, name)
@@ -339,7 +361,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (with warmup) | constant | plateau
     warmup_epochs: float = 1.0
     # Each weight's gradient clipped to this norm on its own (Keras `clipnorm`; not one global
-    # norm over all weights). None disables.
+    # norm over all weights). None or 0 disables.
     clipnorm: float | None = 1.0
     class_weight: str | None = None  # None | "balanced" | path to a JSON {label: weight}
     mixed_precision: bool = False  # float16 compute on GPUs; a no-op with a notice on CPU
@@ -367,6 +389,20 @@ class TrainConfig:
         _require(self.patience >= 0, "train.patience must be 0 or more")
         _require(0 <= self.early_stop_from < 1, "train.early_stop_from must be in [0, 1)")
         _require(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+        _require(self.weight_decay >= 0, "train.weight_decay must be 0 or more")
+        _require(0 <= self.momentum < 1, "train.momentum must be in [0, 1)")
+        _require(self.warmup_epochs >= 0, "train.warmup_epochs must be 0 or more")
+        _require(
+            self.clipnorm is None or self.clipnorm >= 0,
+            "train.clipnorm must be 0 or more (0 or absent: no clipping)",
+        )
+        for name in ("contrastive_weight", "distill_weight"):
+            _require(getattr(self, name) >= 0, f"train.{name} must be 0 or more")
+        _require(self.contrastive_temperature > 0, "train.contrastive_temperature must be above 0")
+        _require(
+            0 <= self.pseudo_label_threshold <= 1,
+            "train.pseudo_label_threshold must be in [0, 1] (0: off)",
+        )
         for name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("schedule", self.schedule, SCHEDULES),

@@ -16,7 +16,7 @@ from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
-from crossmodal.data.scan import Sample, modality_of, scan_inputs
+from crossmodal.data.scan import NO_MEDIA_IN_FOLDER, Sample, modality_of, scan_inputs
 from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
 from crossmodal.inference import MODALITIES, presence_for
 
@@ -139,7 +139,7 @@ def predict(
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
     md = open_model_dir(model)
     scanned = scan_inputs([str(p) for p in inputs])
-    if not scanned.samples and not scanned.skipped:
+    if not scanned.samples and all(k["reason"] == NO_MEDIA_IN_FOLDER for k in scanned.skipped):
         named = ", ".join(str(p) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
         raise CrossmodalError(f"no image or sound files to predict on in {named}")
     return _rows(

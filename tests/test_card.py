@@ -196,6 +196,27 @@ def test_model_card_says_how_labels_crossed_modalities(tmp_path: Path) -> None:
     )
 
 
+def test_model_card_says_why_auto_fusion_chose_its_fusion(tmp_path: Path) -> None:
+    inputs = card_inputs(make_model_dir(tmp_path))
+    assert "Fusion choice" not in render_model_card(**inputs)
+    scores = {"concat": (0.9, 0.5, 0.3), "late": (0.8, 0.7, 0.6), "gated": (0.1, 0.1, 0.1)}
+    candidates = {
+        name: {"both": b, "image": i, "audio": a, "score": (b + i + a) / 3}
+        for name, (b, i, a) in scores.items()
+    }
+    why = "'late' had the best mean validation accuracy (0.7000) after 3 epochs of each"
+    inputs["metrics"] = {
+        **inputs["metrics"],
+        "fusion_selection": {"brief_epochs": 3, "candidates": candidates, "chosen": "late",
+                             "why": why},
+    }  # fmt: skip
+    card = render_model_card(**inputs)
+    assert f"Chosen by `--fusion auto`: {why}." in card
+    assert "after 3 epochs:" in card
+    assert "| late (chosen) | 0.8000 | 0.7000 | 0.6000 | 0.7000 |" in card
+    assert "| concat | 0.9000 | 0.5000 | 0.3000 | 0.5667 |" in card
+
+
 def test_model_card_names_the_test_time_views(tmp_path: Path) -> None:
     inputs = card_inputs(make_model_dir(tmp_path))
     audio = inputs["config"]["audio"]

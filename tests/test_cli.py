@@ -395,10 +395,10 @@ def test_predict_modality_without_that_input_exits_3_and_says_why(model, data, t
 
 
 def test_predict_reports_every_named_input_on_a_row_of_its_own(model, data, tmp_path):
-    """What a user names is answered: a file that is not media gets an error row (not silence),
-    a manifest needs no label column and one without a usable row does not stop the others, a
-    manifest pair with a missing file is predicted from the other with a warning (as a folder
-    pair is), and an error row names its file in its column."""
+    """What a user names is answered: a file that is not media, or a folder without any, gets
+    an error row (not silence), a manifest needs no label column and one without a usable row
+    does not stop the others, a manifest pair with a missing file is predicted from the other
+    with a warning (as a folder pair is), and an error row names its file in its column."""
     work = tmp_path / "w"
     work.mkdir()
     image = work / "x.png"
@@ -407,9 +407,11 @@ def test_predict_reports_every_named_input_on_a_row_of_its_own(model, data, tmp_
     notes.write_bytes(b"an unsupported format")
     (work / "plain.csv").write_text("image,audio\nx.png,gone.wav\n")
     (work / "empty.csv").write_text("image,audio,label\nmissing.png,,\n")
+    (texts := tmp_path / "texts").mkdir()
+    (texts / "notes.txt").write_text("a typo'd folder")
     proc = run(
         "predict", str(model), str(image), str(notes), str(work / "plain.csv"),
-        str(work / "empty.csv"), "--json", check=False,
+        str(work / "empty.csv"), str(texts), "--json", check=False,
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     rows = json.loads(proc.stdout)
@@ -417,6 +419,7 @@ def test_predict_reports_every_named_input_on_a_row_of_its_own(model, data, tmp_
     assert "not an image, sound" in by_error[str(notes)]["error"]  # .mp3: neither column
     assert by_error[str(work / "missing.png")]["image"] == str(work / "missing.png")
     assert "does not exist" in by_error[str(work / "missing.png")]["error"]
+    assert "no image or sound file" in by_error[str(texts)]["error"]  # not passed over
     predicted = [r for r in rows if "error" not in r]
     assert [r["image"] for r in predicted] == [str(image), str(image)]
     (from_manifest,) = [r for r in predicted if r["audio"]]

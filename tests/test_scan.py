@@ -431,6 +431,15 @@ def test_scan_inputs_walks_folders(tmp_path):
     got = sorted((s.stem, s.image is not None, s.audio is not None) for s in result.samples)
     assert got == [("a", True, True), ("c", False, True)]
     assert result.skipped == []
+    # A named folder holding only hidden or non-media files is said, not passed over.
+    touch(tmp_path / "texts/notes.txt")
+    touch(tmp_path / "texts/.h.png")
+    touch(tmp_path / "texts/sub/more.txt")
+    result = scan_inputs([tmp_path / "d", tmp_path / "texts"])
+    assert len(result.samples) == 2
+    assert result.skipped == [
+        {"path": str(tmp_path / "texts"), "reason": "a folder with no image or sound file in it"}
+    ]
 
 
 def test_scan_inputs_same_file_twice_is_one_input(tmp_path):

@@ -135,6 +135,8 @@ def test_auto_fusion_tries_every_candidate_and_says_why(data, tmp_path):
     assert set(selection["candidates"]) == {"concat", "late", "gated", "conv"}
     assert result.config.model.fusion == selection["chosen"] != "auto"
     assert selection["chosen"] in selection["why"]
+    card = (tmp_path / "auto" / "README.md").read_text()
+    assert f"| {selection['chosen']} (chosen) |" in card and selection["why"] in card
     assert (
         json.loads((tmp_path / "auto" / "config.json").read_text())["model"]["fusion"]
         == (selection["chosen"])

@@ -411,6 +411,7 @@ def _predict_manifest(path: Path | RemoteFile, result: ScanResult) -> None:
     result.skipped.extend(sub.skipped)
 
 
+NO_MEDIA_IN_FOLDER = "a folder with no image or sound file in it"
 _NOT_MEDIA = (
     f"not an image, sound or manifest file ({', '.join(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS)}, "
     f"{', '.join(MANIFEST_EXTENSIONS)})"
@@ -437,7 +438,8 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
             else:
                 loose[str(p.parent)].append((p.name, str(p)))
         elif p.is_dir():
-            _walk_inputs(str(p), result, loose)
+            if not _walk_inputs(str(p), result, loose):
+                result.skip(p, NO_MEDIA_IN_FOLDER)  # a typo'd folder: said, not passed over
         else:
             result.skip(p, "does not exist")
     for folder in sorted(loose):
@@ -446,10 +448,12 @@ def scan_inputs(paths: list[str | Path]) -> ScanResult:
     return result
 
 
-def _walk_inputs(root: str, result: ScanResult, loose: dict[str, list]) -> None:
+def _walk_inputs(root: str, result: ScanResult, loose: dict[str, list]) -> bool:
     """Every file under `root` into `loose`, links followed, each folder once, hidden entries
-    skipped. Text paths and directory entries, not pathlib: a folder of thousands of files
-    is scanned on every `crossmodal predict`, and a Path per file cost more than the rest."""
+    skipped; whether any image or sound file was among them. Text paths and directory
+    entries, not pathlib: a folder of thousands of files is scanned on every `crossmodal
+    predict`, and a Path per file cost more than the rest."""
+    media = False
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -471,11 +475,15 @@ def _walk_inputs(root: str, result: ScanResult, loose: dict[str, list]) -> None:
             path = entry.name if folder == "." else entry.path
             if _entry_is_file(entry):
                 loose[folder].append((entry.name, path))
+                if not media:
+                    media = os.path.splitext(entry.name)[1].lower() in _KIND_BY_EXTENSION
             elif _entry_is_dir(entry):
                 subfolders.append(path)
             elif modality_of(Path(entry.name)) is not None:  # a broken link, a FIFO
                 result.skip(path, _not_a_file(path))
+                media = True
         stack.extend(reversed(subfolders))
+    return media
 
 
 # --- remote sources (gs://, s3://, ram://, ... through tf.io.gfile) ---------------------------
@@ -588,10 +596,15 @@ def _remote_inputs(url: str, result: ScanResult, loose: dict) -> None:
         else:
             loose[str(fsio.parent(url))].append(file)
     elif fsio.isdir(url):
+        media = False
         for found in fsio.walk_files(url):
             rel = found[len(url.rstrip("/")) + 1 :]
             if any(is_hidden(part) for part in rel.split("/")):
                 continue
-            loose[str(fsio.parent(found))].append(RemoteFile(found))
+            file = RemoteFile(found)
+            loose[str(fsio.parent(found))].append(file)
+            media = media or modality_of(file) is not None
+        if not media:
+            result.skip(url, NO_MEDIA_IN_FOLDER)
     else:
         result.skip(url, "does not exist")
