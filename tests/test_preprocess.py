@@ -410,6 +410,15 @@ def test_open_prepared_refuses_broken_folders(mixed, tmp_path):
     repaired = preprocess(mixed, out, settings=S8K, workers=1)
     assert repaired.reused is False and repaired.shard_paths[0].is_file()
 
+    # a shard cut short (its data lost to a power cut after the rename): refused, then rebuilt
+    shard = repaired.shard_paths[0]
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(CrossmodalError, match="incomplete: its shards hold"):
+        open_prepared(out)
+    rebuilt = preprocess(mixed, out, settings=S8K, workers=1)
+    assert rebuilt.reused is False and len(rebuilt.samples) == len(prep.samples)
+    assert open_prepared(out).samples == prep.samples
+
     (out / SAMPLES_JSONL).unlink()
     with pytest.raises(CrossmodalError, match="incomplete"):
         open_prepared(out)

@@ -163,7 +163,7 @@ def _open_one(path: Path | str) -> PreparedDataset:
             f"{path} was prepared by an incompatible crossmodal (format "
             f"{info.get('format_version')}, need {PREP_FORMAT_VERSION}); preprocess it again"
         )
-    missing = [name for name in info.get("shards", []) if not fsio.isfile(fsio.join(path, name))]
+    sizes, missing = _shard_sizes(path, info.get("shards", []))
     if missing:
         raise CrossmodalError(f"{path} is incomplete: missing {', '.join(missing[:3])}")
     try:
@@ -173,7 +173,34 @@ def _open_one(path: Path | str) -> PreparedDataset:
         samples = json.loads("[" + ",".join(line for line in lines if line) + "]")
     except (OSError, ValueError) as exc:
         raise CrossmodalError(f"{path} is incomplete ({SAMPLES_JSONL}: {exc})") from None
-    return PreparedDataset(path=path, info=info, samples=samples)
+    prepared = PreparedDataset(path=path, info=info, samples=samples)
+    try:
+        expected = len(samples) * prepared.layout.record_bytes
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CrossmodalError(f"{path} is not a prepared dataset ({DATASET_JSON}: {exc})") from None
+    # A shard cut short (a power loss before its data reached the disk) is found here, and a
+    # cache is then rebuilt: records are derived data, so they are not synced to disk as
+    # they are written (syncing made a first preprocessing run about 13% slower).
+    if sum(sizes) != expected:
+        raise CrossmodalError(
+            f"{path} is incomplete: its shards hold {sum(sizes)} bytes, its {len(samples)} "
+            f"records need {expected}; preprocess it again"
+        )
+    return prepared
+
+
+def _shard_sizes(path: Path | str, names: list[str]) -> tuple[list[int], list[str]]:
+    """Each shard's size in bytes, and the names of those that are not there."""
+    sizes, missing = [], []
+    for name in names:
+        shard = fsio.join(path, name)
+        try:
+            sizes.append(fsio.size_and_mtime(shard)[0] if fsio.isfile(shard) else -1)
+        except OSError:
+            sizes.append(-1)
+        if sizes[-1] < 0:
+            missing.append(name)
+    return sizes, missing
 
 
 def _open_parts(path: Path | str) -> PreparedDataset:
