@@ -50,6 +50,7 @@ AUTO_BATCH, MIN_STEPS, MIN_BATCH = 32, 16, 8
 ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training samples
 STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
 PSEUDO_FILE = "pseudo_labels.json"  # in the staging folder: self-training's first stage
+LEFTOVERS = ("checkpoint", PSEUDO_FILE)  # removed from the staging folder when it is done
 THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision thresholds
 METRICS_FILE = "metrics.json"  # validation metrics
 LOGS = "logs"  # TensorBoard
@@ -304,6 +305,8 @@ def train(
         # machine would share its local staging folder, which the lock keeps to one
         guard = output_lock(staging, name=str(out)) if remote else output_lock(out)
     with guard:
+        if placement.is_chief and not remote and _finish_interrupted_swap(staging, out):
+            say(f"an earlier run had finished but was stopped before moving {out} into place: done")
         for name in remove_stale(out, kinds=("old",)) if placement.is_chief and not remote else ():
             say(f"removed {name}, left by an interrupted run")  # a swap killed half-way
         state = _resume_state(staging) if resume else None
@@ -424,7 +427,9 @@ def train(
             )
             (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
             _write_card(staging, dataset_info, metrics, history)
-            for leftover in ("checkpoint", STATE_FILE, PSEUDO_FILE):
+            # run.json first: from here on the staging folder is a finished model, which the
+            # next run moves into place if this one is stopped before it does.
+            for leftover in (STATE_FILE, *LEFTOVERS):
                 path = staging / leftover
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             if placement.is_chief:
@@ -443,6 +448,26 @@ def train(
         seconds=time.time() - start,
         notes=notes,
     )
+
+
+def _finish_interrupted_swap(staging: Path, out: Path) -> bool:
+    """Move a finished model left in `staging` into `out`; whether there was one.
+
+    A run stopped between removing its run state and the swap (`commit_dir`: the old MODEL
+    moved aside, the new one moved in) has finished training: its staging folder holds a
+    complete model and no run.json. Discarding it as an incomplete run would lose it, and with
+    it the old MODEL, already moved aside."""
+    from crossmodal.artifacts import REQUIRED_FILES, commit_dir
+
+    if not staging.is_dir() or (staging / STATE_FILE).exists():
+        return False  # none, or an interrupted run that --resume continues
+    if not all((staging / name).exists() for name in REQUIRED_FILES):
+        return False  # stopped before it wrote anything
+    for leftover in LEFTOVERS:
+        path = staging / leftover
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    commit_dir(staging, out)
+    return True
 
 
 def _remote_staging(out: str) -> Path:

@@ -128,6 +128,33 @@ def test_a_stale_partial_run_is_discarded_and_said(data, tmp_path):
     assert not stale.exists()
 
 
+def test_a_finished_run_stopped_before_its_swap_is_moved_into_place(data, tmp_path):
+    """Stopped after its run state was removed but before the swap (the old MODEL moved aside,
+    or still in place with the checkpoint not yet removed): the next run moves the finished
+    model in instead of discarding it, and removes the old one."""
+    out = tmp_path / "m"
+    train(data, out, config=tiny_config(epochs=1))
+    finished = tmp_path / "finished"
+    shutil.copytree(out, finished)
+    (finished / "marker").write_text("the new model")
+    staging = tmp_path / ".m.partial"
+    for old_in_place in (False, True):
+        shutil.copytree(finished, staging)
+        if old_in_place:  # stopped before the checkpoint went
+            (staging / "checkpoint").mkdir()
+        else:  # stopped between the two renames of the swap
+            out.rename(tmp_path / ".m.old-999999")
+        notes = []
+        with pytest.raises(CrossmodalError, match="already exists"):
+            train(data, out, config=tiny_config(epochs=1), notice=notes.append)
+        assert any("had finished but was stopped" in n for n in notes), notes
+        assert (out / "marker").read_text() == "the new model"
+        assert not (out / "checkpoint").exists() and not staging.exists()
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name != ".m.lock")
+        assert left == ["finished", "m"]  # the old model is gone too
+        (out / "marker").unlink()
+
+
 def test_auto_fusion_tries_every_candidate_and_says_why(data, tmp_path):
     cfg = tiny_config(epochs=4).replace(model=ModelConfig(**{**SMALL.__dict__, "fusion": "auto"}))
     result = train(data, tmp_path / "auto", config=cfg)
