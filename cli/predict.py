@@ -29,6 +29,10 @@ def predict(
     top_k: Annotated[int, typer.Option(min=1)] = 3,
     modality: Modality = "both",
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Decoding threads (default: the cores less one, at most 4)."),
+    ] = None,
     json_output: Json = False,
     quiet: Quiet = False,
 ) -> None:
@@ -44,7 +48,9 @@ def predict(
 
         # Checks the model folder and the inputs (one line and exit 1 for a user's mistake)
         # before TensorFlow is imported; the model loads as the rows are consumed.
-        rows = run(model, inputs, top_k=top_k, batch_size=batch_size, modality=modality)
+        rows = run(
+            model, inputs, top_k=top_k, batch_size=batch_size, workers=workers, modality=modality
+        )
         quiet_tensorflow()
         failed = 0
         if out is not None:

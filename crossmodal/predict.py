@@ -253,13 +253,26 @@ def write_rows(rows, out: Path | str) -> int:
     return failed
 
 
+# The CSV form of a row: JSONL's fields (a multi-label model's `labels` are its `label`,
+# joined by ";"), top_k as "label:probability" items, flags as true/false (empty in an
+# error row).
+CSV_COLUMNS = (
+    "image", "audio", "label", "probability", "top_k",
+    "image_used", "audio_used", "error", "warning",
+)  # fmt: skip
+
+
+def _flag(value) -> str:
+    return "" if value is None else str(bool(value)).lower()
+
+
 def _write_rows(rows, path: Path, suffix: str) -> int:
     failed = 0
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = None
         if suffix == ".csv":  # the header even when there are no rows
             writer = csv.writer(f)
-            writer.writerow(["image", "audio", "label", "probability", "top_k", "error", "warning"])
+            writer.writerow(CSV_COLUMNS)
         for row in rows:
             failed += unread(row)
             if writer is None:
@@ -272,6 +285,8 @@ def _write_rows(rows, path: Path, suffix: str) -> int:
                     row.get("label", ""),
                     f"{row['probability']:.6f}" if "probability" in row else "",
                     " ".join(f"{t['label']}:{t['probability']:.4f}" for t in row.get("top_k", [])),
+                    _flag(row.get("image_used")),
+                    _flag(row.get("audio_used")),
                     row.get("error", ""),
                     row.get("warning", ""),
                 ]

@@ -340,8 +340,13 @@ def test_predict_formats_and_lone_modalities(model, data, tmp_path):
         (True, False),
         (False, True),
     }
+    # which modalities each prediction read, as in JSONL
+    used = {(r["image_used"], r["audio_used"]) for r in lone_rows}
+    assert used == {("true", "false"), ("false", "true")}
+    pairs = [r for r in rows if r not in lone_rows]
+    assert all((r["image_used"], r["audio_used"]) == ("true", "true") for r in pairs)
     out_jsonl = tmp_path / "p.jsonl"
-    run("predict", str(model), str(lone), "--out", str(out_jsonl), "--top-k", "2")
+    run("predict", str(model), str(lone), "--out", str(out_jsonl), "--top-k", "2", "--workers", "1")
     rows = [json.loads(line) for line in out_jsonl.read_text().splitlines()]
     assert all(len(r["top_k"]) == 2 for r in rows)
     table = run("predict", str(model), str(lone))
