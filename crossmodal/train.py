@@ -357,8 +357,8 @@ def train(
             image=ImageConfig(img["height"], img["width"], img["channels"]),
             audio=dataclasses.replace(cfg.audio, clip_seconds=aud["clip_seconds"], fmax=fmax),
             labels=tuple(prep.classes),
-            data=str(data),
         )
+        cfg = _with_absolute_paths(cfg, data)  # config.json repeats the run from any folder
         if prep.info.get("multi_label") and not cfg.model.multi_label:
             say("label cells hold several labels ('a;b'): training a multi-label model")
             cfg = cfg.replace(model=dataclasses.replace(cfg.model, multi_label=True))
@@ -408,7 +408,7 @@ def train(
                 json.dumps(
                     {
                         "config": cfg.to_dict(),
-                        "data": str(data),
+                        "data": cfg.data,
                         "fusion": cfg.model.fusion,
                         "fusion_selection": selection,
                     }
@@ -447,6 +447,26 @@ def train(
         split=split,
         seconds=time.time() - start,
         notes=notes,
+    )
+
+
+def _with_absolute_paths(cfg: RunConfig, data: str | Path) -> RunConfig:
+    """`cfg` naming its data, --val-dir, --noise-dir and --class-weight file by absolute paths
+    (remote ones as they are): config.json and run.json are read again from other folders, by
+    `train --config MODEL/config.json` and `--resume`."""
+
+    def absolute(path):
+        return path if path is None or fsio.is_remote(path) else os.path.abspath(path)
+
+    t, weights = cfg.train, cfg.train.class_weight
+    return cfg.replace(
+        data=absolute(str(data)),
+        train=dataclasses.replace(
+            t,
+            val_dir=absolute(t.val_dir),
+            class_weight=weights if weights in (None, "", "balanced") else absolute(weights),
+        ),
+        augment=dataclasses.replace(cfg.augment, noise_dir=absolute(cfg.augment.noise_dir)),
     )
 
 

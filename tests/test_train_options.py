@@ -28,12 +28,15 @@ def data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("tiny") / "data")
 
 
-def test_config_file_then_flags_then_repeat(data, tmp_path):
+def test_config_file_then_flags_then_repeat(data, tmp_path, monkeypatch):
+    import os
+
     from crossmodal.settings import read_config_file, resolve
 
+    monkeypatch.chdir(tmp_path)
     toml = tmp_path / "train.toml"
-    toml.write_text(
-        f'data = "{data}"\n[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n'
+    toml.write_text(  # DATA relative to the working folder, as a user types it
+        f'data = "{os.path.relpath(data, tmp_path)}"\n[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n'
         "[model]\nembed_dim = 16\nfilters = [8, 16]\naudio_filters = [8, 16]\nshared_dim = 8\n"
     )
     cfg, explicit = resolve(read_config_file(toml), {"train": {"seed": 11}})
@@ -41,9 +44,11 @@ def test_config_file_then_flags_then_repeat(data, tmp_path):
     assert explicit == {"image": {}, "clip_seconds": None}
     first = train(cfg.data, tmp_path / "one", config=cfg)
     again_cfg, explicit = resolve(read_config_file(tmp_path / "one" / "config.json"), {})
-    assert explicit["image"]["height"] == 16 and again_cfg.data == str(data)
-    # A saved config repeats the run from Python alone: its data, image shape and clip length
-    # are taken from it (the CLI passes the same through flags and `explicit`).
+    assert explicit["image"]["height"] == 16 and again_cfg.data == str(data)  # absolute
+    # A saved config repeats the run from Python alone, from any working folder: its data,
+    # image shape and clip length are taken from it (the CLI passes the same through flags
+    # and `explicit`).
+    monkeypatch.chdir(tmp_path / "one")
     again = train(None, tmp_path / "two", config=again_cfg)
     assert again.config == first.config
     assert again.history == first.history
