@@ -36,7 +36,8 @@ def test_config_file_then_flags_then_repeat(data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     toml = tmp_path / "train.toml"
     toml.write_text(  # DATA relative to the working folder, as a user types it
-        f'data = "{os.path.relpath(data, tmp_path)}"\n[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n'
+        f'data = "{os.path.relpath(data, tmp_path)}"\n'
+        "[train]\nepochs = 1\nbatch_size = 8\nseed = 9\n"
         "[model]\nembed_dim = 16\nfilters = [8, 16]\naudio_filters = [8, 16]\nshared_dim = 8\n"
     )
     cfg, explicit = resolve(read_config_file(toml), {"train": {"seed": 11}})
