@@ -84,6 +84,7 @@ class AudioConfig:
     utterance_norm: str = "mean"  # none | mean (per-band mean over time) | mean_std | cmvn
 
     def __post_init__(self) -> None:
+        _check_fields(self, "audio")  # also when built in Python, not from a file
         _require(self.sample_rate >= 1000, "audio.sample_rate must be at least 1000 Hz")
         _require(self.clip_seconds > 0, "audio.clip_seconds must be above 0")
         _require(self.num_mels >= 1, "audio.num_mels must be at least 1")
@@ -183,6 +184,7 @@ class ImageConfig:
     channels: int = 1  # 1 when every image is grayscale, else 3
 
     def __post_init__(self) -> None:
+        _check_fields(self, "image")  # also when built in Python, not from a file
         _require(min(self.height, self.width) >= 1, "image height and width must be at least 1")
         _require(self.channels in (1, 3), "image.channels must be 1 or 3")
 
@@ -226,6 +228,7 @@ class AugmentConfig:
     crop_jitter_db: float = 0.0  # active-region threshold drawn from crop_threshold_db +- this
 
     def __post_init__(self) -> None:
+        _check_fields(self, "augment")  # also when built in Python, not from a file
         for name in ("image_cutout_prob", "audio_noise_prob", "audio_babble_prob",
                      "noise_dir_prob", "image_cutout", "image_noise"):  # fmt: skip
             _require(0 <= getattr(self, name) <= 1, f"augment.{name} must be in [0, 1]")
@@ -293,6 +296,7 @@ class ModelConfig:
     members: int = 2
 
     def __post_init__(self) -> None:
+        _check_fields(self, "model")  # also when built in Python, not from a file
         # Checked here, without TensorFlow, so a bad name fails before any slow import.
         _require(1 <= self.members <= MAX_MEMBERS, f"model.members must be 1 to {MAX_MEMBERS}")
         _require(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
@@ -382,6 +386,7 @@ class TrainConfig:
     pseudo_label_threshold: float = 0.7
 
     def __post_init__(self) -> None:
+        _check_fields(self, "train")  # also when built in Python, not from a file
         _require(self.epochs >= 1, "train.epochs must be at least 1")
         _require(self.batch_size >= 0, "train.batch_size must be 0 (auto) or more")
         _require(self.learning_rate > 0, "train.learning_rate must be above 0")
@@ -451,7 +456,13 @@ class RunConfig:
         path.write_text(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> RunConfig:
+    def load(cls, path: Path | str) -> RunConfig:
+        """A model folder's config.json (that run's settings, labels and all), or a .toml
+        settings file as `train --config` reads it (settings it does not name at defaults)."""
+        if Path(path).suffix.lower() == ".toml":
+            from crossmodal.settings import read_config_file, resolve
+
+            return resolve(read_config_file(path), {})[0]
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
@@ -514,6 +525,15 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
         else:
             kwargs[name] = _typed(value, hint, f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _check_fields(obj: Any, section: str) -> None:
+    """Every field of a config object of the type its annotation says (`_typed`'s rules), so
+    that `TrainConfig(epochs="ten")` or `val_groups="nicolas"` is one clear error."""
+    hints = get_type_hints(type(obj))
+    for f in fields(obj):
+        if not dataclasses.is_dataclass(hints[f.name]):
+            _typed(getattr(obj, f.name), hints[f.name], f"{section}.{f.name}")
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:

@@ -37,3 +37,18 @@ def ensure_not_bootstrapping() -> None:
             "crossmodal was called while a worker process was importing your script: put the "
             'calls under `if __name__ == "__main__":` (worker processes import the main module)'
         )
+
+
+def check_count(flag: str, value: object) -> None:
+    """A count a caller gives (--workers, --batch-size, --top-k): None (its default) or a whole
+    number of at least 1. The CLI checks its flags the same way; this is for Python callers."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise CrossmodalError(f"{flag} must be a whole number, 1 or more (got {value!r})")
+
+
+def check_fail_under(value: object) -> None:
+    """--fail-under: None or an accuracy in [0, 1], refused before any work, not after it."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+    ):
+        raise CrossmodalError(f"--fail-under must be an accuracy in [0, 1] (got {value!r})")

@@ -10,7 +10,13 @@ from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.preprocess import PrepSettings, Progress
 from crossmodal.data.scan import label_set
-from crossmodal.errors import CrossmodalError, ThresholdNotMet, ensure_not_bootstrapping
+from crossmodal.errors import (
+    CrossmodalError,
+    ThresholdNotMet,
+    check_count,
+    check_fail_under,
+    ensure_not_bootstrapping,
+)
 from crossmodal.inference import MODALITIES
 
 WORST_MISTAKES = 10
@@ -43,6 +49,9 @@ def evaluate(
 
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
+    check_fail_under(fail_under)
+    check_count("--batch-size", batch_size)
+    check_count("--workers", workers)
     if out is not None:
         check_report_dir(out)  # before the evaluation, not after it
     data = fsio.normalize(data) if fsio.is_remote(data) else data

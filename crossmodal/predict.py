@@ -17,7 +17,7 @@ from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import NO_MEDIA_IN_FOLDER, Sample, modality_of, scan_inputs
-from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
+from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping
 from crossmodal.inference import MODALITIES, presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
@@ -121,7 +121,7 @@ def _finish(batch, flags, future) -> _Scored:
 
 def predict(
     model: str | Path,
-    inputs: list[str | Path],
+    inputs: list[str | Path] | str | Path,
     *,
     top_k: int = 3,
     batch_size: int = 64,
@@ -137,6 +137,12 @@ def predict(
     ensure_not_bootstrapping()
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
+    for flag, value in (("--top-k", top_k), ("--batch-size", batch_size), ("--workers", workers)):
+        check_count(flag, value)
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]  # one path, not its characters
+    if not inputs:
+        raise CrossmodalError("no inputs: name files, folders or manifests to predict on")
     md = open_model_dir(model)
     scanned = scan_inputs([str(p) for p in inputs])
     if not scanned.samples and all(k["reason"] == NO_MEDIA_IN_FOLDER for k in scanned.skipped):

@@ -41,7 +41,7 @@ from crossmodal.data.preprocess import (
     open_prepared,
     preprocess,
 )
-from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
+from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping
 from crossmodal.splits import compile_group_regex, group_split, stratified_split
 
 EpochCallback = Callable[[int, int, dict], None]  # (epoch, epochs, logs)
@@ -241,6 +241,7 @@ def train(
     (a config may only choose where the run goes on: `train.strategy`).
     """
     ensure_not_bootstrapping()
+    check_count("--workers", workers)
     if resume:
         strategy_only = config is None or config == RunConfig(
             train=dataclasses.replace(TrainConfig(), strategy=config.train.strategy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -296,3 +297,50 @@ def test_preprocessing_settings_are_checked_as_the_model_config_is(fields, messa
 
     with pytest.raises(CrossmodalError, match=message):
         PrepSettings(**fields)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: TrainConfig(epochs="ten"), 'train.epochs: expected a whole number, got "ten"'),
+        (lambda: TrainConfig(val_groups="nicolas"), "train.val_groups: expected a list"),
+        (lambda: ModelConfig(dropout="0.3"), "model.dropout: expected a number"),
+        (lambda: AudioConfig(sample_rate=16000.0), "audio.sample_rate: expected a whole number"),
+    ],
+)
+def test_configs_built_in_python_are_typed_too(build, message):
+    """The checks a config file gets apply to objects a Python caller builds: a string where
+    a number belongs is one clear error, not a TypeError in a comparison or in training."""
+    with pytest.raises(CrossmodalError, match=re.escape(message)):
+        build()
+
+
+def test_load_reads_a_toml_settings_file(tmp_path):
+    path = tmp_path / "train.toml"
+    path.write_text('data = "pets"\n[train]\nepochs = 3\n[model]\nfusion = "gated"\n')
+    cfg = RunConfig.load(path)
+    assert cfg.data == "pets" and cfg.train.epochs == 3 and cfg.model.fusion == "gated"
+    assert cfg.model.members == ModelConfig().members  # unnamed settings at their defaults
+
+
+def test_python_callers_get_one_clear_line_for_bad_arguments(tmp_path):
+    """What the CLI's flags refuse, the functions refuse too, before any work."""
+    from crossmodal.evaluate import evaluate
+    from crossmodal.predict import predict
+
+    model, data = tmp_path / "no-model", tmp_path / "no-data"
+    cases = [
+        (lambda: predict(model, ["x.png"], top_k=0), "--top-k must be a whole number"),
+        (lambda: predict(model, ["x.png"], batch_size=0), "--batch-size must be"),
+        (lambda: predict(model, ["x.png"], workers=0), "--workers must be"),
+        (lambda: predict(model, []), "no inputs"),
+        (lambda: evaluate(model, data, fail_under=2.0), "--fail-under must be an accuracy"),
+        (lambda: evaluate(model, data, batch_size=0), "--batch-size must be"),
+    ]
+    for call, message in cases:
+        with pytest.raises(CrossmodalError, match=re.escape(message)):
+            call()
+    # one path, not a list of them: read as that path (its model is what is missing here)
+    with pytest.raises(CrossmodalError) as exc:
+        predict(model, str(tmp_path))
+    assert "no-model" in str(exc.value)

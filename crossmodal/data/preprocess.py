@@ -35,7 +35,7 @@ from crossmodal import __version__, fsio
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
 from crossmodal.data.records import RecordLayout
 from crossmodal.data.scan import Sample, ScanResult, label_set, scan
-from crossmodal.errors import CrossmodalError, ensure_not_bootstrapping
+from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping
 from crossmodal.locking import output_lock, remove_stale
 
 PREP_FORMAT_VERSION = 3  # 3: EXIF orientation applied to images
@@ -602,6 +602,7 @@ def preprocess(
     it left behind and says so.
     """
     ensure_not_bootstrapping()
+    check_count("--workers", workers)
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise CrossmodalError(
             f"--shard-index must be in 0..{num_shards - 1} and --num-shards at least 1"
