@@ -8,6 +8,7 @@ Derived values are properties, never stored twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -512,7 +513,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     """Rebuild a (nested) frozen dataclass, refusing unknown keys so typos are caught."""
     if not isinstance(data, dict):
         raise CrossmodalError(f"{where}: expected a table of settings, got {type(data).__name__}")
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -527,10 +528,16 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A config class's field types (resolving them costs far more than the checks)."""
+    return get_type_hints(cls)
+
+
 def _check_fields(obj: Any, section: str) -> None:
     """Every field of a config object of the type its annotation says (`_typed`'s rules), so
     that `TrainConfig(epochs="ten")` or `val_groups="nicolas"` is one clear error."""
-    hints = get_type_hints(type(obj))
+    hints = _hints(type(obj))
     for f in fields(obj):
         if not dataclasses.is_dataclass(hints[f.name]):
             _typed(getattr(obj, f.name), hints[f.name], f"{section}.{f.name}")

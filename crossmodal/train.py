@@ -430,9 +430,7 @@ def train(
             _write_card(staging, dataset_info, metrics, history)
             # run.json first: from here on the staging folder is a finished model, which the
             # next run moves into place if this one is stopped before it does.
-            for leftover in (STATE_FILE, *LEFTOVERS):
-                path = staging / leftover
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+            _remove_leftovers(staging, (STATE_FILE, *LEFTOVERS))
             if placement.is_chief:
                 commit_dir(staging, out)
             else:
@@ -484,11 +482,16 @@ def _finish_interrupted_swap(staging: Path, out: Path) -> bool:
         return False  # none, or an interrupted run that --resume continues
     if not all((staging / name).exists() for name in REQUIRED_FILES):
         return False  # stopped before it wrote anything
-    for leftover in LEFTOVERS:
-        path = staging / leftover
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    _remove_leftovers(staging, LEFTOVERS)
     commit_dir(staging, out)
     return True
+
+
+def _remove_leftovers(staging: Path, names: tuple[str, ...]) -> None:
+    """The run's own files, in this order, from a finished staging folder."""
+    for name in names:
+        path = staging / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _remote_staging(out: str) -> Path:
