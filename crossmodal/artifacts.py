@@ -1,7 +1,7 @@
 """The model folder: a contract with users and their scripts.
 
     MODEL/
-      saved_model/   serving_default(image uint8 [N,h,w,C], image_present bool [N],
+      saved_model/   serving_default(image uint8 [N,h,w,c], image_present bool [N],
                                      audio float32 [N,t], audio_present bool [N])
                        -> probabilities float32 [N,K], label string [N] (the argmax, also
                           for a multi-label model: its decisions use thresholds.json),
@@ -16,11 +16,12 @@
       history.csv    per-epoch metrics
       metrics.json   validation metrics at the end of training
 
-Images of any size are resized in the graph; waveforms (at the model's sample rate) of any
-length are cropped or padded in the graph. The folder is built beside its final place and
-renamed into it at the end, so a folder that exists is complete. A remote MODEL (`gs://...`,
-any filesystem tf.io.gfile knows) is built in a local folder and copied over with config.json
-last: a remote folder whose config.json exists is complete.
+Images of any size and of 1-4 channels (gray, gray+alpha, RGB, RGBA) are converted and
+resized in the graph; waveforms (at the model's sample rate) of any length are cropped or
+padded in the graph; a batch of none gives empty outputs. The folder is built beside its
+final place and renamed into it at the end, so a folder that exists is complete. A remote MODEL
+(`gs://...`, any filesystem tf.io.gfile knows) is built in a local folder and copied over with
+config.json last: a remote folder whose config.json exists is complete.
 """
 
 from __future__ import annotations
@@ -73,11 +74,53 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
     import tensorflow as tf
 
     from crossmodal.checkpointing import seed_states
-    from crossmodal.features import fit_image, fit_waveform
+    from crossmodal.features import fit_image, fit_waveform, to_channels
 
     img, aud = cfg.image, cfg.audio
     labels = list(cfg.labels)
     multi_label = cfg.model.multi_label
+
+    def model_inputs(image, image_present, audio, audio_present):
+        """Checked and fitted inputs of max(N, 1) rows: a batch of none runs as one absent
+        row (Keras refuses empty batches), a placeholder of no pixels or samples as blank."""
+        n = tf.shape(image_present)[0]
+        same = tf.debugging.assert_equal(
+            tf.stack([tf.shape(image)[0], tf.shape(audio)[0], tf.shape(audio_present)[0]]),
+            n,
+            message="image, image_present, audio and audio_present must hold the same number "
+            "of samples",
+        )
+        rows = tf.maximum(n, 1)
+        image_present = tf.concat([image_present, [False]], 0)[:rows]
+        audio_present = tf.concat([audio_present, [False]], 0)[:rows]
+        image = to_channels(image, img.channels)
+        no_pixels = tf.equal(tf.size(image), 0)
+        no_samples = tf.equal(tf.size(audio), 0)
+        blank = tf.debugging.assert_equal(
+            tf.logical_or(
+                tf.logical_and(no_pixels, tf.reduce_any(image_present)),
+                tf.logical_and(no_samples, tf.reduce_any(audio_present)),
+            ),
+            False,
+            message="an image of no pixels or a sound of no samples must be marked absent",
+        )
+        with tf.control_dependencies([same, blank]):
+            image = tf.cond(
+                no_pixels,
+                lambda: tf.zeros([rows, img.height, img.width, img.channels], tf.uint8),
+                lambda: fit_image(image, img.height, img.width),
+            )
+            audio = tf.cond(
+                no_samples,
+                lambda: tf.zeros([rows, aud.num_samples], tf.float32),
+                lambda: fit_waveform(audio, aud.num_samples),
+            )
+        return {
+            "image": tf.ensure_shape(image, [None, img.height, img.width, img.channels]),
+            "image_present": tf.cast(image_present, tf.float32),  # [rows]
+            "audio": tf.ensure_shape(audio, [None, aud.num_samples]),
+            "audio_present": tf.cast(audio_present, tf.float32),  # [rows]
+        }
 
     class Serving(tf.Module):
         def __init__(self, net):
@@ -90,32 +133,28 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
 
         @tf.function(
             input_signature=[
-                tf.TensorSpec([None, None, None, img.channels], tf.uint8, name="image"),
+                tf.TensorSpec([None, None, None, None], tf.uint8, name="image"),
                 tf.TensorSpec([None], tf.bool, name="image_present"),
                 tf.TensorSpec([None, None], tf.float32, name="audio"),
                 tf.TensorSpec([None], tf.bool, name="audio_present"),
             ]
         )
         def serve(self, image, image_present, audio, audio_present):
-            inputs = {
-                "image": fit_image(image, img.height, img.width),  # [N, H, W, C]
-                "image_present": tf.cast(image_present, tf.float32),  # [N]
-                "audio": fit_waveform(audio, aud.num_samples),  # [N, T]
-                "audio_present": tf.cast(audio_present, tf.float32),  # [N]
-            }
+            n = tf.shape(image_present)[0]
+            inputs = model_inputs(image, image_present, audio, audio_present)
             outputs = self.net(inputs, training=False)
             probs = outputs["probabilities"]  # [N, K], float32 under any precision policy
             if temperature != 1.0:
                 scaled = tf.cast(outputs["logits"], tf.float32) / temperature  # [N, K]
                 probs = tf.nn.sigmoid(scaled) if multi_label else tf.nn.softmax(scaled)
-            n = tf.shape(probs)[0]
+            probs = probs[:n]  # a batch of none ran as one row
             return {
                 "probabilities": probs,
                 "label": tf.gather(self.class_names, tf.argmax(probs, axis=-1)),  # [N]
                 "labels": tf.tile(self.class_names[tf.newaxis, :], [n, 1]),  # [N, K]
                 # Unit vectors in the shared space; meaningful for an input that is present.
-                "image_embedding": tf.cast(outputs["image_shared"], tf.float32),  # [N, S]
-                "audio_embedding": tf.cast(outputs["audio_shared"], tf.float32),  # [N, S]
+                "image_embedding": tf.cast(outputs["image_shared"], tf.float32)[:n],  # [N, S]
+                "audio_embedding": tf.cast(outputs["audio_shared"], tf.float32)[:n],  # [N, S]
             }
 
     module = Serving(net)

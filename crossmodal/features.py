@@ -33,6 +33,51 @@ def fit_image(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
     return tf.cond(same, lambda: tf.ensure_shape(image, [None, height, width, None]), resize)
 
 
+def _composite_on_black(value: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    """int32 colour over an opaque black background, rounded as Pillow's alpha_composite
+    rounds it (value * alpha / 255, with its 7-bit fixed point)."""
+    x = value * alpha * 128 + (0x80 << 7)
+    return tf.bitwise.right_shift(tf.bitwise.right_shift(tf.bitwise.right_shift(x, 8) + x, 8), 7)
+
+
+def _luma(rgb: tf.Tensor) -> tf.Tensor:
+    """int32 [..., 3] -> [..., 1]: ITU-R 601 luma, as Pillow's convert("L") rounds it."""
+    weights = tf.constant([19595, 38470, 7471], tf.int32)
+    return tf.bitwise.right_shift(tf.reduce_sum(rgb * weights, axis=-1, keepdims=True) + 0x8000, 16)
+
+
+def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
+    """[N, h, w, c] uint8, c = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA) -> [N, h, w, channels] uint8.
+
+    Converts as `data.decode` does with Pillow, to the level: transparency composited on black,
+    RGB to gray by ITU-R 601 luma, gray to RGB by repetition. A served image then needs no
+    conversion by the client."""
+    have = tf.shape(image)[-1]
+    check = tf.debugging.assert_equal(
+        tf.logical_and(have >= 1, have <= 4),
+        True,
+        message="image must have 1 (gray), 2 (gray, alpha), 3 (RGB) or 4 (RGBA) channels",
+    )
+    with tf.control_dependencies([check]):
+        pixels = tf.cast(image, tf.int32)
+
+    def out(color, k):  # color: int32 [N, h, w, k], k = 1 or 3, opaque
+        color = tf.ensure_shape(color, [None, None, None, k])
+        if channels == 1 and k == 3:
+            color = _luma(color)
+        elif channels == 3 and k == 1:
+            color = tf.repeat(color, 3, axis=-1)
+        return tf.cast(color, tf.uint8)
+
+    branches = [
+        lambda: out(pixels[..., :1], 1),
+        lambda: out(_composite_on_black(pixels[..., :1], pixels[..., 1:2]), 1),
+        lambda: out(pixels[..., :3], 3),
+        lambda: out(_composite_on_black(pixels[..., :3], pixels[..., 3:4]), 3),
+    ]
+    return tf.switch_case(tf.clip_by_value(have, 1, 4) - 1, branches)
+
+
 @keras.saving.register_keras_serializable(package="crossmodal")
 class GainNormalization(keras.layers.Layer):
     """Per-utterance RMS normalization of the waveform: loud and quiet microphones look alike."""

@@ -18,6 +18,7 @@ from crossmodal.features import (  # noqa: E402
     SpeechCrop,
     fit_image,
     fit_waveform,
+    to_channels,
     warp_mel_axis,
 )
 
@@ -107,6 +108,34 @@ def test_fit_image_identity_and_resize():
     resized = fit_image(tf.constant(flat), 16, 16).numpy()
     assert resized.shape == (1, 16, 16, 3)
     assert np.all(resized == 77)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_to_channels_converts_to_the_level_as_decoding_with_pillow_does(mode, channels):
+    """A served image of any of the four layouts reaches the network as `crossmodal predict`'s
+    decoding gives it: every (value, alpha) pair, and random colours."""
+    from PIL import Image
+
+    from crossmodal.data.decode import _to_8bit
+
+    rng = np.random.default_rng(3)
+    value, alpha = np.meshgrid(np.arange(256), np.arange(256))  # every pair once
+    planes = {"L": [value], "LA": [value, alpha], "RGB": [value], "RGBA": [value]}[mode]
+    if mode.startswith("RGB"):
+        planes = [value, rng.integers(0, 256, value.shape), rng.integers(0, 256, value.shape)]
+        planes += [alpha] if mode == "RGBA" else []
+    arr = np.stack(planes, -1).astype(np.uint8)  # [256, 256, c]
+    pil = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
+    want = np.asarray(_to_8bit(pil, channels)).reshape(256, 256, channels)
+    got = to_channels(tf.constant(arr[None]), channels).numpy()[0]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_to_channels_refuses_other_layouts_and_passes_empty_batches():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1 \\(gray\\)"):
+        to_channels(tf.zeros([1, 2, 2, 5], tf.uint8), 1)
+    assert to_channels(tf.zeros([0, 0, 0, 3], tf.uint8), 1).shape == (0, 0, 0, 1)
 
 
 def test_pre_emphasis_is_the_first_difference_filter_folded_into_the_mel_matrix():

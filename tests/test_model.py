@@ -447,6 +447,50 @@ def test_mixed_precision_runs_the_encoders_in_float16_and_the_rest_in_float32(
     np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-3)
 
 
+def test_serving_takes_any_layout_empty_batches_and_blank_placeholders(tmp_path):
+    """The SavedModel converts an image's layout in the graph (RGBA into a gray model reads
+    as Pillow's conversion does), serves a batch of none, takes a placeholder of no pixels or
+    samples, and names what is wrong with inputs that disagree."""
+    from PIL import Image
+
+    from crossmodal.artifacts import export_saved_model
+    from crossmodal.data.decode import _to_8bit
+
+    net = build_network(CFG)
+    export_saved_model(net, CFG, tmp_path / "saved_model")
+    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+
+    def run(image, audio, image_present=(True,), audio_present=(True,)):
+        out = serve(
+            image=tf.constant(image, tf.uint8),
+            image_present=tf.constant(image_present, tf.bool),
+            audio=tf.constant(audio, tf.float32),
+            audio_present=tf.constant(audio_present, tf.bool),
+        )
+        return {key: value.numpy() for key, value in out.items()}
+
+    x = batch(1)
+    rgba = np.random.default_rng(4).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    gray = np.asarray(_to_8bit(Image.fromarray(rgba, "RGBA"), 1))[None, :, :, None]
+    np.testing.assert_array_equal(
+        run(rgba[None], x["audio"])["probabilities"], run(gray, x["audio"])["probabilities"]
+    )
+
+    empty = run(np.zeros((0, 16, 16, 1)), np.zeros((0, 100)), (), ())
+    assert empty["probabilities"].shape == (0, 3)
+    assert empty["label"].shape == (0,) and empty["labels"].shape == (0, 3)
+    assert empty["image_embedding"].shape[0] == empty["audio_embedding"].shape[0] == 0
+
+    blank = run(np.zeros((1, 0, 0, 1)), x["audio"], image_present=(False,))
+    placeholder = run(np.zeros((1, 1, 1, 1)), x["audio"], image_present=(False,))
+    np.testing.assert_allclose(blank["probabilities"], placeholder["probabilities"], atol=1e-6)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same number of samples"):
+        run(np.zeros((2, 16, 16, 1)), x["audio"], (True, True))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be marked absent"):
+        run(np.zeros((1, 0, 0, 1)), x["audio"])
+
+
 @pytest.mark.parametrize("fusion", ["concat", "late", "gated", "conv"])
 def test_mixed_precision_every_fusion_builds_and_stays_finite(mixed_precision, fusion):
     """Under mixed_float16: conv's resize returns float32 into a float16 product, and the
