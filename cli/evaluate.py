@@ -36,7 +36,7 @@ def evaluate(
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
         from crossmodal.artifacts import open_model_dir
-        from crossmodal.data.preprocess import one_line
+        from crossmodal.errors import one_line
         from crossmodal.evaluate import check_report_dir
 
         quiet_tensorflow_if_remote(model, data, out)

@@ -96,7 +96,7 @@ def say(o: Output, text: str) -> None:
     markup or emoji codes read into "a[/b].png" or "a:smile:.png"), on one line (a newline in
     a name is escaped, a long line is not wrapped), and safely when a name is not UTF-8 (Python
     keeps such bytes as lone surrogates, which a strict terminal encoding refuses)."""
-    from crossmodal.data.preprocess import one_line
+    from crossmodal.errors import one_line
 
     if o.quiet:
         return

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+# Control characters (a newline in a file name) escaped, so that a message stays one line.
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped: one line, whatever a file name holds."""
+    return text.translate(_CONTROL)
+
 
 class CrossmodalError(Exception):
     """Something the user can fix: a bad path, a bad option, a broken model folder.

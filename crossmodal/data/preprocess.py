@@ -35,7 +35,7 @@ from crossmodal import __version__, fsio
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
 from crossmodal.data.records import RecordLayout
 from crossmodal.data.scan import Sample, ScanResult, label_set, scan
-from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping
+from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping, one_line
 from crossmodal.locking import output_lock, remove_stale
 
 PREP_FORMAT_VERSION = 3  # 3: EXIF orientation applied to images
@@ -828,14 +828,6 @@ def json_text(obj, **kwargs) -> str:
     except UnicodeEncodeError:
         text = json.dumps(obj, ensure_ascii=True, **kwargs)
     return text
-
-
-# Control characters (a newline in a file name) escaped, so that a message stays one line.
-_CONTROL = {i: f"\\x{i:02x}" for i in [*range(32), 127]}
-
-
-def one_line(text: str) -> str:
-    return text.translate(_CONTROL)
 
 
 def strict_message(skipped: list[dict[str, str]], show: int = 3) -> str:
