@@ -53,8 +53,9 @@ def preprocess(
     size = parse_size(image_size)
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
-        from crossmodal.data.preprocess import PrepSettings
+        from crossmodal.data.preprocess import PrepSettings, empty_classes
         from crossmodal.data.preprocess import preprocess as run
+        from crossmodal.errors import one_line
 
         quiet_tensorflow_if_remote(data, out)
 
@@ -80,6 +81,13 @@ def preprocess(
         for note in prep.notes:
             say(o, f"note: {note}")
         say(o, summary_line(info, prep.path, prep.reused))
+        empty = empty_classes(info)
+        if empty and not quiet:
+            typer.echo(
+                f"warning: class(es) {one_line(', '.join(empty))} have no usable sample (every "
+                "file of theirs failed to decode, listed as skipped); training refuses them",
+                err=True,
+            )
         for item in info["skipped"][:20]:
             say(o, f"  skipped {item['path']}: {item['reason']}")
         if len(info["skipped"]) > 20:

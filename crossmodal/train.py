@@ -37,6 +37,7 @@ from crossmodal.data.preprocess import (
     PreparedDataset,
     PrepSettings,
     Progress,
+    empty_classes,
     is_prepared,
     open_prepared,
     preprocess,
@@ -348,6 +349,12 @@ def train(
         if len(prep.classes) < 2:
             raise CrossmodalError(
                 f"{data}: need at least two labeled classes, found {len(prep.classes)}"
+            )
+        empty = empty_classes(prep.info)
+        if empty:
+            raise CrossmodalError(
+                f"{data}: class(es) {', '.join(empty)} have no usable sample (every file of "
+                "theirs failed to decode; `crossmodal preprocess` lists why): fix or remove them"
             )
         img, aud = prep.info["image"], prep.info["audio"]
         fmax = cfg.audio.fmax

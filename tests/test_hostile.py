@@ -364,10 +364,10 @@ def test_manifest_with_hostile_rows(corpus, tmp_path):
     assert info["num_unlabeled"] == 1
     reasons = {k["path"]: k["reason"] for k in info["skipped"]}
     at = tmp_path / d
-    assert reasons[str(at / "image/nope.png")] == "row 3: image file does not exist"
-    assert reasons[f"{manifest}:3"] == "row has neither a usable image nor audio"
+    assert reasons[str(at / "image/nope.png")] == "line 4: image file does not exist"
     assert reasons[f"{manifest}:4"] == "row has neither a usable image nor audio"
-    assert reasons[f"{manifest}:8"] == "row has neither a usable image nor audio"
+    assert reasons[f"{manifest}:5"] == "row has neither a usable image nor audio"
+    assert reasons[f"{manifest}:9"] == "row has neither a usable image nor audio"
     assert "empty file" in reasons[str(at / "broken/zero.png")]
     assert "not a readable audio" in reasons[str(at / "broken/text.wav")]
     assert "decompression bomb" in reasons[str(at / "broken/bomb.png")]
@@ -415,7 +415,9 @@ def test_jsonl_manifest_with_odd_text(corpus, tmp_path):
     prep = preprocess(manifest, tmp_path / "prep", settings=settings, workers=1)
     assert prep.classes == ["7", "a\u2028b"]
     skipped = [(k["path"], k["reason"]) for k in prep.info["skipped"]]
-    assert skipped == [(str(tmp_path / "\ud800.png"), "row 2: image file is not a valid file name")]
+    assert skipped == [
+        (str(tmp_path / "\ud800.png"), "line 2: image file is not a valid file name")
+    ]
     (tmp_path / "prep" / "dataset.json").read_bytes().decode("utf-8")  # valid UTF-8 on disk
 
 

@@ -19,6 +19,7 @@ from crossmodal.data.preprocess import (
     PREP_FORMAT_VERSION,
     SAMPLES_JSONL,
     PrepSettings,
+    empty_classes,
     open_prepared,
     preprocess,
 )
@@ -223,6 +224,29 @@ def test_all_files_broken_no_leftovers(tmp_path):
         preprocess(root, tmp_path / "out", settings=S8K, workers=1)
     assert not (tmp_path / "out").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_a_class_whose_files_all_fail_is_named_and_train_refuses_it(tmp_path):
+    """Not a silent output the model can never learn: preprocess warns, train stops before
+    any work with one line naming the class."""
+    from crossmodal.config import AudioConfig, RunConfig
+    from crossmodal.train import train
+
+    root = make_folder_dataset(tmp_path / "data", ["a", "b"], 2, seconds=0.1, rate=RATE)
+    write_text(root / "zbad/x.png")
+    write_text(root / "zbad/x.wav")
+    prep = preprocess(root, tmp_path / "prep", settings=S8K, workers=1)
+    assert prep.classes == ["a", "b", "zbad"]
+    assert empty_classes(prep.info) == ["zbad"]
+    cli = [sys.executable, "-m", "cli.main", "preprocess", str(root), "--sample-rate", "8000"]
+    proc = subprocess.run([*cli, "--out", str(tmp_path / "p2")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: class(es) zbad have no usable sample" in proc.stderr
+    config = RunConfig(audio=AudioConfig(sample_rate=RATE))
+    with pytest.raises(CrossmodalError, match="class.es. zbad have no usable sample"):
+        train(tmp_path / "prep", tmp_path / "model", config=config)
+    assert not (tmp_path / "model").exists()
+    assert empty_classes(open_prepared(tmp_path / "p2").info) == ["zbad"]
 
 
 def test_reuse_and_rebuild(mixed, tmp_path):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from crossmodal.data.scan import (
     AUDIO_EXTENSIONS,
     IMAGE_EXTENSIONS,
+    is_hidden,
     modality_of,
     scan,
     scan_inputs,
@@ -96,15 +97,22 @@ def test_same_stem_in_two_classes_is_two_samples(tmp_path):
 
 
 def test_hidden_entries_ignored(tmp_path):
+    """Dot files and a Mac zip's __MACOSX/ are passed over; '__background__' is a class
+    (Caltech's kind of name) and '__c.wav' a sound, not hidden."""
     touch(tmp_path / "cat/a.png")
     touch(tmp_path / "cat/.b.png")
     touch(tmp_path / "cat/__c.wav")
     touch(tmp_path / ".hidden/d.png")
     touch(tmp_path / "__MACOSX/e.png")
+    touch(tmp_path / "__background__/f.png")
     touch(tmp_path / ".DS_Store")
     (tmp_path / "cat/.ipynb_checkpoints").mkdir()
     result = scan(tmp_path)
-    assert [(s.label, s.stem) for s in result.samples] == [("cat", "a")]
+    assert [(s.label, s.stem) for s in result.samples] == [
+        ("__background__", "f"),
+        ("cat", "__c"),
+        ("cat", "a"),
+    ]
     assert result.skipped == [] and result.ignored == []
 
 
@@ -242,9 +250,7 @@ def test_file_that_is_not_a_manifest(tmp_path):
 # --- property: every media file accounted for exactly once ---------------------------------
 
 MEDIA_EXTS = [e for e in IMAGE_EXTENSIONS + AUDIO_EXTENSIONS] + [".PNG", ".WAV", ".Jpg"]
-stems = st.text(alphabet="abAB1 _-é", min_size=1, max_size=5).filter(
-    lambda s: not s.startswith((".", "__"))
-)
+stems = st.text(alphabet="abAB1 _-é", min_size=1, max_size=5).filter(lambda s: not is_hidden(s))
 files_strategy = st.lists(
     st.tuples(st.sampled_from(["cat", "dog", "émeu"]), stems, st.sampled_from(MEDIA_EXTS)),
     max_size=25,
@@ -263,6 +269,10 @@ def test_every_media_file_accounted_for_once(files, extras):
             written.append(str(touch(root / label / f"{stem}{ext}")))
         for stem in extras:  # non-media noise
             write_text(root / "cat" / f"{stem}.txt")
+        if not files:
+            with pytest.raises(CrossmodalError, match="no image or sound file"):
+                scan(root)
+            return
         result = scan(root)
         used = [p for s in result.samples for p in (s.image, s.audio) if p is not None]
         accounted = Counter(used + [k["path"] for k in result.skipped])
@@ -310,12 +320,14 @@ def check_manifest_result(result, root: Path, manifest: Path):
     assert (c.image, c.audio, c.label, c.group) == (None, str(root / "snd/c.wav"), "dog", None)
     assert (b.image, b.audio, b.label, b.group) == (str(root / "img/b.png"), None, None, "g2")
     assert (d.image, d.audio, d.label) == (None, str(root / "snd/d.wav"), "cat")
-    assert len({s.stem for s in samples}) == 4
+    assert [s.stem for s in samples] == ["a", "c", "b", "d"]  # the files', as in a folder
     reasons = [(k["path"], k["reason"]) for k in result.skipped]
     missing = str(root / "img/missing.png")
-    assert [p for p, _ in reasons].count(missing) == 2  # rows 4 and 5
-    assert any(p == f"{manifest}:5" for p, _ in reasons)
-    assert any(p == f"{manifest}:6" for p, _ in reasons)
+    # Rows by their line in the file: the CSV's header, the JSONL's blank line come first.
+    assert reasons.count((missing, "line 5: image file does not exist")) == 1  # row 4
+    assert reasons.count((missing, "line 6: image file does not exist")) == 1  # row 5
+    assert (f"{manifest}:6", "row has neither a usable image nor audio") in reasons
+    assert (f"{manifest}:7", "row has neither a usable image nor audio") in reasons
     assert len(reasons) == 4
 
 
@@ -479,3 +491,67 @@ def test_scan_inputs_with_manifest(media):
     assert [(k["path"], k["reason"]) for k in result.skipped] == [
         (str(broken), "line 1: not a JSON object")
     ]
+
+
+def test_manifest_columns_in_any_case_and_rows_named_by_line(media, tmp_path, monkeypatch):
+    """' Image ' is the image column; a row with an unquoted comma in a cell is skipped with
+    its line, not read with a cell lost; '~' is the home folder; a JSONL list of labels is a
+    multi-label cell; stems are the files' own, so an anchored --group-regex matches."""
+    from crossmodal.splits import compile_group_regex, group_of
+
+    monkeypatch.setenv("HOME", str(media))
+    csv_text = (
+        " Image ,AUDIO,Label\n"
+        "img/a.png,snd/a.wav,cat\n"
+        "img/b.png,,big,cat\n"  # an unquoted comma: four cells
+        "~/img/b.png,~/snd/c.wav,dog\n"
+    )
+    result = scan(write_text(tmp_path / "m.csv", csv_text))
+    assert [(s.image, s.audio, s.label) for s in result.samples] == [
+        (str(media / "img/a.png"), str(media / "snd/a.wav"), "cat"),
+        (str(media / "img/b.png"), str(media / "snd/c.wav"), "dog"),
+    ]
+    assert result.skipped == [
+        {
+            "path": f"{tmp_path / 'm.csv'}:3",
+            "reason": "4 cells where the header names 3 (quote a cell that holds a comma)",
+        }
+    ]
+    pattern = compile_group_regex(r"^([a-z])$")
+    assert [group_of({"stem": s.stem, "group": None}, pattern) for s in result.samples] == [
+        "a",
+        "b",
+    ]
+
+    jsonl = write_jsonl(
+        tmp_path / "m.jsonl", [{"IMAGE": str(media / "img/a.png"), "labels": ["cat", "red"]}]
+    )
+    with pytest.raises(CrossmodalError, match=r"lacks column\(s\) audio \(it has: IMAGE, labels\)"):
+        scan(jsonl)
+    jsonl = write_jsonl(
+        tmp_path / "m.jsonl",
+        [{"IMAGE": str(media / "img/a.png"), "Audio": None, "labels": ["cat", "red"]}],
+    )
+    assert [s.label for s in scan(jsonl).samples] == ["cat;red"]
+
+
+def test_manifest_errors_name_their_columns_and_first_reason(tmp_path):
+    semicolons = write_text(tmp_path / "s.csv", "image;audio;label\na.png;a.wav;cat\n")
+    with pytest.raises(CrossmodalError, match=r"\(it has: image;audio;label\)"):
+        scan(semicolons)
+    twice = write_text(tmp_path / "t.csv", "image,Image,audio,label\n")
+    with pytest.raises(CrossmodalError, match="column.s. image appear more than once"):
+        scan(twice)
+    nothing = write_text(tmp_path / "n.csv", "image,audio,label\nnope.png,,cat\n")
+    with pytest.raises(CrossmodalError, match=r"no usable rows \(such as .*nope.png: line 2: "):
+        scan(nothing)
+
+
+def test_a_folder_whose_class_folders_hold_no_media_says_what_it_found(tmp_path):
+    """DATA pointed one level too high (DATA/train/<label>/...): not "every file failed to
+    decode", which nothing did."""
+    touch(tmp_path / "train/cat/a.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CrossmodalError, match=r"no image or sound file in any class folder") as e:
+        scan(tmp_path)
+    assert "nested folder" in str(e.value) and str(tmp_path / "train/cat") in str(e.value)

@@ -830,6 +830,13 @@ def json_text(obj, **kwargs) -> str:
     return text
 
 
+def empty_classes(info: dict) -> list[str]:
+    """Classes named by the data (a class folder, a label cell) none of whose samples could
+    be used: every file of theirs failed to decode."""
+    per_class = info["counts"]["per_class"]
+    return [name for name in info["classes"] if not per_class.get(name, {}).get("samples")]
+
+
 def strict_message(skipped: list[dict[str, str]], show: int = 3) -> str:
     """One line naming the first few problems (for --strict)."""
     shown = "; ".join(f"{k['path']}: {k['reason']}" for k in skipped[:show])

@@ -19,12 +19,13 @@ from operator import attrgetter
 from pathlib import Path, PurePosixPath
 
 from crossmodal import fsio
-from crossmodal.errors import CrossmodalError
+from crossmodal.errors import CrossmodalError, one_line
 
 # Preference order decides which file wins when one stem has two images (or two sounds).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MANIFEST_EXTENSIONS = (".csv", ".jsonl")
+EMPTY_CLASS_FOLDER = "empty class folder"
 
 
 def modality_of(path: Path) -> str | None:
@@ -95,7 +96,17 @@ def scan(source: str | Path) -> ScanResult:
                 "class folders or a manifest"
             )
         return scan_manifest(path)
-    return scan_folder(path)
+    result = scan_folder(path)
+    if not result.samples:  # every class folder empty, nested or unreadable
+        found = result.skipped + result.ignored
+        such = next((f for f in found if f["reason"] != EMPTY_CLASS_FOLDER), found[0])
+        raise CrossmodalError(
+            one_line(
+                f"{source}: no image or sound file in any class folder (such as {such['path']}: "
+                f"{such['reason']}); expected DATA/<label>/<stem>.<ext> or a manifest"
+            )
+        )
+    return result
 
 
 # A folder modified this recently is not trusted to show its next change in its mtime (the
@@ -112,9 +123,13 @@ def _settled_mtime(path: str | Path) -> int | None:
     return mtime if mtime < time.time_ns() - SETTLED_NS else None
 
 
+_NEVER_DATA = frozenset({"__MACOSX", "__pycache__"})
+
+
 def is_hidden(name: str) -> bool:
-    """Dot files and '__' names (a Mac zip's '._x.wav', '__MACOSX/'): never data."""
-    return name.startswith((".", "__"))
+    """Dot files (a Mac zip's '._x.wav', '.DS_Store') and a Mac zip's '__MACOSX/': never
+    data. Other names, '__background__' among them, are data."""
+    return name.startswith(".") or name in _NEVER_DATA
 
 
 def _listdir(folder: Path) -> list[os.DirEntry]:
@@ -291,14 +306,35 @@ def scan_folder(root: Path) -> ScanResult:
                 result.skip(entry.path, _not_a_file(entry))
         pairs = pair_files(files, result)
         if not pairs:
-            result.ignore(class_dir, "empty class folder")
+            result.ignore(class_dir, EMPTY_CLASS_FOLDER)
             continue
         add_pairs(result, pairs, class_dir.name)
     result.dirs = None if result.skipped else dirs
     return result
 
 
-def _read_manifest_rows(path: Path | RemoteFile, *, labeled: bool = True) -> list[dict[str, str]]:
+def _cell(value: object) -> str:
+    """A JSONL value as a cell: null is empty, a list of labels is "a;b"."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
+
+
+def _columns(names: list, path: Path | RemoteFile) -> list:
+    """Column names as the manifest means them: ' Image ' is `image`."""
+    names = [n.strip().lower() if isinstance(n, str) else n for n in names]
+    twice = sorted({n for n in names if n is not None and names.count(n) > 1})
+    if twice:
+        raise CrossmodalError(f"{path}: column(s) {', '.join(twice)} appear more than once")
+    return names
+
+
+def _read_manifest_rows(
+    path: Path | RemoteFile, *, labeled: bool = True
+) -> list[tuple[int, dict[str, str], str | None]]:
+    """(line number, row, what is wrong with the row or None) for each row."""
     try:
         # bytes, then text: read_text would turn a quoted "\r" inside a CSV cell into "\n"
         text = fsio.read_bytes(str(path)).decode("utf-8-sig")
@@ -306,17 +342,28 @@ def _read_manifest_rows(path: Path | RemoteFile, *, labeled: bool = True) -> lis
         raise CrossmodalError(f"{path}: manifest is not UTF-8 text") from None
     except OSError as exc:
         raise CrossmodalError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    rows: list[tuple[int, dict[str, str], str | None]] = []
     if path.suffix.lower() == ".csv":
         # newline="": quoted cells may hold line breaks; str.splitlines would also split on
         # characters such as U+2028 that are plain text inside a cell.
         reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
-            columns = set(reader.fieldnames or []) - {None}
-            rows = list(reader)
+            found = reader.fieldnames or []
+            reader.fieldnames = _columns(list(found), path)
+            for row in reader:
+                extra = row.pop(None, None)  # an unquoted comma in a cell, or a stray one
+                problem = None
+                if extra:
+                    problem = (
+                        f"{len(reader.fieldnames) + len(extra)} cells where the header names "
+                        f"{len(reader.fieldnames)} (quote a cell that holds a comma)"
+                    )
+                rows.append((reader.line_num, row, problem))
         except csv.Error as exc:
             raise CrossmodalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+        columns = set(reader.fieldnames or []) - {None}
     else:
-        rows, columns = [], set()
+        found, columns = [], set()
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
@@ -326,22 +373,29 @@ def _read_manifest_rows(path: Path | RemoteFile, *, labeled: bool = True) -> lis
                 raise CrossmodalError(f"{path}:{number}: not a JSON object") from None
             if not isinstance(row, dict):
                 raise CrossmodalError(f"{path}:{number}: not a JSON object")
-            columns |= set(row)
-            rows.append({k: "" if v is None else str(v) for k, v in row.items()})
+            keys = list(row)
+            names = _columns(keys, path)
+            found += [k for k in keys if k not in found]
+            columns |= set(names)
+            rows.append(
+                (number, {n: _cell(row[k]) for n, k in zip(names, keys, strict=True)}, None)
+            )
     missing = {"image", "audio"} - columns
     if labeled and not columns & {"label", "labels"}:
         missing.add("label")
     if missing:
         need = sorted(missing)
-        raise CrossmodalError(f"{path}: manifest lacks column(s) {', '.join(need)}")
+        has = f" (it has: {', '.join(map(str, found))})" if found else ""
+        raise CrossmodalError(f"{path}: manifest lacks column(s) {', '.join(need)}{has}")
     return rows
 
 
 def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> ScanResult:
     """Rows with `image`, `audio`, `label` (and optional `group`); paths relative to the file.
 
-    A cell may also name a remote file (`gs://...`); a remote manifest's relative paths are
-    relative to its remote folder.
+    Column names are read in any case, around spaces. A cell may also name a remote file
+    (`gs://...`); a remote manifest's relative paths are relative to its remote folder, a
+    local one's to its folder (`~` is the home folder). Skipped rows are named by line.
 
     `for_predict`: the label column is optional, a cell naming a missing file stays on its
     sample (prediction reports it on that row, as for a pair in a folder), and a manifest
@@ -349,7 +403,10 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
     result = ScanResult(samples=[], source=str(path), kind="manifest")
     remote_base = isinstance(path, RemoteFile)
     base = fsio.parent(str(path)) if remote_base else path.parent
-    for number, row in enumerate(_read_manifest_rows(path, labeled=not for_predict), start=1):
+    for line, row, problem in _read_manifest_rows(path, labeled=not for_predict):
+        if problem is not None:
+            result.skip(f"{path}:{line}", problem)
+            continue
         found: dict[str, str | None] = {}
         for kind in ("image", "audio"):
             cell = (row.get(kind) or "").strip()
@@ -363,25 +420,26 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
                     continue
                 found[kind] = url if _remote_is_file(url) else None
                 if found[kind] is None:
-                    result.skip(url, f"row {number}: {kind} file {_why_not_remote(url)}")
+                    result.skip(url, f"line {line}: {kind} file {_why_not_remote(url)}")
                 continue
+            cell = os.path.expanduser(cell)
             file = Path(cell) if os.path.isabs(cell) else base / cell
             if for_predict:
                 found[kind] = str(file)
             elif not _is_file(file):
-                result.skip(file, f"row {number}: {kind} file {_why_not_a_file(file)}")
+                result.skip(file, f"line {line}: {kind} file {_why_not_a_file(file)}")
                 found[kind] = None
             else:
                 found[kind] = str(file)
         if found["image"] is None and found["audio"] is None:
-            result.skip(f"{path}:{number}", "row has neither a usable image nor audio")
+            result.skip(f"{path}:{line}", "row has neither a usable image nor audio")
             continue
         label = canonical_label(row.get("label") or row.get("labels"))
         group = (row.get("group") or "").strip() or None
         first = found["image"] or found["audio"]
         result.samples.append(
             Sample(
-                stem=f"{number}:{PurePosixPath(fsio.basename(first)).stem}",
+                stem=PurePosixPath(fsio.basename(first)).stem,
                 image=found["image"],
                 audio=found["audio"],
                 label=label,
@@ -389,7 +447,9 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
             )
         )
     if not result.samples and not for_predict:
-        raise CrossmodalError(f"{path}: no usable rows")
+        such = result.skipped[0] if result.skipped else None
+        why = f" (such as {such['path']}: {such['reason']})" if such else ""
+        raise CrossmodalError(one_line(f"{path}: no usable rows{why}"))
     return result
 
 
@@ -579,7 +639,7 @@ def _scan_remote_folder(root: str) -> ScanResult:
                 files.append(RemoteFile(url))
         pairs = pair_files(files, result)  # type: ignore[arg-type]  (RemoteFile quacks)
         if not pairs:
-            result.ignore(class_url, "empty class folder")
+            result.ignore(class_url, EMPTY_CLASS_FOLDER)
             continue
         add_pairs(result, pairs, label)
     return result
