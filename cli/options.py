@@ -34,11 +34,17 @@ Channels = Annotated[
 ClipSeconds = Annotated[
     float | None,
     typer.Option(
-        "--clip-seconds", min=0.05, help="Pad/crop audio to this length (default: inferred)."
+        "--clip-seconds",
+        min=0.05,
+        max=600.0,  # crossmodal.config.MAX_CLIP_SECONDS, TF-free but not imported for --help
+        help="Pad/crop audio to this length (default: inferred).",
     ),
 ]
 SampleRate = Annotated[
-    int, typer.Option("--sample-rate", min=1000, help="Resample all audio to this rate, in Hz.")
+    int,
+    typer.Option(
+        "--sample-rate", min=1000, max=384_000, help="Resample all audio to this rate, in Hz."
+    ),
 ]
 MODALITY_CHOICES = ("both", "image", "audio")  # crossmodal.inference.MODALITIES, TF-free
 

@@ -58,7 +58,8 @@ class Output:
         self.quiet = quiet
         self.json_mode = json_mode
         no_color = bool(os.environ.get("NO_COLOR"))
-        self.err = Console(stderr=True, no_color=no_color, highlight=False)
+        # soft_wrap: a long line (an epoch's metrics) stays one line in a CI log
+        self.err = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
         self.out = Console(no_color=no_color, highlight=False, soft_wrap=True)
         self.interactive = self.err.is_terminal and not quiet
 
@@ -107,7 +108,7 @@ def handled(out: Output | None = None):
     try:
         yield
     except CrossmodalError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {error_line(exc)}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -120,11 +121,23 @@ def handled(out: Output | None = None):
         os.close(devnull)
         raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except MemoryError:
-        typer.echo("error: out of memory; try a smaller --batch-size", err=True)
+        typer.echo(
+            "error: out of memory; a smaller --batch-size, --image-size or --clip-seconds "
+            "needs less",
+            err=True,
+        )
         raise typer.Exit(EXIT_USER_ERROR) from None
     except OSError as exc:  # a path the user gave: a folder where a file goes, no permission
         typer.echo(f"error: {os_error_line(exc)}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def error_line(exc: Exception) -> str:
+    """An error's text on one line: a library's message of several lines (TensorFlow's) is
+    joined, and control characters left in a file name are escaped."""
+    from crossmodal.errors import one_line
+
+    return one_line(" ".join(part.strip() for part in str(exc).splitlines() if part.strip()))
 
 
 def os_error_line(exc: OSError) -> str:
@@ -158,4 +171,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         dims = dims * 2
     if len(dims) != 2 or min(dims) < 1:
         raise typer.BadParameter(f"expected HEIGHTxWIDTH like 32x32, got {text!r}")
+    if max(dims) > 1024:  # crossmodal.config.MAX_IMAGE_SIDE
+        raise typer.BadParameter(f"height and width must be 1 to 1024, got {text!r}")
     return dims[0], dims[1]

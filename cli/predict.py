@@ -44,7 +44,7 @@ def predict(
 
         quiet_tensorflow_if_remote(model, *inputs, out)
         if out is not None:
-            check_output_file(out)
+            check_output_file(out, inputs)
 
         # Checks the model folder and the inputs (one line and exit 1 for a user's mistake)
         # before TensorFlow is imported; the model loads as the rows are consumed.

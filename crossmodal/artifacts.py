@@ -216,7 +216,8 @@ def open_model_dir(path: str | Path) -> ModelDir:
     version = info.get("format_version")
     if version != FORMAT_VERSION:
         raise CrossmodalError(
-            f"{path} has model format {version}, this crossmodal reads format {FORMAT_VERSION}; "
+            f"{path} has model format {version!r}, this crossmodal reads format "
+            f"{FORMAT_VERSION}; "
             "retrain it or use a matching crossmodal version"
         )
     config = RunConfig.from_saved(info)

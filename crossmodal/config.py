@@ -20,6 +20,11 @@ from typing import Any, get_type_hints
 from crossmodal.errors import CrossmodalError
 
 DEFAULT_FMAX = 7_800.0
+# Sanity bounds on shapes a caller may ask for: far above any use (an inferred image's longer
+# side is capped at 96 px), below what would exhaust memory before the first record.
+MAX_IMAGE_SIDE = 1024
+MAX_CLIP_SECONDS = 600.0
+MAX_SAMPLE_RATE = 384_000
 FORMAT_VERSION = 1  # bump when the model folder layout or the serving signature changes
 FUSION_NAMES = ("concat", "late", "gated", "conv")  # registry keys of crossmodal.fusion
 FUSION_CHOICES = (*FUSION_NAMES, "auto")  # auto: pick one of FUSION_NAMES on validation
@@ -86,8 +91,14 @@ class AudioConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self, "audio")  # also when built in Python, not from a file
-        _require(self.sample_rate >= 1000, "audio.sample_rate must be at least 1000 Hz")
-        _require(self.clip_seconds > 0, "audio.clip_seconds must be above 0")
+        _require(
+            1000 <= self.sample_rate <= MAX_SAMPLE_RATE,
+            f"audio.sample_rate must be 1000 to {MAX_SAMPLE_RATE} Hz",
+        )
+        _require(
+            0 < self.clip_seconds <= MAX_CLIP_SECONDS,
+            f"audio.clip_seconds must be above 0 and at most {MAX_CLIP_SECONDS:g}",
+        )
         _require(self.num_mels >= 1, "audio.num_mels must be at least 1")
         _require(
             0 <= self.fmin < self.effective_fmax,
@@ -186,7 +197,10 @@ class ImageConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self, "image")  # also when built in Python, not from a file
-        _require(min(self.height, self.width) >= 1, "image height and width must be at least 1")
+        _require(
+            min(self.height, self.width) >= 1 and max(self.height, self.width) <= MAX_IMAGE_SIDE,
+            f"image height and width must be 1 to {MAX_IMAGE_SIDE}",
+        )
         _require(self.channels in (1, 3), "image.channels must be 1 or 3")
 
 

@@ -140,7 +140,15 @@ def evaluate(
 
 
 def check_report_dir(out: str | Path) -> None:
-    """Refuse a report folder that cannot be one (an existing file) before any work."""
+    """Refuse a report folder that cannot be one (an existing file, or a model folder whose
+    own metrics.json the report would replace) before any work."""
+    from crossmodal.artifacts import REQUIRED_FILES
+
+    if fsio.exists(out) and all(fsio.exists(fsio.join(out, name)) for name in REQUIRED_FILES):
+        raise CrossmodalError(
+            f"--out {out} is a model folder: the report would replace its metrics.json; "
+            "give a folder of its own"
+        )
     if not fsio.is_remote(out) and Path(out).exists() and not Path(out).is_dir():
         raise CrossmodalError(f"--out {out} exists and is not a folder")
     fsio.check_creatable(out)

@@ -245,17 +245,22 @@ def walk_files(root: PathLike) -> list[str]:
 
 
 def check_creatable(path: PathLike, flag: str = "--out") -> None:
-    """Refuse a local `path` that cannot be created because an existing ancestor is a file
-    (one clear line before any work); a remote path is left to its store."""
+    """Refuse a local `path` that cannot be created because an existing ancestor is a file or
+    cannot be written in (one clear line before any work); a remote path is left to its
+    store."""
     if is_remote(path):
         return
+    from crossmodal.errors import CrossmodalError
+
     folder = Path(os.path.abspath(path)).parent
     while not os.path.lexists(folder) and folder.parent != folder:
         folder = folder.parent
     if not folder.is_dir():
-        from crossmodal.errors import CrossmodalError
-
         raise CrossmodalError(f"{flag} {path}: {folder} is not a folder")
+    # A read-only file system or a folder without write permission: said now, not after the
+    # work (access(2) answers for the real user, and refuses writes to a read-only mount).
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CrossmodalError(f"{flag} {path}: cannot write in {folder}")
 
 
 def reason(exc: Exception) -> str:

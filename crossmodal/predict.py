@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -213,14 +213,19 @@ def _rows(md, scanned, *, top_k: int, batch_size: int, workers: int | None, moda
             yield row
 
 
-def check_output_file(out: Path | str) -> None:
-    """Refuse an --out that cannot take the rows, before any work."""
+def check_output_file(out: Path | str, inputs: Sequence[str | Path] = ()) -> None:
+    """Refuse an --out that cannot take the rows, or is one of the `inputs` (a manifest the
+    rows would replace), before any work."""
     name = fsio.basename(out)
     if Path(name).suffix.lower() not in OUTPUT_FORMATS:
         raise CrossmodalError(f"--out must end in .csv or .jsonl, got {name}")
     if not fsio.is_remote(out) and Path(out).is_dir():
         raise CrossmodalError(f"--out {out} is a folder; give a file name ending in .csv or .jsonl")
     fsio.check_creatable(out)
+    if not fsio.is_remote(out) and Path(out).exists():
+        for given in inputs:
+            if not fsio.is_remote(given) and os.path.exists(given) and os.path.samefile(out, given):
+                raise CrossmodalError(f"--out {out} is one of the inputs; it would be overwritten")
 
 
 def unread(row: dict) -> bool:
@@ -253,6 +258,11 @@ def write_rows(rows, out: Path | str) -> int:
     try:
         failed = _write_rows(rows, tmp, suffix)
         tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename == str(tmp):  # name the user's file, not the hidden partial one
+            raise OSError(exc.errno, exc.strerror, str(out)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -113,8 +113,12 @@ def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, 
     (tmp_path / "dir.csv").mkdir()
     (tmp_path / "file").write_text("a file")
     (weights := tmp_path / "weights.json").write_text('{"a": "heavy"}')
+    (listed := tmp_path / "list.csv").write_text(f"image,audio\n{data / 'a' / 'g0_a0.png'},\n")
     a, nowhere = str(data / "a"), str(tmp_path / "nowhere")
     cases = [
+        # the rows would replace the manifest they come from; the report, the model's metrics
+        (["predict", str(model), str(listed), "-o", str(listed)], "is one of the inputs"),
+        (["evaluate", str(model), str(data), "--out", str(model)], "is a model folder"),
         (["predict", str(model), a, "--modality", "bogus"], "'bogus' is not one of"),
         (["predict", str(model), str(tmp_path / "empty")], "no image or sound files"),
         (["predict", nowhere, a], "no model folder"),
@@ -160,6 +164,7 @@ def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, 
     )
     assert proc.returncode == 0, proc.stderr
     assert not any(p.name.startswith((".m", "m")) for p in tmp_path.iterdir())  # nothing begun
+    assert listed.read_text().startswith("image,audio\n")
 
 
 def test_overwrite_replaces_only_a_model_folder_and_os_errors_are_one_line(data, tmp_path):
@@ -576,3 +581,19 @@ def test_cli_modality_choices_are_the_core_ones():
     from crossmodal.inference import MODALITIES
 
     assert MODALITY_CHOICES == MODALITIES
+
+
+def test_messages_stay_one_line_in_logs(capsys, monkeypatch):
+    """A library's error of several lines (TensorFlow's "... \n You may be trying to load on a
+    different device") is joined; a long line on stderr (an epoch's metrics under --json) is
+    not wrapped at the terminal's width."""
+    from cli.output import Output, error_line
+    from crossmodal.errors import CrossmodalError
+
+    assert error_line(CrossmodalError("cannot load (first\n You may\n\nbell\x07)")) == (
+        "cannot load (first You may bell\\x07)"
+    )
+    monkeypatch.setenv("COLUMNS", "40")
+    line = "epoch 1/1 " + " ".join(f"metric_{k}=0.{k:04d}" for k in range(12))
+    Output(json_mode=True).info(line)
+    assert capsys.readouterr().err == line + "\n"

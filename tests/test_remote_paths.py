@@ -171,3 +171,18 @@ def test_a_second_run_on_the_same_remote_model_is_refused(ram, tmp_path):
         pytest.raises(CrossmodalError, match=f"{out} is being written by another"),
     ):
         train(tmp_path / "data", out)
+
+
+def test_an_out_in_a_folder_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path, monkeypatch
+):
+    """A read-only mount (or a folder without write permission): one line naming the folder,
+    not a failure after the whole evaluation. (Root may write anywhere, so access(2) is faked.)"""
+
+    real = os.access
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    with pytest.raises(CrossmodalError, match=f"cannot write in {locked}"):
+        fsio.check_creatable(locked / "new" / "report")
+    fsio.check_creatable(tmp_path / "new" / "report")  # a writable folder is fine

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmodal import __version__, fsio
+from crossmodal.config import MAX_CLIP_SECONDS, MAX_IMAGE_SIDE, MAX_SAMPLE_RATE
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
 from crossmodal.data.records import RecordLayout
 from crossmodal.data.scan import Sample, ScanResult, label_set, scan
@@ -70,14 +71,16 @@ class PrepSettings:
     clip_seconds: float | None = None
 
     def __post_init__(self) -> None:  # the same bounds as the model's config (config.py)
-        if self.sample_rate < 1000:
-            raise CrossmodalError("sample rate must be at least 1000 Hz")
-        if any(v is not None and v < 1 for v in (self.height, self.width)):
-            raise CrossmodalError("image height and width must be at least 1")
+        if not 1000 <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise CrossmodalError(f"sample rate must be 1000 to {MAX_SAMPLE_RATE} Hz")
+        if any(v is not None and not 1 <= v <= MAX_IMAGE_SIDE for v in (self.height, self.width)):
+            raise CrossmodalError(f"image height and width must be 1 to {MAX_IMAGE_SIDE}")
         if self.channels not in (None, 1, 3):
             raise CrossmodalError("image channels must be 1 or 3")
-        if self.clip_seconds is not None and not self.clip_seconds > 0:
-            raise CrossmodalError("clip length must be above 0 seconds")
+        if self.clip_seconds is not None and not 0 < self.clip_seconds <= MAX_CLIP_SECONDS:
+            raise CrossmodalError(
+                f"clip length must be above 0 and at most {MAX_CLIP_SECONDS:g} seconds"
+            )
 
 
 @dataclass
