@@ -176,7 +176,10 @@ def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
         ({"train": {"val_fraction": 3.0}}, "train.val_fraction must be in [0, 1)"),
         ({"train": {"val_groups": "nicolas"}}, "config.train.val_groups: expected a list"),
         ({"train": {"clipnorm": "high"}}, "config.train.clipnorm: expected a number"),
-        ({"audio": {"sample_rate": 0}}, "audio.sample_rate must be at least 1000 Hz"),
+        ({"audio": {"sample_rate": 0}}, "audio.sample_rate must be 1000 to 384000 Hz"),
+        ({"audio": {"sample_rate": 10**9}}, "audio.sample_rate must be 1000 to 384000 Hz"),
+        ({"audio": {"clip_seconds": 1e300}}, "audio.clip_seconds must be above 0 and at most 600"),
+        ({"image": {"height": 100_000}}, "image height and width must be 1 to 1024"),
         ({"audio": {"utterance_norm": "loud"}}, "unknown utterance_norm 'loud'"),
         ({"image": {"channels": 2}}, "image.channels must be 1 or 3"),
         (
@@ -286,9 +289,11 @@ def test_a_config_file_cannot_set_the_labels(tmp_path):
     "fields, message",
     [
         ({"channels": 2}, "image channels must be 1 or 3"),
-        ({"height": 0}, "image height and width must be at least 1"),
+        ({"height": 0}, "image height and width must be 1 to 1024"),
+        ({"width": 100_000}, "image height and width must be 1 to 1024"),
         ({"clip_seconds": 0.0}, "clip length must be above 0"),
-        ({"sample_rate": 10}, "sample rate must be at least 1000 Hz"),
+        ({"clip_seconds": float("inf")}, "clip length must be above 0 and at most 600"),
+        ({"sample_rate": 10}, "sample rate must be 1000 to 384000 Hz"),
     ],
 )
 def test_preprocessing_settings_are_checked_as_the_model_config_is(fields, message):
