@@ -81,6 +81,11 @@ def evaluate(
                 "skipped_files)",
                 err=True,
             )
+        if metrics.get("num_unlabeled") and not quiet:
+            typer.echo(
+                f"warning: {metrics['num_unlabeled']} unlabeled sample(s) were not scored",
+                err=True,
+            )
         if out is not None:
             o.info(f"report in {out}")
         o.result(metrics)

@@ -108,6 +108,8 @@ def evaluate(
             "modality": modality,
             "model": str(md.path),
             "data": str(data),
+            # samples with no label (an empty label cell): nothing to score them against
+            "num_unlabeled": len(prep.samples) - len(labeled),
             "num_skipped_files": len(prep.info.get("skipped", [])),
             # {"path", "reason"}: files left out, and the one unreadable file of a pair
             # scored from the other

@@ -320,13 +320,17 @@ def test_evaluate_refuses_several_labels_for_a_single_label_model_and_warns_of_s
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert "several labels" in proc.stderr and "single-label" in proc.stderr
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    rows = [f"{tmp_path / 'broken.png'},{data / 'a' / 'g0_a0.wav'},a"]
+    rows = [
+        f"{tmp_path / 'broken.png'},{data / 'a' / 'g0_a0.wav'},a",
+        f"{data / 'b' / 'g0_b0.png'},{data / 'b' / 'g0_b0.wav'},",  # no label: not scored
+    ]
     (tmp_path / "half.csv").write_text("image,audio,label\n" + "\n".join(rows) + "\n")
     proc = run("evaluate", str(model), str(tmp_path / "half.csv"), "--json")
     assert "warning: 1 file(s) could not be used" in proc.stderr and "broken.png" in proc.stderr
+    assert "warning: 1 unlabeled sample(s) were not scored" in proc.stderr
     metrics = json.loads(proc.stdout)
     assert [k["path"] for k in metrics["skipped_files"]] == [str(tmp_path / "broken.png")]
-    assert metrics["num_samples"] == 1
+    assert metrics["num_samples"] == 1 and metrics["num_unlabeled"] == 1
 
 
 def test_predict_formats_and_lone_modalities(model, data, tmp_path):
