@@ -407,6 +407,7 @@ class TrainConfig:
         _require(self.learning_rate > 0, "train.learning_rate must be above 0")
         _require(0 <= self.val_fraction < 1, "train.val_fraction must be in [0, 1)")
         _require(self.patience >= 0, "train.patience must be 0 or more")
+        _require(0 <= self.seed < 2**32 - 64, "train.seed must be 0 to 4294967231")
         _require(0 <= self.early_stop_from < 1, "train.early_stop_from must be in [0, 1)")
         _require(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         _require(self.weight_decay >= 0, "train.weight_decay must be 0 or more")

@@ -177,6 +177,8 @@ def test_effective_fmax_capped_at_nyquist(rate, fmax, expected):
         ({"train": {"val_groups": "nicolas"}}, "config.train.val_groups: expected a list"),
         ({"train": {"clipnorm": "high"}}, "config.train.clipnorm: expected a number"),
         ({"audio": {"sample_rate": 0}}, "audio.sample_rate must be 1000 to 384000 Hz"),
+        ({"train": {"seed": -1}}, "train.seed must be 0 to 4294967231"),
+        ({"train": {"seed": 99999999999}}, "train.seed must be 0 to 4294967231"),
         ({"audio": {"sample_rate": 10**9}}, "audio.sample_rate must be 1000 to 384000 Hz"),
         ({"audio": {"clip_seconds": 1e300}}, "audio.clip_seconds must be above 0 and at most 600"),
         ({"image": {"height": 100_000}}, "image height and width must be 1 to 1024"),
