@@ -165,7 +165,7 @@ def card_summary(model_dir: str | Path) -> dict[str, Any]:
         "epochs": {
             "run": len(history) if history is not None else None,
             "max": train.get("epochs"),
-            "best": _best_epoch(history or []),
+            "best": _best_epoch(history or [], train),
         },
         "validation": None
         if metrics is None
@@ -219,19 +219,34 @@ def _read_json(path: Path | str) -> dict | None:
     return data
 
 
-def _best_epoch(history: Sequence[Mapping[str, Any]]) -> int | None:
-    """One-based epoch with the lowest validation loss (training loss without validation):
-    the weights early stopping restores."""
+def _best_epoch(
+    history: Sequence[Mapping[str, Any]], train: Mapping[str, Any] | None = None
+) -> int | None:
+    """One-based epoch whose weights early stopping kept: the lowest validation loss (training
+    loss without validation) among the epochs it watched, from `early_stop_from` of the
+    epochs on (`TrainConfig.first_watched_epoch`); the last epoch when it watched none."""
+    train = train or {}
+    epochs, start = train.get("epochs"), train.get("early_stop_from")
+    first = (
+        int(epochs * start) if isinstance(epochs, int) and isinstance(start, (int, float)) else 0
+    )
+
+    def number(i: int) -> int:  # 0-based
+        epoch = history[i].get("epoch")
+        return int(epoch) if isinstance(epoch, (int, float)) else i
+
+    def finite(i: int, key: str) -> bool:
+        value = history[i].get(key)
+        return isinstance(value, (int, float)) and math.isfinite(value)
+
     for key in ("val_loss", "loss"):
-        scored = [
-            (float(row[key]), i)
-            for i, row in enumerate(history)
-            if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])
-        ]
-        if scored:
-            _, index = min(scored)
-            epoch = history[index].get("epoch")
-            return int(epoch) + 1 if isinstance(epoch, (int, float)) else index + 1
+        rows = [i for i in range(len(history)) if finite(i, key)]
+        if not rows:
+            continue
+        watched = [i for i in rows if number(i) >= first]
+        if not watched:
+            return number(len(history) - 1) + 1
+        return number(min(watched, key=lambda i: float(history[i][key]))) + 1
     return None
 
 
@@ -358,7 +373,7 @@ def _settings_section(
         ("Ensemble members", model.get("members")),
         ("Test-time audio views", _test_views_text(audio)),
         ("Epochs run", _epochs_run(history, train)),
-        ("Best epoch (weights kept)", _best_epoch(history)),
+        ("Best epoch (weights kept)", _best_epoch(history, train)),
         ("Batch size", train.get("batch_size")),
         ("Learning rate", train.get("learning_rate")),
         ("Optimizer", train.get("optimizer")),

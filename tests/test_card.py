@@ -80,7 +80,8 @@ def make_model_dir(
     cfg = RunConfig(
         image=ImageConfig(24, 32, 3),
         audio=AudioConfig(sample_rate=8000, clip_seconds=0.5),
-        train=TrainConfig(epochs=40, batch_size=32),  # as train() resolves and saves them
+        # as train() resolves and saves them; early stopping watching every epoch
+        train=TrainConfig(epochs=40, batch_size=32, early_stop_from=0.0),
         labels=tuple(LABELS),
     )
     cfg.save(
@@ -393,3 +394,16 @@ def test_info_reads_odd_field_types_in_a_hand_edited_folder(tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["info", str(model)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "validation groups 5" in result.output
+
+
+def test_best_epoch_is_the_one_early_stopping_kept() -> None:
+    """Epochs before `early_stop_from` are not watched: a lower loss there is not the kept
+    weights (the card named it once); none watched keeps the last epoch's."""
+    from crossmodal.card import _best_epoch
+
+    history = [{"epoch": e, "val_loss": v} for e, v in enumerate([0.5, 0.2, 0.4, 0.3, 0.6, 0.7])]
+    assert _best_epoch(history, {"epochs": 6, "early_stop_from": 0.0}) == 2
+    assert _best_epoch(history, {"epochs": 6, "early_stop_from": 0.5}) == 4
+    assert _best_epoch(history[:2], {"epochs": 6, "early_stop_from": 0.5}) == 2  # none watched: the last
+    assert _best_epoch([{"epoch": 0, "loss": 1.0}], {}) == 1
+    assert _best_epoch([], {}) is None
