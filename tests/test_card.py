@@ -404,6 +404,8 @@ def test_best_epoch_is_the_one_early_stopping_kept() -> None:
     history = [{"epoch": e, "val_loss": v} for e, v in enumerate([0.5, 0.2, 0.4, 0.3, 0.6, 0.7])]
     assert _best_epoch(history, {"epochs": 6, "early_stop_from": 0.0}) == 2
     assert _best_epoch(history, {"epochs": 6, "early_stop_from": 0.5}) == 4
-    assert _best_epoch(history[:2], {"epochs": 6, "early_stop_from": 0.5}) == 2  # none watched: the last
+    assert (
+        _best_epoch(history[:2], {"epochs": 6, "early_stop_from": 0.5}) == 2
+    )  # none watched: the last
     assert _best_epoch([{"epoch": 0, "loss": 1.0}], {}) == 1
     assert _best_epoch([], {}) is None
