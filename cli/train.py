@@ -143,7 +143,7 @@ def train(
     patience: Annotated[
         int | None,
         typer.Option(
-            min=1,
+            min=0,
             help="Early-stopping patience, epochs [6]; watched from half the epochs on "
             "([train] early_stop_from).",
         ),

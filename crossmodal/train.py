@@ -356,6 +356,13 @@ def train(
                 f"{data}: class(es) {', '.join(empty)} have no usable sample (every file of "
                 "theirs failed to decode; `crossmodal preprocess` lists why): fix or remove them"
             )
+        for kind, one, others in (("image", "an image", "sounds"), ("audio", "a sound", "images")):
+            if not prep.info["counts"][kind]:
+                say(
+                    f"warning: no sample has {one}: the model learns from the {others} alone, "
+                    f"and its {kind} head stays untrained (a prediction from {one} alone "
+                    "means nothing)"
+                )
         img, aud = prep.info["image"], prep.info["audio"]
         fmax = cfg.audio.fmax
         if fmax <= 0:  # auto: nothing above the lowest source rate's Nyquist frequency

@@ -244,3 +244,16 @@ def _one_batch(net, labels):
         "audio_present": np.ones(n, np.float32),
     }
     return x, np.asarray(labels, np.int32)
+
+
+def test_data_without_a_single_sound_trains_and_says_the_audio_head_is_untrained(tmp_path):
+    """Images only: it trains, and the run says that a prediction from a sound means nothing
+    (the review found evaluate and predict answering from that head without a word)."""
+    images = make_dataset(tmp_path / "data", per_class=4)
+    for wav in images.rglob("*.wav"):
+        wav.unlink()
+    result = train(images, tmp_path / "m", config=tiny_config(epochs=1))
+    assert [n for n in result.notes if n.startswith("warning:")] == [
+        "warning: no sample has a sound: the model learns from the images alone, and its audio "
+        "head stays untrained (a prediction from a sound alone means nothing)"
+    ]
