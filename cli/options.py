@@ -6,6 +6,9 @@ from typing import Annotated
 
 import typer
 
+# TF-free, and imported for --help already (cli.train reads MAX_MEMBERS)
+from crossmodal.config import MAX_CLIP_SECONDS, MAX_SAMPLE_RATE
+
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")
@@ -36,14 +39,17 @@ ClipSeconds = Annotated[
     typer.Option(
         "--clip-seconds",
         min=0.05,
-        max=600.0,  # crossmodal.config.MAX_CLIP_SECONDS, TF-free but not imported for --help
+        max=MAX_CLIP_SECONDS,
         help="Pad/crop audio to this length (default: inferred).",
     ),
 ]
 SampleRate = Annotated[
     int,
     typer.Option(
-        "--sample-rate", min=1000, max=384_000, help="Resample all audio to this rate, in Hz."
+        "--sample-rate",
+        min=1000,
+        max=MAX_SAMPLE_RATE,
+        help="Resample all audio to this rate, in Hz.",
     ),
 ]
 MODALITY_CHOICES = ("both", "image", "audio")  # crossmodal.inference.MODALITIES, TF-free

@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from crossmodal.config import MAX_IMAGE_SIDE
+
 EXIT_OK, EXIT_USER_ERROR, EXIT_THRESHOLD, EXIT_INPUTS_FAILED = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what the shell reports for a tool killed by one
 
@@ -171,6 +173,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         dims = dims * 2
     if len(dims) != 2 or min(dims) < 1:
         raise typer.BadParameter(f"expected HEIGHTxWIDTH like 32x32, got {text!r}")
-    if max(dims) > 1024:  # crossmodal.config.MAX_IMAGE_SIDE
-        raise typer.BadParameter(f"height and width must be 1 to 1024, got {text!r}")
+    if max(dims) > MAX_IMAGE_SIDE:
+        raise typer.BadParameter(f"height and width must be 1 to {MAX_IMAGE_SIDE}, got {text!r}")
     return dims[0], dims[1]

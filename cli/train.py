@@ -10,7 +10,7 @@ import typer
 
 from cli.options import Channels, ClipSeconds, ImageSize, Json, Quiet, Workers
 from cli.output import Output, handled, parse_size, quiet_tensorflow
-from crossmodal.config import MAX_MEMBERS
+from crossmodal.config import MAX_MEMBERS, MAX_SAMPLE_RATE
 
 # flag name -> (config section, field); a flag left at None keeps the config file's value,
 # or else the dataclass default shown in --help.
@@ -188,7 +188,10 @@ def train(
     channels: Channels = None,
     clip_seconds: ClipSeconds = None,
     sample_rate: Annotated[
-        int | None, typer.Option(min=1000, help="Resample all audio to this rate, Hz [16000].")
+        int | None,
+        typer.Option(
+            min=1000, max=MAX_SAMPLE_RATE, help="Resample all audio to this rate, Hz [16000]."
+        ),
     ] = None,
     workers: Workers = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmodal import fsio
-from crossmodal.config import view_axes
+from crossmodal.config import first_watched_epoch, view_axes
 from crossmodal.errors import CrossmodalError
 
 MODEL_CARD = "README.md"
@@ -227,9 +227,9 @@ def _best_epoch(
     epochs on (`TrainConfig.first_watched_epoch`); the last epoch when it watched none."""
     train = train or {}
     epochs, start = train.get("epochs"), train.get("early_stop_from")
-    first = (
-        int(epochs * start) if isinstance(epochs, int) and isinstance(start, (int, float)) else 0
-    )
+    first = 0
+    if isinstance(epochs, int) and isinstance(start, (int, float)):
+        first = first_watched_epoch(epochs, start)
 
     def number(i: int) -> int:  # 0-based
         epoch = history[i].get("epoch")

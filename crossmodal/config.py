@@ -438,7 +438,12 @@ class TrainConfig:
     @property
     def first_watched_epoch(self) -> int:
         """The first epoch (0-based) that early stopping watches (`early_stop_from`)."""
-        return int(self.epochs * self.early_stop_from)
+        return first_watched_epoch(self.epochs, self.early_stop_from)
+
+
+def first_watched_epoch(epochs: int, early_stop_from: float) -> int:
+    """`TrainConfig.first_watched_epoch` from the two settings (a saved config.json's too)."""
+    return int(epochs * early_stop_from)
 
 
 @dataclass(frozen=True)

@@ -258,13 +258,10 @@ def write_rows(rows, out: Path | str) -> int:
     try:
         failed = _write_rows(rows, tmp, suffix)
         tmp.replace(out)
-    except OSError as exc:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if exc.filename == str(tmp):  # name the user's file, not the hidden partial one
+        if isinstance(exc, OSError) and exc.filename == str(tmp):  # the user's file, not ours
             raise OSError(exc.errno, exc.strerror, str(out)) from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
     return failed
 
