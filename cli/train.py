@@ -117,7 +117,8 @@ def train(
     ] = None,
     label_smoothing: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="[0.05]")] = None,
     class_weight: Annotated[
-        str | None, typer.Option(help="'balanced', or a JSON file {label: weight}.")
+        str | None,
+        typer.Option(help="'balanced', a JSON file {label: weight}, or that object inline."),
     ] = None,
     dropout: Annotated[float | None, typer.Option(min=0.0, max=0.95, help="[0.3]")] = None,
     modality_dropout: Annotated[

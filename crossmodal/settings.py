@@ -31,6 +31,9 @@ METADATA_KEYS = {
     "created",
 }
 DERIVED_KEYS = {"labels"}  # always re-read from the data
+VAL_DIR_AND_FRACTION = (
+    "train.val_fraction splits the data, which train.val_dir replaces: give one or the other"
+)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -55,6 +58,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise CrossmodalError(
             f"{path}: 'labels' is not a setting: the classes are read from the data"
         )
+    elif isinstance(data.get("train"), dict) and {"val_dir", "val_fraction"} <= set(data["train"]):
+        raise CrossmodalError(f"{path}: {VAL_DIR_AND_FRACTION}")
     return {k: v for k, v in data.items() if k not in METADATA_KEYS | DERIVED_KEYS}
 
 
@@ -72,6 +77,13 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def resolve(file_settings: dict[str, Any], flags: dict[str, Any]) -> tuple[RunConfig, dict]:
     """The RunConfig, plus which data-shape settings were given explicitly (not inferred)."""
     merged = merge(file_settings, flags)
+    train = merged.get("train")
+    if (
+        isinstance(train, dict)
+        and train.get("val_dir")
+        and "val_fraction" in flags.get("train", {})
+    ):
+        raise CrossmodalError(f"--val-fraction: {VAL_DIR_AND_FRACTION}")
     cfg = RunConfig.from_dict(merged)  # first: it refuses a section that is not a table
     explicit = {
         "image": dict(merged.get("image", {})),

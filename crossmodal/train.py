@@ -130,13 +130,14 @@ def label_map(from_classes: list[str], to_labels: tuple[str, ...], what: str) ->
 
 
 def read_class_weights(spec: str) -> dict[str, float]:
-    """A --class-weight JSON file: an object of label -> weight (a number >= 0)."""
+    """--class-weight as a JSON object of label -> weight (a number >= 0): written inline
+    (`{"cat": 2}`, as config.json records the weights a run used) or in a JSON file."""
+    inline = is_inline_weights(spec)
     try:
-        table = json.loads(fsio.read_text(spec))
+        table = json.loads(spec if inline else fsio.read_text(spec))
     except (OSError, ValueError) as exc:
-        raise CrossmodalError(
-            f"--class-weight {spec}: not 'balanced' or a JSON file ({exc})"
-        ) from None
+        what = "a JSON object" if inline else "'balanced', a JSON object or a JSON file"
+        raise CrossmodalError(f"--class-weight {spec}: not {what} ({exc})") from None
     if not isinstance(table, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
         for v in table.values()
@@ -145,6 +146,23 @@ def read_class_weights(spec: str) -> dict[str, float]:
             f"--class-weight {spec}: expected a JSON object of label: weight (numbers >= 0)"
         )
     return {str(k): float(v) for k, v in table.items()}
+
+
+def is_inline_weights(spec: str | None) -> bool:
+    """Whether a --class-weight value is the weights themselves, not a file naming them."""
+    return bool(spec) and spec.lstrip().startswith("{")
+
+
+def recorded_class_weights(cfg: RunConfig) -> RunConfig:
+    """`cfg` with a --class-weight file replaced by the weights it held, every label's (1 where
+    the file was silent): config.json repeats the run even after the file is edited or gone."""
+    spec = cfg.train.class_weight
+    if not spec or spec == "balanced":
+        return cfg
+    table = read_class_weights(spec)
+    weights = {label: table.get(label, 1.0) for label in cfg.labels}
+    inline = json.dumps(weights, ensure_ascii=False)
+    return cfg.replace(train=dataclasses.replace(cfg.train, class_weight=inline))
 
 
 def check_before_work(
@@ -174,19 +192,24 @@ def _class_weights(
     if not spec:
         return None
     labels = list(cfg.labels)
+    chosen = set(train_idx)
+    counts = np.zeros(len(labels))
+    for s in prep.samples:
+        if s["index"] in chosen and s["label"] is not None:
+            counts[labels.index(s["label"])] += 1
     if spec == "balanced":
-        chosen = set(train_idx)
-        counts = np.zeros(len(labels))
-        for s in prep.samples:
-            if s["index"] in chosen and s["label"] is not None:
-                counts[labels.index(s["label"])] += 1
         # sklearn's "balanced": n_samples / (n_classes * count), absent classes weigh 0
         return np.where(counts > 0, counts.sum() / (len(labels) * np.maximum(counts, 1)), 0.0)
     table = read_class_weights(spec)
     unknown = sorted(set(table) - set(labels))
     if unknown:
         raise CrossmodalError(f"--class-weight {spec}: unknown label(s) {', '.join(unknown)}")
-    return np.array([float(table.get(name, 1.0)) for name in labels])
+    weights = np.array([float(table.get(name, 1.0)) for name in labels])
+    if not (weights * counts).any():  # every loss term 0: the model would learn nothing
+        raise CrossmodalError(
+            f"--class-weight {spec}: every class in the training data has weight 0"
+        )
+    return weights
 
 
 def _alignment(prep: PreparedDataset, train_idx: list[int], cfg: RunConfig) -> dict:
@@ -380,6 +403,12 @@ def train(
         if cfg.model.multi_label and cfg.train.class_weight:
             raise CrossmodalError("--class-weight applies to single-label models only")
         val_prep, train_idx, val_idx, split = _make_split(cfg, prep, settings, workers, progress)
+        unseen = [c for c in cfg.labels if val_prep is not None and c not in val_prep.classes]
+        if unseen:
+            say(
+                f"warning: --val-dir has no sample of {', '.join(unseen)}: early stopping "
+                "cannot see how the model does on them, and validation does not score them"
+            )
         chosen = set(train_idx)
         if not any(s["label"] is not None for s in prep.samples if s["index"] in chosen):
             raise CrossmodalError(
@@ -394,6 +423,8 @@ def train(
                     f"batch size {batch}: a small training set ({len(train_idx)} samples) "
                     "needs more steps per epoch"
                 )
+        _class_weights(cfg, prep, train_idx)  # refused here, before any training, if wrong
+        cfg = recorded_class_weights(cfg)
         align = _alignment(prep, train_idx, cfg)
         if align["distill"] and cfg.model.fusion not in ("late", "auto"):
             say(
@@ -477,7 +508,11 @@ def _with_absolute_paths(cfg: RunConfig, data: str | Path) -> RunConfig:
         train=dataclasses.replace(
             t,
             val_dir=absolute(t.val_dir),
-            class_weight=weights if weights in (None, "", "balanced") else absolute(weights),
+            class_weight=(
+                weights
+                if weights in (None, "", "balanced") or is_inline_weights(weights)
+                else absolute(weights)
+            ),
         ),
         augment=dataclasses.replace(cfg.augment, noise_dir=absolute(cfg.augment.noise_dir)),
     )
@@ -557,6 +592,14 @@ def _make_split(cfg, prep, settings, workers, progress):
     val_prep = load_dataset(
         cfg.train.val_dir, val_settings, exact=True, workers=workers, progress=progress
     )
+    # Before any training (an `auto` run trains its candidates first): a label the model
+    # cannot output would fail the first validation.
+    unknown = sorted(set(val_prep.classes) - set(cfg.labels))
+    if unknown:
+        raise CrossmodalError(
+            f"--val-dir {cfg.train.val_dir} has label(s) the training data lacks: "
+            f"{', '.join(unknown)}"
+        )
     train_idx = [s["index"] for s in prep.samples]
     val_idx = [s["index"] for s in val_prep.samples if s["label"] is not None]
     split = {
@@ -900,7 +943,8 @@ class _Job:
 
         # What is served (and validated): the trained weights, with test-time crops if any.
         served = inference_network(net, cfg)
-        temperature = self.calibrate(served) if t.calibrate else 1.0
+        fitted = self.calibrate(served) if t.calibrate else None
+        temperature = 1.0 if fitted is None else fitted
         net.save(staging / "model.keras")
         export_saved_model(served, cfg, staging / "saved_model", temperature=temperature)
         cfg.save(
@@ -913,21 +957,22 @@ class _Job:
         (staging / "labels.json").write_text(json.dumps(list(cfg.labels), ensure_ascii=False))
         history = read_history(staging / "history.csv") or []
         metrics = self.validate(served, staging, temperature=temperature)
-        if t.calibrate:
+        if fitted is not None:  # not a temperature of 1 that nothing was fitted to
             metrics["calibration"] = {"temperature": temperature}
         if cfg.model.multi_label and not (staging / THRESHOLDS_FILE).exists():
             labels = list(cfg.labels)  # no validation data to tune on: 0.5 for every class
             (staging / THRESHOLDS_FILE).write_text(json.dumps(dict.fromkeys(labels, 0.5), indent=2))
         return history, metrics
 
-    def calibrate(self, net) -> float:
-        """Temperature scaling on the fused validation logits (`--calibrate`)."""
+    def calibrate(self, net) -> float | None:
+        """Temperature scaling on the fused validation logits (`--calibrate`); None when the
+        split left no validation data (the config refuses asking for none at all)."""
         from crossmodal.metrics import fit_temperature
 
         ds = self.val_ds(64)
         if ds is None:
-            self.say("--calibrate ignored: no validation data to fit a temperature on")
-            return 1.0
+            self.say("warning: --calibrate ignored: no validation data to fit a temperature on")
+            return None
         logits, labels = [], []
         for inputs, y in ds:
             logits.append(net(inputs, training=False)["logits"].numpy())

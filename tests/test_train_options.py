@@ -257,3 +257,89 @@ def test_data_without_a_single_sound_trains_and_says_the_audio_head_is_untrained
         "warning: no sample has a sound: the model learns from the images alone, and its audio "
         "head stays untrained (a prediction from a sound alone means nothing)"
     ]
+
+
+def test_val_dir_validates_on_its_own_folder_and_is_checked_before_any_training(data, tmp_path):
+    import shutil
+
+    from crossmodal.settings import read_config_file, resolve
+
+    val = make_dataset(tmp_path / "val", per_class=2)
+    notes: list[str] = []
+    result = train(
+        data, tmp_path / "m", config=tiny_config(epochs=1, val_dir=str(val)), notice=notes.append
+    )
+    assert result.split["kind"] == "val_dir" and result.split["val"] == 6
+    assert result.split["train"] == 24  # all of DATA trains: no split of it
+    assert result.metrics["both"]["num_samples"] == 6
+    assert not any("no sample of" in n for n in notes)
+
+    # A label the model cannot output: refused before the first `auto` candidate trains, and
+    # before the staging folder exists.
+    shutil.copytree(val / "c", val / "zzz")
+    notes.clear()
+    cfg = tiny_config(epochs=1, val_dir=str(val))
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, fusion="auto"))
+    with pytest.raises(CrossmodalError, match="training data lacks: zzz"):
+        train(data, tmp_path / "m2", config=cfg, notice=notes.append)
+    assert not any("auto fusion" in n for n in notes)
+    assert not (tmp_path / ".m2.partial").exists()
+
+    # A class the validation folder lacks: trained, and said.
+    shutil.rmtree(val / "zzz")
+    shutil.rmtree(val / "c")
+    notes.clear()
+    train(
+        data, tmp_path / "m3", config=tiny_config(epochs=1, val_dir=str(val)), notice=notes.append
+    )
+    assert any("--val-dir has no sample of c" in n for n in notes)
+
+    # A split setting beside --val-dir would be ignored: refused, in Python, files and flags.
+    with pytest.raises(CrossmodalError, match="group_regex splits the data"):
+        TrainConfig(val_dir="v", group_regex="^(g[01])_")
+    with pytest.raises(CrossmodalError, match="val_groups splits the data"):
+        TrainConfig(val_dir="v", val_groups=("g0",))
+    toml = tmp_path / "both.toml"
+    toml.write_text('[train]\nval_dir = "v"\nval_fraction = 0.2\n')
+    with pytest.raises(CrossmodalError, match="val_fraction splits the data"):
+        read_config_file(toml)
+    with pytest.raises(CrossmodalError, match="--val-fraction: "):
+        resolve({"train": {"val_dir": "v"}}, {"train": {"val_fraction": 0.2}})
+    # ... while a saved config.json (every setting written) repeats a --val-dir run.
+    saved = read_config_file(tmp_path / "m" / "config.json")
+    assert resolve(saved, {})[0].train.val_dir == str(val)
+
+
+def test_class_weights_are_recorded_and_refused_when_they_leave_nothing_to_learn(data, tmp_path):
+    from crossmodal.settings import read_config_file, resolve
+    from crossmodal.train import read_class_weights
+
+    weights = tmp_path / "w.json"
+    weights.write_text('{"b": 2.5}')
+    result = train(data, tmp_path / "m", config=tiny_config(epochs=1, class_weight=str(weights)))
+    recorded = {"a": 1.0, "b": 2.5, "c": 1.0}
+    assert json.loads(result.config.train.class_weight) == recorded
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert json.loads(saved["train"]["class_weight"]) == recorded
+    # Repeating the run does not read the file again: editing or removing it changes nothing.
+    weights.unlink()
+    cfg, _ = resolve(read_config_file(tmp_path / "m" / "config.json"), {})
+    assert read_class_weights(cfg.train.class_weight) == recorded
+    assert read_class_weights(' {"a": 0, "b": 3}') == {"a": 0.0, "b": 3.0}
+    with pytest.raises(CrossmodalError, match="not a JSON object"):
+        read_class_weights("{a: 1}")
+
+    with pytest.raises(CrossmodalError, match="every class in the training data has weight 0"):
+        train(
+            data,
+            tmp_path / "zero",
+            config=tiny_config(epochs=1, class_weight='{"a": 0, "b": 0, "c": 0}'),
+        )
+    assert not (tmp_path / ".zero.partial").exists()
+
+
+def test_calibrate_needs_validation_data():
+    with pytest.raises(CrossmodalError, match="calibrate.*validation data"):
+        TrainConfig(calibrate=True, val_fraction=0.0)
+    TrainConfig(calibrate=True, val_fraction=0.0, val_groups=("g0",))  # a group split
+    TrainConfig(calibrate=True, val_fraction=0.0, val_dir="v")
