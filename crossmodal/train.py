@@ -51,7 +51,9 @@ AUTO_BATCH, MIN_STEPS, MIN_BATCH = 32, 16, 8
 ADAPT_SAMPLES = 4096  # normalization statistics from at most this many training samples
 STATE_FILE = "run.json"  # in the staging folder: what a resumed run needs to start again
 PSEUDO_FILE = "pseudo_labels.json"  # in the staging folder: self-training's first stage
-LEFTOVERS = ("checkpoint", PSEUDO_FILE)  # removed from the staging folder when it is done
+AUTO_FILE = "fusion_candidates.json"  # in the staging folder: `auto`'s candidates scored so far
+# removed from the staging folder when it is done
+LEFTOVERS = ("checkpoint", PSEUDO_FILE, AUTO_FILE)
 THRESHOLDS_FILE = "thresholds.json"  # multi-label: per-class decision thresholds
 METRICS_FILE = "metrics.json"  # validation metrics
 LOGS = "logs"  # TensorBoard
@@ -439,27 +441,19 @@ def train(
             _mixed_precision(say)
         job = _Job(cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say)
         job.placement = placement
-        # A resumed `auto` run saved its choice in its config; the record of why it chose, for
-        # metrics.json and the card, is kept beside it.
+        # A resumed `auto` run that had chosen saved its choice in its config; the record of
+        # why it chose, for metrics.json and the card, is kept beside it. One stopped while it
+        # tried the candidates chooses now, reusing the candidates it had scored.
         selection = state.get("fusion_selection") if resume else None
-        if cfg.model.fusion == "auto":
-            if resume and state.get("fusion"):
-                cfg = cfg.replace(model=dataclasses.replace(cfg.model, fusion=state["fusion"]))
-            else:
-                cfg, selection = job.choose_fusion()
-            job.cfg = cfg
-        if not resume:
+        if cfg.model.fusion == "auto" and not val_idx:
+            raise CrossmodalError("--fusion auto needs validation data (a split or --val-dir)")
+        if not resume:  # before the candidates train: a run stopped among them resumes too
             staging.mkdir(parents=True)
-            (staging / STATE_FILE).write_text(
-                json.dumps(
-                    {
-                        "config": cfg.to_dict(),
-                        "data": cfg.data,
-                        "fusion": cfg.model.fusion,
-                        "fusion_selection": selection,
-                    }
-                )
-            )
+            _write_state(staging, cfg, None)
+        if cfg.model.fusion == "auto":
+            cfg, selection = job.choose_fusion()
+            job.cfg = cfg
+            _write_state(staging, cfg, selection)
         try:
             self_training = job.self_train_labels(resume=resume)
             if self_training is not None:
@@ -516,6 +510,19 @@ def _with_absolute_paths(cfg: RunConfig, data: str | Path) -> RunConfig:
         ),
         augment=dataclasses.replace(cfg.augment, noise_dir=absolute(cfg.augment.noise_dir)),
     )
+
+
+def _write_state(staging: Path, cfg: RunConfig, selection: dict | None) -> None:
+    """run.json: what `--resume` needs to start the run again (`auto` chosen or not yet)."""
+    state = {"config": cfg.to_dict(), "data": cfg.data, "fusion_selection": selection}
+    _write_json(staging / STATE_FILE, state)
+
+
+def _write_json(path: Path, value) -> None:
+    """Whole or not at all (a local staging file that a kill may interrupt)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
 
 
 def _finish_interrupted_swap(staging: Path, out: Path) -> bool:
@@ -776,11 +783,18 @@ class _Job:
         """`--fusion auto`: train each candidate briefly and keep the best on validation."""
         from crossmodal.inference import MODALITIES
 
-        if not self.val_idx:
-            raise CrossmodalError("--fusion auto needs validation data (a split or --val-dir)")
         brief = max(2, min(6, self.cfg.train.epochs // 4))
-        scores = {}
+        saved = self.staging / AUTO_FILE  # what a stopped run had scored: not trained again
+        scores = json.loads(saved.read_text()) if saved.exists() else {}
         for name in FUSION_NAMES:
+            if name in scores:
+                acc = scores[name]
+                self.say(
+                    f"auto fusion: {name} after {brief} epochs (scored before the run was "
+                    f"stopped): both {acc['both']:.3f}, image {acc['image']:.3f}, audio "
+                    f"{acc['audio']:.3f}"
+                )
+                continue
             # One network per candidate, whatever model.members: the choice is the fusion's.
             model = dataclasses.replace(self.cfg.model, fusion=name, members=1)
             net, trainer = self.build(self.cfg.replace(model=model))
@@ -788,6 +802,7 @@ class _Job:
             acc = {m: _net_accuracy(net, self.val_ds(64, with_index=True), m) for m in MODALITIES}
             acc["score"] = float(np.mean([acc[m] for m in MODALITIES]))
             scores[name] = acc
+            _write_json(saved, scores)
             self.say(
                 f"auto fusion: {name} after {brief} epochs: both {acc['both']:.3f}, image "
                 f"{acc['image']:.3f}, audio {acc['audio']:.3f}"

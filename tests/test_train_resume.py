@@ -178,3 +178,30 @@ def test_auto_fusion_tries_every_candidate_and_says_why(data, tmp_path):
     train(None, tmp_path / "cut", resume=True)
     resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())["fusion_selection"]
     assert resumed == selection
+
+
+def test_auto_fusion_stopped_among_its_candidates_resumes_without_training_them_again(
+    data, tmp_path
+):
+    cfg = tiny_config(epochs=4).replace(model=ModelConfig(**{**SMALL.__dict__, "fusion": "auto"}))
+    full = json.loads(
+        (train(data, tmp_path / "full", config=cfg).model_dir / "metrics.json").read_text()
+    )["fusion_selection"]
+
+    def stop_after_late(message: str) -> None:
+        if message.startswith("auto fusion: late"):
+            raise Kill()  # two of the four candidates scored
+
+    with pytest.raises(Kill):
+        train(data, tmp_path / "cut", config=cfg, notice=stop_after_late)
+    assert (tmp_path / ".cut.partial" / "run.json").exists()
+    notes: list[str] = []
+    result = train(None, tmp_path / "cut", resume=True, notice=notes.append)
+    reused = [n for n in notes if "scored before the run was stopped" in n]
+    assert [n.split()[2] for n in reused] == ["concat", "late"]
+    assert any(n.startswith("auto fusion: gated after") for n in notes)
+    # The choice and every candidate's scores are those of the run that was never stopped.
+    assert result.metrics["fusion_selection"] == full
+    assert result.config.model.fusion == full["chosen"]
+    assert not (tmp_path / ".cut.partial").exists()
+    assert not (tmp_path / "cut" / "fusion_candidates.json").exists()
