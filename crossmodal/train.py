@@ -353,6 +353,15 @@ def train(
                     f"{out} exists and is not a model folder; --overwrite replaces only a "
                     "model folder (or an empty folder): choose another --out"
                 )
+            added = sorted(
+                {n.rstrip("/") for n in fsio.folder_entries(out) or ()} - _written_by_training()
+            )
+            if added:  # notes, an evaluation's reports: the swap would delete them unseen
+                shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if added[3:] else "")
+                raise CrossmodalError(
+                    f"{out} holds {shown}, which training did not write and --overwrite would "
+                    "delete: move them out of it first"
+                )
         if data is None:
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
         cfg = config or RunConfig()
@@ -1034,16 +1043,13 @@ class _Job:
 def _replaceable_model_dir(out: Path | str) -> bool:
     """What `--overwrite` may replace: a folder of nothing but what training writes (a copy
     to a remote store killed half-way), an empty folder, or a crossmodal model folder of any
-    version (saved_model/ and a config.json that crossmodal wrote) with files added to it.
-    Another project's `config.json` and `saved_model/` are not enough."""
-    from crossmodal.artifacts import ALL_FILES
-    from crossmodal.card import MODEL_CARD, TRAINING_CURVES_PNG
-
+    version (saved_model/ and a config.json that crossmodal wrote), though train() then refuses
+    files added to it rather than delete them. Another project's `config.json` and
+    `saved_model/` are not enough."""
     names = fsio.folder_entries(out)
     if names is None:
         return False
-    written = {*ALL_FILES, MODEL_CARD, TRAINING_CURVES_PNG, METRICS_FILE, THRESHOLDS_FILE, LOGS}
-    if names <= written:
+    if names <= _written_by_training():
         return True
     if not {"config.json", "saved_model"} <= names:
         return False
@@ -1052,6 +1058,14 @@ def _replaceable_model_dir(out: Path | str) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(info, dict) and {"format_version", "crossmodal_version"} <= set(info)
+
+
+def _written_by_training() -> set[str]:
+    """The names training writes into a model folder."""
+    from crossmodal.artifacts import ALL_FILES
+    from crossmodal.card import MODEL_CARD, TRAINING_CURVES_PNG
+
+    return {*ALL_FILES, MODEL_CARD, TRAINING_CURVES_PNG, METRICS_FILE, THRESHOLDS_FILE, LOGS}
 
 
 def _optimizer(cfg: RunConfig, num_train: int):

@@ -343,3 +343,21 @@ def test_calibrate_needs_validation_data():
         TrainConfig(calibrate=True, val_fraction=0.0)
     TrainConfig(calibrate=True, val_fraction=0.0, val_groups=("g0",))  # a group split
     TrainConfig(calibrate=True, val_fraction=0.0, val_dir="v")
+
+
+def test_overwrite_replaces_a_model_but_never_deletes_files_added_to_it(data, tmp_path):
+    out = tmp_path / "m"
+    first = train(data, out, config=tiny_config(epochs=1))
+    with pytest.raises(CrossmodalError, match="pass --overwrite"):
+        train(data, out, config=tiny_config(epochs=1))
+    (out / "notes.md").write_text("why this model")
+    (out / "eval").mkdir()
+    with pytest.raises(CrossmodalError, match=r"holds eval, notes.md, which training did not"):
+        train(data, out, config=tiny_config(epochs=1, seed=6), overwrite=True)
+    assert (out / "notes.md").read_text() == "why this model"
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 5
+    (out / "notes.md").unlink()
+    (out / "eval").rmdir()
+    second = train(data, out, config=tiny_config(epochs=1, seed=6), overwrite=True)
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 6
+    assert first.model_dir == second.model_dir == out
