@@ -81,6 +81,8 @@ def evaluate(
                 "skipped_files)",
                 err=True,
             )
+        for warning in [] if quiet else metrics.get("warnings") or []:
+            typer.echo(f"warning: {warning}", err=True)
         if metrics.get("num_unlabeled") and not quiet:
             typer.echo(
                 f"warning: {metrics['num_unlabeled']} unlabeled sample(s) were not scored",

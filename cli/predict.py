@@ -52,6 +52,10 @@ def predict(
             model, inputs, top_k=top_k, batch_size=batch_size, workers=workers, modality=modality
         )
         quiet_tensorflow()
+        from crossmodal.artifacts import open_model_dir
+
+        alone = _AloneCounter(rows, open_model_dir(model).untrained_modalities())
+        rows = iter(alone)
         failed = 0
         if out is not None:
             if json_output:
@@ -67,6 +71,13 @@ def predict(
             o.result(rows)
         else:
             failed = _print_table(o, rows)
+        for m, count in alone.counts.items():
+            if count and not quiet:
+                typer.echo(
+                    f"warning: {count} row(s) were predicted from {_ONE[m]} alone, but {model} "
+                    f"trained on no sample with {_ONE[m]}: those predictions mean nothing",
+                    err=True,
+                )
         if failed:
             why = (
                 "could not be read"
@@ -75,6 +86,24 @@ def predict(
             )
             typer.echo(f"error: {failed} row(s) name an input that {why}", err=True)
             raise typer.Exit(EXIT_INPUTS_FAILED)
+
+
+_ONE = {"image": "an image", "audio": "a sound"}
+
+
+class _AloneCounter:
+    """Passes rows through, counting those predicted from one of `untrained` alone."""
+
+    def __init__(self, rows, untrained: list[str]):
+        self.rows, self.counts = rows, dict.fromkeys(untrained, 0)
+
+    def __iter__(self):
+        other = {"image": "audio", "audio": "image"}
+        for row in self.rows:
+            for m in self.counts:
+                if row.get(f"{m}_used") and not row.get(f"{other[m]}_used"):
+                    self.counts[m] += 1
+            yield row
 
 
 # A file name may hold a tab or a line break: escaped, so that each row stays one line of

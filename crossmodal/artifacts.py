@@ -182,6 +182,17 @@ class ModelDir:
         except (OSError, ValueError, KeyError) as exc:
             raise CrossmodalError(f"{self.path}: missing or bad thresholds.json ({exc})") from None
 
+    def untrained_modalities(self) -> list[str]:
+        """The modalities ("image", "audio") no training sample held: their heads never
+        learned, and a prediction from one of them alone means nothing. From dataset.json's
+        counts; empty when it is absent or silent (a model folder of another tool's making)."""
+        try:
+            info = json.loads(fsio.read_text(fsio.join(self.path, "dataset.json")))
+            counts = info["counts"]
+            return [m for m in ("image", "audio") if counts[m] == 0]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
     def load_serving(self):
         import tensorflow as tf
 

@@ -318,6 +318,8 @@ def _data_section(dataset: Mapping[str, Any]) -> str:
             if image.get("channels_inferred", image.get("inferred"))
             else "set by the user"
         )
+        if counts.get("image") == 0:  # nothing to infer them from
+            how = how_channels = "defaults: no sample had an image"
         size = f"{_plain(image.get('height'))}x{_plain(image.get('width'))} pixels"
         channels = f"{_plain(image.get('channels'))} channel(s)"
         if how == how_channels:
@@ -327,6 +329,8 @@ def _data_section(dataset: Mapping[str, Any]) -> str:
     audio = dataset.get("audio") or {}
     if audio:
         how = "inferred from the data" if audio.get("inferred") else "set by the user"
+        if counts.get("audio") == 0:
+            how = "a default: no sample had a sound"
         lines.append(
             f"- Audio: mono at {_plain(audio.get('sample_rate'))} Hz, clips of "
             f"{_plain(audio.get('clip_seconds'))} s ({how})"
@@ -554,6 +558,13 @@ def _use_section(
             low, high = _wilson(accuracy, val_n)
             interval = f" (accuracy {accuracy:.2f}, 95% interval about {low:.2f}–{high:.2f})"
         limits.append(f"Validation had only {val_n} samples: its figures are uncertain{interval}.")
+    counts = dataset.get("counts") or {}
+    for kind, one in (("image", "an image"), ("audio", "a sound")):
+        if counts.get(kind) == 0:
+            limits.append(
+                f"No training sample had {one}: the {kind} head never learned, and a "
+                f"prediction from {one} alone means nothing."
+            )
     limits += [
         f"Inputs must match what was recorded: images are resized in the graph to "
         f"{_plain(image.get('height'))}x{_plain(image.get('width'))} with "

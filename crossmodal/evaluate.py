@@ -116,6 +116,13 @@ def evaluate(
             "skipped_files": list(prep.info.get("skipped", [])),
         }
     )
+    sound = {"image": "an image", "audio": "a sound"}
+    report["warnings"] = [
+        f"{md.path} trained on no sample with {sound[m]}: its {m} head never learned, and "
+        f"the {m}-alone figures mean nothing"
+        for m in md.untrained_modalities()
+        if m in results
+    ]
     if modality == "both":
         report["ablation"] = {
             m: {k: v for k, v in r.items() if k not in ("mistakes", "reliability")}

@@ -22,6 +22,16 @@ DISTILL_DIRECTIONS = (None, "image->audio", "audio->image")
 DISTILL_CONFIDENCE = 0.5  # a teacher prediction teaches only from this probability up
 
 
+class MeasuredMean(keras.metrics.Mean):
+    """A mean that is NaN, not 0, when nothing was measured: with no sound in the data (or in
+    the validation split) the audio head's accuracy is not 0, it is unknown, and history.csv
+    and the epoch lines say so."""
+
+    def result(self):
+        count = tf.cast(self.count, self.dtype)
+        return tf.where(count > 0, tf.math.divide_no_nan(self.total, count), float("nan"))
+
+
 class Trainer(keras.Model):
     def __init__(
         self,
@@ -51,9 +61,9 @@ class Trainer(keras.Model):
         self.contrastive_weight = contrastive_weight
         self.temperature = temperature
         self.multi_label = multi_label
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
-        self.image_accuracy_tracker = keras.metrics.Mean(name="image_accuracy")
-        self.audio_accuracy_tracker = keras.metrics.Mean(name="audio_accuracy")
+        self.accuracy_tracker = MeasuredMean(name="accuracy")
+        self.image_accuracy_tracker = MeasuredMean(name="image_accuracy")
+        self.audio_accuracy_tracker = MeasuredMean(name="audio_accuracy")
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)

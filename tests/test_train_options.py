@@ -257,6 +257,35 @@ def test_data_without_a_single_sound_trains_and_says_the_audio_head_is_untrained
         "warning: no sample has a sound: the model learns from the images alone, and its audio "
         "head stays untrained (a prediction from a sound alone means nothing)"
     ]
+    # Its figures are unknown, not 0; the card does not claim a clip length it inferred.
+    import csv
+    import subprocess
+    import sys
+
+    from crossmodal.evaluate import evaluate
+
+    with open(tmp_path / "m" / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(row["audio_accuracy"] == "nan" for row in rows)
+    assert all(float(row["image_accuracy"]) >= 0 for row in rows)
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "(a default: no sample had a sound)" in card
+    assert "No training sample had a sound: the audio head never learned" in card
+    # evaluate and predict say so when they answer from that head.
+    full = make_dataset(tmp_path / "full", per_class=2)
+    report = evaluate(tmp_path / "m", full)
+    assert report["warnings"] == [
+        f"{tmp_path / 'm'} trained on no sample with a sound: its audio head never learned, "
+        "and the audio-alone figures mean nothing"
+    ]
+    assert evaluate(tmp_path / "m", full, modality="image")["warnings"] == []
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "predict", str(tmp_path / "m"),
+         *map(str, sorted(full.rglob("*.wav"))[1:3]), str(sorted(full.rglob("*.png"))[0])],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: 2 row(s) were predicted from a sound alone, but" in proc.stderr
 
 
 def test_val_dir_validates_on_its_own_folder_and_is_checked_before_any_training(data, tmp_path):
