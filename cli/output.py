@@ -103,35 +103,70 @@ class Output:
 
 
 @contextmanager
+def _interrupts_noted():
+    """Ctrl-C raises KeyboardInterrupt as always, and is also noted: TensorFlow, stopped in the
+    middle of tracing a step, can turn it into another error (a `TypeError` from the loss once in
+    about twenty tries), which is the interrupt's doing, not a bug to show as a traceback."""
+    import signal
+    import threading
+
+    noted = {"interrupted": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def note(signum, frame):
+        noted["interrupted"] = True
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def handled(out: Output | None = None):
     """Turn library errors into one line on stderr and their exit code; bugs stay loud."""
     from crossmodal.errors import CrossmodalError
 
-    try:
-        yield
-    except CrossmodalError as exc:
-        typer.echo(f"error: {error_line(exc)}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
-    except BrokenPipeError:
-        # stdout was closed early (`crossmodal predict ... | head`): stop quietly, as a tool
-        # killed by SIGPIPE would; stdout goes to /dev/null so that the exit flush cannot fail
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        raise typer.Exit(EXIT_BROKEN_PIPE) from None
-    except MemoryError:
-        typer.echo(
-            "error: out of memory; a smaller --batch-size, --image-size or --clip-seconds "
-            "needs less",
-            err=True,
-        )
-        raise typer.Exit(EXIT_USER_ERROR) from None
-    except OSError as exc:  # a path the user gave: a folder where a file goes, no permission
-        typer.echo(f"error: {os_error_line(exc)}", err=True)
-        raise typer.Exit(EXIT_USER_ERROR) from None
+    with _interrupts_noted() as noted:
+        try:
+            yield
+        except CrossmodalError as exc:
+            typer.echo(f"error: {error_line(exc)}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # stdout was closed early (`crossmodal predict ... | head`): stop quietly, as a tool
+            # killed by SIGPIPE would; stdout goes to /dev/null so that the exit flush cannot
+            # fail
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except MemoryError:
+            typer.echo(
+                "error: out of memory; a smaller --batch-size, --image-size or --clip-seconds "
+                "needs less",
+                err=True,
+            )
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except OSError as exc:  # a path the user gave: a folder where a file goes, no permission
+            typer.echo(f"error: {os_error_line(exc)}", err=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except Exception:
+            if not noted["interrupted"]:
+                raise  # a bug: its traceback
+            typer.echo("interrupted", err=True)  # what stopped it, whatever it became
+            raise typer.Exit(130) from None
 
 
 def error_line(exc: Exception) -> str:

@@ -480,6 +480,37 @@ def test_predict_table_keeps_one_line_per_row_and_stops_quietly_on_a_closed_pipe
     assert proc.stderr.read() == b""
 
 
+@pytest.mark.parametrize("interrupted", [True, False])
+def test_an_error_that_a_ctrl_c_turned_into_is_an_interrupt_not_a_traceback(interrupted):
+    """TensorFlow stopped mid-trace by Ctrl-C once raised a TypeError from the loss instead of
+    KeyboardInterrupt: that is exit 130 and one line; the same error without a Ctrl-C is a bug
+    and keeps its traceback."""
+    code = textwrap.dedent(
+        f"""
+        import os, signal, sys, typer
+        from cli.output import handled
+        try:
+            with handled():
+                if {interrupted}:
+                    try:
+                        os.kill(os.getpid(), signal.SIGINT)
+                    except KeyboardInterrupt:
+                        pass  # swallowed on the way, as a library may
+                raise TypeError("Failed to convert elements of (None,) to Tensor")
+        except typer.Exit as e:
+            sys.exit(e.exit_code)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    if interrupted:
+        assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
+    else:
+        assert proc.returncode == 1 and "Traceback" in proc.stderr and "TypeError" in proc.stderr
+
+
 @pytest.mark.parametrize("modality", ["both", "audio"])
 def test_predict_rows_do_not_depend_on_batching(model, data, tmp_path, modality):
     """The pipelined predict (decode threads, model thread, row formatting) keeps input order
