@@ -454,6 +454,30 @@ def test_scan_inputs_walks_folders(tmp_path):
     ]
 
 
+def test_scan_inputs_keep_a_second_image_for_a_stem_apart_from_the_skipped(tmp_path):
+    """For predict, a.jpg beside a.png is readable: not a skipped input (an error row, exit 3)
+    but a duplicate that predict warns about; a dataset still lists it as skipped."""
+    touch(tmp_path / "d/a.png")
+    touch(tmp_path / "d/a.jpg")
+    touch(tmp_path / "d/a.wav")
+    result = scan_inputs([tmp_path / "d"])
+    assert [(s.image, s.audio) for s in result.samples] == [
+        (str(tmp_path / "d/a.png"), str(tmp_path / "d/a.wav"))
+    ]
+    assert result.skipped == []
+    assert result.duplicates == [
+        {
+            "path": str(tmp_path / "d/a.jpg"),
+            "reason": "duplicate image for stem 'a': a.png is used",
+        }
+    ]
+    for name in ("a.png", "a.jpg", "a.wav"):
+        touch(tmp_path / "data/cat" / name)
+    dataset = scan(tmp_path / "data")
+    assert skipped_paths(dataset) == {str(tmp_path / "data/cat/a.jpg")}
+    assert dataset.duplicates == []
+
+
 def test_scan_inputs_same_file_twice_is_one_input(tmp_path):
     a = touch(tmp_path / "d/a.png")
     result = scan_inputs([tmp_path / "d", a, str(a)])

@@ -74,9 +74,18 @@ class ScanResult:
     # listed, with its mtime (ns) taken before listing it. None when that does not hold (see
     # `scan_folder`), or for manifests and remote data. Lets an unchanged re-run skip the scan.
     dirs: list[tuple[str, int]] | None = None
+    # predict's inputs only: a second image (or sound) for one stem, {"path", "reason"}
+    duplicates: list[dict[str, str]] = field(default_factory=list)
 
     def skip(self, path: str | Path, reason: str) -> None:
         self.skipped.append({"path": str(path), "reason": reason})
+
+    def duplicate(self, path: str | Path, reason: str) -> None:
+        """A readable file left out because its stem already has one of its kind. A dataset
+        lists it among its skipped files (so --strict refuses it); predict's inputs keep it
+        apart, as a warning: the file is fine, the user's pairing is not."""
+        entry = {"path": str(path), "reason": reason}
+        (self.duplicates if self.kind == "files" else self.skipped).append(entry)
 
     def ignore(self, path: str | Path, reason: str) -> None:
         self.ignored.append({"path": str(path), "reason": reason})
@@ -238,7 +247,9 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
             found.sort()
             chosen[kind] = found[0][2]
             for _, _, loser in found[1:]:
-                result.skip(loser, f"duplicate {kind} for stem '{stem}': {found[0][1]} is used")
+                result.duplicate(
+                    loser, f"duplicate {kind} for stem '{stem}': {found[0][1]} is used"
+                )
         paired[stem] = chosen
     return paired
 
