@@ -49,7 +49,13 @@ def predict(
         # Checks the model folder and the inputs (one line and exit 1 for a user's mistake)
         # before TensorFlow is imported; the model loads as the rows are consumed.
         rows = run(
-            model, inputs, top_k=top_k, batch_size=batch_size, workers=workers, modality=modality
+            model,
+            inputs,
+            top_k=top_k,
+            batch_size=batch_size,
+            workers=workers,
+            modality=modality,
+            notice=None if quiet else _warn_duplicate,
         )
         quiet_tensorflow()
         from crossmodal.artifacts import open_model_dir
@@ -104,6 +110,14 @@ class _AloneCounter:
                 if row.get(f"{m}_used") and not row.get(f"{other[m]}_used"):
                     self.counts[m] += 1
             yield row
+
+
+def _warn_duplicate(message: str) -> None:
+    """A second file for one stem: the user's data to fix, not an unreadable input, so a
+    warning and no effect on the exit code."""
+    from crossmodal.errors import one_line
+
+    typer.echo(f"warning: {one_line(message)}; it is not predicted", err=True)
 
 
 # A file name may hold a tab or a line break: escaped, so that each row stays one line of

@@ -79,7 +79,9 @@ def preprocess(
             )
         info = prep.info
         for note in prep.notes:
-            say(o, f"note: {note}")
+            # a warning about the data goes to stderr, as other warnings do
+            warning = note.startswith("warning: ")
+            say(o, note if warning else f"note: {note}", err=warning)
         say(o, summary_line(info, prep.path, prep.reused))
         empty = empty_classes(info)
         if empty and not quiet:
@@ -99,17 +101,18 @@ def preprocess(
             sys.stdout.write(json_text(payload, indent=2) + "\n")
 
 
-def say(o: Output, text: str) -> None:
+def say(o: Output, text: str, *, err: bool = False) -> None:
     """Like Output.info, for text holding file names: they are printed as they are (no rich
     markup or emoji codes read into "a[/b].png" or "a:smile:.png"), on one line (a newline in
     a name is escaped, a long line is not wrapped), and safely when a name is not UTF-8 (Python
-    keeps such bytes as lone surrogates, which a strict terminal encoding refuses)."""
+    keeps such bytes as lone surrogates, which a strict terminal encoding refuses). `err`:
+    on stderr, as a warning is."""
     from crossmodal.errors import one_line
 
     if o.quiet:
         return
     text = one_line(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    console = o.err if o.json_mode else o.out
+    console = o.err if o.json_mode or err else o.out
     console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 

@@ -525,10 +525,14 @@ def _metrics_section(metrics: Mapping[str, Any], curves: bool) -> str:
 
 def _weak_classes(result: Mapping[str, Any]) -> list[str]:
     per_class = result.get("per_class") or {}
+    # a class absent from the data (support 0) is not weak: there was nothing to score; the
+    # report's table skips it the same way
     return [
         f"`{_md(label)}` ({float(scores['f1']):.2f})"
         for label, scores in per_class.items()
-        if isinstance(scores.get("f1"), (int, float)) and scores["f1"] < 0.5
+        if isinstance(scores.get("f1"), (int, float))
+        and scores["f1"] < 0.5
+        and scores.get("support") != 0
     ]
 
 

@@ -8,7 +8,8 @@ they can be dumped to JSON without a custom encoder.
 Conventions (chosen to match scikit-learn with ``zero_division=0``):
 
 * Rows of ``y_true`` equal to ``-1`` are *unlabeled* and are dropped before
-  any metric is computed; ``num_samples`` counts labeled rows only.
+  any metric is computed; ``num_samples`` counts labeled rows only.  Multi-label
+  targets mark an unlabeled row with ``-1`` in every column (see ``labeled_rows``).
 * Precision of a class that is never predicted is ``0.0``; recall of a class
   with no true samples is ``0.0``; F1 is ``2*TP / (2*TP + FP + FN)`` and
   ``0.0`` when that denominator is zero.
@@ -213,6 +214,18 @@ def _reliability(confidence: np.ndarray, correct: np.ndarray, num_bins: int) -> 
 # --- multi-label (sigmoid outputs, several labels per sample) ------------------------------
 
 
+def labeled_rows(y_true: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: the rows of an ``[N, K]`` multi-hot target matrix that carry labels.
+
+    An unlabeled row is ``-1`` in every column; any negative entry counts, so no single
+    column is trusted to carry the mark (a row read as labeled would turn -1 into a positive).
+    """
+    y = np.asarray(y_true)
+    if y.size == 0:
+        return np.zeros(len(y), bool)
+    return np.all(y >= 0, axis=1)
+
+
 def tune_thresholds(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Per class, the threshold in 0.05..0.95 that maximizes F1 on (validation) data.
 
@@ -259,11 +272,11 @@ def multilabel_metrics(
     with a positive or a prediction), mean average precision over classes with positives,
     subset accuracy (every label right), Hamming loss.
 
-    Rows whose first target is negative (-1) are unlabeled and excluded. `accuracy` is the
-    subset accuracy, so `--fail-under` means the same strict thing here.
+    Rows with a negative (-1) target are unlabeled and excluded (``labeled_rows``).
+    `accuracy` is the subset accuracy, so `--fail-under` means the same strict thing here.
     """
     y = np.asarray(y_true)
-    keep = y[:, 0] >= 0 if y.size else np.zeros(0, bool)
+    keep = labeled_rows(y)
     y = y[keep].astype(bool)
     p = np.asarray(probabilities, dtype=np.float64)[keep]
     if len(y) == 0:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 DPI = 120
+WEAK_F1 = 0.5  # per-class F1 below this is drawn red (and highlighted in report.html's table)
 
 
 def confusion_png(
@@ -53,8 +54,7 @@ def f1_bars_png(per_class: Mapping[str, Mapping[str, Any]]) -> bytes:
 
     fig, ax = _figure(6.4, height)
     rows = np.arange(len(labels))
-    colors = ["#d62728" if v < 0.5 else "#1f77b4" for v in f1]
-    ax.barh(rows, f1, color=colors, height=0.7)
+    ax.barh(rows, f1, color=f1_bar_colors(per_class), height=0.7)
     for row, value, n in zip(rows, f1, support, strict=True):
         note = f"{value:.2f}" if n is None else f"{value:.2f} (n={int(n)})"
         ax.text(min(value + 0.01, 0.82), row, note, va="center", fontsize=8)
@@ -66,6 +66,21 @@ def f1_bars_png(per_class: Mapping[str, Mapping[str, Any]]) -> bytes:
     ax.set_title("F1 per class")
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
+
+
+def f1_bar_colors(per_class: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One colour per class, in order: grey for a class absent from the data, red below
+    ``WEAK_F1``, blue otherwise."""
+    colors = []
+    for scores in per_class.values():
+        # support 0: nothing was scored, its F1 of 0 is a convention, not a weakness
+        if scores.get("support") == 0:
+            colors.append("#9e9e9e")
+        elif _number(scores.get("f1")) < WEAK_F1:
+            colors.append("#d62728")
+        else:
+            colors.append("#1f77b4")
+    return colors
 
 
 def reliability_png(reliability: Mapping[str, Sequence[float]]) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -127,10 +127,15 @@ def predict(
     batch_size: int = 64,
     workers: int | None = None,
     modality: str = "both",
+    notice: Callable[[str], None] | None = None,
 ) -> Iterator[dict]:
     """Rows, one per input sample: files, label, probability, top_k; or `error` when none of
     its files could be read. Inputs that could not be used at all come first, then each
     manifest's rows in file order, then files by folder and stem.
+
+    A second image (or sound) for one stem (a.png and a.jpg beside a.wav) is no row: it is
+    readable, and the first in preference order is used. `notice` is told of each
+    ("PATH: duplicate image for stem 'a': a.png is used") before this returns.
 
     The model folder, `modality` and the inputs are checked before this returns (a
     CrossmodalError, without TensorFlow); the model loads and runs as the rows are consumed."""
@@ -148,6 +153,9 @@ def predict(
     if not scanned.samples and all(k["reason"] == NO_MEDIA_IN_FOLDER for k in scanned.skipped):
         named = ", ".join(str(p) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
         raise CrossmodalError(f"no image or sound files to predict on in {named}")
+    for duplicate in scanned.duplicates:
+        if notice is not None:
+            notice(f"{duplicate['path']}: {duplicate['reason']}")
     return _rows(
         md, scanned, top_k=top_k, batch_size=batch_size, workers=workers, modality=modality
     )

@@ -26,6 +26,7 @@ import numpy as np
 
 from crossmodal import fsio
 from crossmodal.card import md_literal
+from crossmodal.plots import WEAK_F1
 
 METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
@@ -453,8 +454,6 @@ _CSP = (
     "base-uri 'none'; form-action 'none'"
 )
 
-_WEAK_F1 = 0.5  # per-class rows below this are highlighted
-
 
 def _render_html(metrics: Mapping[str, Any], *, title: str, confusion_bytes: bytes | None) -> str:
     from crossmodal import __version__, plots
@@ -479,7 +478,8 @@ def _render_html(metrics: Mapping[str, Any], *, title: str, confusion_bytes: byt
         body = _html_figure(
             plots.f1_bars_png(per_class),
             "F1 per class",
-            f"Bars below {_WEAK_F1} are red; n is the number of true samples of the class.",
+            f"Bars below {WEAK_F1} are red; a class with no true sample (n=0) is grey, as "
+            "there was nothing to score; n is the number of true samples of the class.",
         )
         sections.append(("f1", "F1 per class", body))
     if _has_reliability(metrics):
@@ -611,7 +611,7 @@ def _html_per_class(per_class: Mapping[str, Mapping[str, Any]]) -> str:
         rows.append([_cell(label, header=True), *(_cell(scores.get(c), num=True) for c in columns)])
         f1, support = scores.get("f1"), scores.get("support")
         # a class absent from the data (support 0) is not weak: there was nothing to score
-        weak = isinstance(f1, (int, float)) and f1 < _WEAK_F1 and support != 0
+        weak = isinstance(f1, (int, float)) and f1 < WEAK_F1 and support != 0
         classes.append("weak" if weak else "")
     return _html_table(["Label", "Precision", "Recall", "F1", "Support"], rows, row_classes=classes)
 

@@ -409,3 +409,18 @@ def test_best_epoch_is_the_one_early_stopping_kept() -> None:
     )  # none watched: the last
     assert _best_epoch([{"epoch": 0, "loss": 1.0}], {}) == 1
     assert _best_epoch([], {}) is None
+
+
+def test_weakest_classes_skip_a_class_absent_from_validation() -> None:
+    """A class with no validation sample (support 0) scores F1 0 by convention: it is not
+    weak, there was nothing to score, as the report's table already treats it."""
+    from crossmodal.card import _metrics_section
+
+    y_true = np.array([0, 0, 0, 0, 1, 1])
+    probs = np.tile([0.2, 0.7, 0.1], (6, 1))
+    probs[0] = [0.9, 0.05, 0.05]  # cat: F1 0.40, dog: F1 0.57, owl: never seen
+    result = classification_metrics(y_true, probs, ["cat", "dog", "owl"])
+    assert result["per_class"]["owl"]["support"] == 0
+    card = _metrics_section({"both": result}, curves=False)
+    assert "Weakest classes (F1 below 0.5): `cat` (0.40)." in card
+    assert "owl" not in card

@@ -374,6 +374,27 @@ def test_predict_reports_broken_inputs_and_exits_3(model, data, tmp_path):
     assert "broken.png" in rows[0]["error"]
 
 
+def test_a_second_image_for_a_stem_is_a_warning_not_an_unreadable_input(model, data, tmp_path):
+    """a.png and a.jpg beside a.wav: a.png is used, a.jpg is named in a warning, and the run
+    exits 0 (a.jpg is readable; exit 3 would say otherwise). -q keeps the warning quiet."""
+    two = tmp_path / "two"
+    two.mkdir()
+    image = (data / "a" / "g0_a0.png").read_bytes()
+    (two / "a.png").write_bytes(image)
+    (two / "a.jpg").write_bytes(image)  # the name decides the preference, not the bytes
+    (two / "a.wav").write_bytes((data / "a" / "g0_a0.wav").read_bytes())
+    proc = run("predict", str(model), str(two), "--json", check=False)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["image"] == str(two / "a.png") and "error" not in row and "warning" not in row
+    assert proc.stderr.strip() == (
+        f"warning: {two / 'a.jpg'}: duplicate image for stem 'a': a.png is used; "
+        "it is not predicted"
+    )
+    quiet = run("predict", str(model), str(two), "-o", str(tmp_path / "p.csv"), "-q")
+    assert quiet.stderr == ""
+
+
 def test_a_pair_with_an_unreadable_file_is_predicted_from_the_other_and_exits_3(
     model, data, tmp_path
 ):

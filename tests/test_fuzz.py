@@ -209,19 +209,27 @@ def media(work) -> Path:
 def expected_samples(base: Path, rows: list[dict]) -> list[tuple]:
     """The oracle: what scan_manifest must make of each row."""
 
-    def usable(cell) -> str | None:
+    def named(cell) -> str | None:
         cell = "" if cell is None else str(cell).strip()
         if not cell:
             return None
-        path = Path(cell) if os.path.isabs(cell) else base / cell
+        cell = os.path.expanduser(cell)
+        return str(Path(cell) if os.path.isabs(cell) else base / cell)
+
+    def usable(name: str | None) -> str | None:
         try:
-            return str(path) if path.is_file() else None
+            return name if name is not None and Path(name).is_file() else None
         except (OSError, ValueError):
             return None
 
-    out = []
+    out, seen = [], set()
     for row in rows:
-        image, audio = usable(row.get("image")), usable(row.get("audio"))
+        pair = named(row.get("image")), named(row.get("audio"))
+        if pair != (None, None):  # a pair named again is kept once, with its first row's label
+            if pair in seen:
+                continue
+            seen.add(pair)
+        image, audio = usable(pair[0]), usable(pair[1])
         if image is None and audio is None:
             continue
         label = "" if row.get("label") is None else str(row["label"])
@@ -249,7 +257,11 @@ def check_manifest(path: Path, rows: list[dict]) -> None:
             assert p is None or Path(p).is_file()
     assert all(k["path"] and k["reason"] for k in result.skipped)
     # every row is either a sample or named among the skipped
-    dropped = {k["path"] for k in result.skipped if k["reason"].startswith("row has neither")}
+    dropped = {
+        k["path"]
+        for k in result.skipped
+        if k["reason"].startswith(("row has neither", "rows "))  # unusable, or a repeated pair
+    }
     assert len(result.samples) + len(dropped) == len(rows)
 
 

@@ -305,6 +305,19 @@ def test_multilabel_metrics_and_thresholds_by_hand():
     assert fixed["hamming_loss"] == 1 / 6
 
 
+def test_multilabel_metrics_leave_out_a_row_with_a_negative_target_in_any_column():
+    from crossmodal.metrics import labeled_rows, multilabel_metrics
+
+    # the last row's -1 is not in column 0: read as labeled, its -1 became a positive
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, -1]])
+    p = np.array([[0.9, 0.2], [0.3, 0.6], [0.7, 0.7], [0.1, 0.1]])
+    np.testing.assert_array_equal(labeled_rows(y), [True, True, True, False])
+    m = multilabel_metrics(y, p, ["a", "b"], np.array([0.5, 0.5]))
+    assert m["num_samples"] == 3 and m["subset_accuracy"] == 1.0
+    assert m["per_class"]["b"]["support"] == 2
+    assert labeled_rows(np.zeros((0, 2))).shape == (0,)
+
+
 def test_average_precision_groups_tied_scores():
     from crossmodal.metrics import _average_precision
 

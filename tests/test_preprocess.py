@@ -468,6 +468,37 @@ def test_manifest_source_with_unlabeled(tmp_path):
     assert labels == [-1, 0]
 
 
+def test_manifest_rows_with_one_pair_and_two_labels_are_a_warning(tmp_path):
+    """preprocess and train print it (prep.notes) on every run, not only the one that wrote
+    the folder; the repeated row is listed as skipped, so --strict refuses it."""
+    write_png(tmp_path / "m/a.png", (4, 4), "L", 10)
+    write_wav(tmp_path / "m/a.wav", 0.1, RATE)
+    write_wav(tmp_path / "m/b.wav", 0.1, RATE)
+    manifest = write_csv(
+        tmp_path / "m/list.csv",
+        [
+            {"image": "a.png", "audio": "a.wav", "label": "yes"},
+            {"image": "", "audio": "b.wav", "label": "no"},
+            {"image": "a.png", "audio": "a.wav", "label": "no"},
+        ],
+    )
+    warning = (
+        f"warning: {manifest}: rows 2 and 4 name the same pair with labels 'yes' and 'no'; "
+        "row 2's label is used"
+    )
+    prep = preprocess(manifest, tmp_path / "out", settings=S8K, workers=1)
+    assert prep.notes == [warning] and prep.info["num_samples"] == 2
+    again = preprocess(manifest, tmp_path / "out", settings=S8K, workers=1)
+    assert again.reused and again.notes == [warning]
+    with pytest.raises(CrossmodalError, match="rows 2 and 4 name the same pair"):
+        preprocess(manifest, tmp_path / "out", settings=S8K, workers=1, strict=True)
+    cli = [sys.executable, "-m", "cli.main", "preprocess", str(manifest), "--sample-rate", "8000"]
+    proc = subprocess.run([*cli, "--out", str(tmp_path / "p2")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == warning + "\n"
+    assert f"skipped {manifest}:4: rows 2 and 4 name the same pair" in proc.stdout
+
+
 def test_worker_pool_matches_serial(tmp_path, monkeypatch):
     root = make_folder_dataset(
         tmp_path / "data", ["a", "b"], 100, size=(4, 4), seconds=0.05, rate=RATE

@@ -441,6 +441,20 @@ def test_html_marks_weak_classes_but_not_classes_absent_from_the_data() -> None:
     assert {label for _, label in rows} >= {"a", "b", "c", "d"}
 
 
+def test_f1_bars_are_grey_for_a_class_absent_from_the_data() -> None:
+    # same data as above: the bars agree with the table, red only for b; d (support 0) is grey
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    y_pred = [0, 0, 1, 2, 2, 2, 2, 2]
+    probs = np.full((8, 4), 0.1)
+    probs[np.arange(8), y_pred] = 0.7
+    metrics = classification_metrics(y_true, probs, ["a", "b", "c", "d"])
+    blue, red, grey = "#1f77b4", "#d62728", "#9e9e9e"
+    assert plots.f1_bar_colors(metrics["per_class"]) == [blue, red, blue, grey]
+    page = render_html(dict(metrics, modality="both"), title="Eval")
+    caption = re.search(r"<figcaption>(.*?)</figcaption>", page.split('id="f1"')[1]).group(1)
+    assert "are red" in caption and "(n=0) is grey" in caption
+
+
 def test_render_html_is_self_contained(tmp_path: Path) -> None:
     image_module = pytest.importorskip("PIL.Image")
     import io

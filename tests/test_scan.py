@@ -407,6 +407,41 @@ def test_manifest_without_usable_rows(media):
         scan_manifest(manifest)
 
 
+def test_manifest_rows_naming_the_same_pair_are_kept_once(media):
+    """A repeated pair would weigh double and could land in both splits: the later row is
+    skipped, named by its line; other labels for it are also a warning (the first row's label
+    is used). Predict answers every row, repeats included."""
+    rows = [
+        {"image": "img/a.png", "audio": "snd/a.wav", "label": "cat"},  # line 2
+        {"image": "img/a.png", "audio": "snd/a.wav", "label": "cat"},  # 3: the same
+        {"image": "img/a.png", "audio": "snd/a.wav", "label": "dog"},  # 4: another label
+        {"image": "img/b.png", "audio": "", "label": "cat;dog"},  # 5
+        {"image": "img/b.png", "audio": "", "label": "dog; cat"},  # 6: the same labels
+        {"image": "img/missing.png", "audio": "", "label": "cat"},  # 7
+        {"image": "img/missing.png", "audio": "", "label": "cat"},  # 8: missing once is enough
+        {"image": "img/a.png", "audio": "", "label": "cat"},  # 9: another pair
+    ]
+    manifest = write_csv(media / "m.csv", rows)
+    result = scan_manifest(manifest)
+    assert [(s.image, s.audio, s.label) for s in result.samples] == [
+        (str(media / "img/a.png"), str(media / "snd/a.wav"), "cat"),
+        (str(media / "img/b.png"), None, "cat;dog"),
+        (str(media / "img/a.png"), None, "cat"),
+    ]
+    conflict = "rows 2 and 4 name the same pair with labels 'cat' and 'dog'; row 2's label is used"
+    assert [(k["path"], k["reason"]) for k in result.skipped] == [
+        (f"{manifest}:3", "rows 2 and 3 are the same pair"),
+        (f"{manifest}:4", conflict),
+        (f"{manifest}:6", "rows 5 and 6 are the same pair"),
+        (str(media / "img/missing.png"), "line 7: image file does not exist"),
+        (f"{manifest}:7", "row has neither a usable image nor audio"),
+        (f"{manifest}:8", "rows 7 and 8 are the same pair"),
+    ]
+    assert result.warnings == [f"{manifest}: {conflict}"]
+    predicted = scan_inputs([manifest])
+    assert len(predicted.samples) == len(rows) and predicted.warnings == []
+
+
 # --- loose inputs (predict) -----------------------------------------------------------------
 
 
@@ -452,6 +487,30 @@ def test_scan_inputs_walks_folders(tmp_path):
     assert result.skipped == [
         {"path": str(tmp_path / "texts"), "reason": "a folder with no image or sound file in it"}
     ]
+
+
+def test_scan_inputs_keep_a_second_image_for_a_stem_apart_from_the_skipped(tmp_path):
+    """For predict, a.jpg beside a.png is readable: not a skipped input (an error row, exit 3)
+    but a duplicate that predict warns about; a dataset still lists it as skipped."""
+    touch(tmp_path / "d/a.png")
+    touch(tmp_path / "d/a.jpg")
+    touch(tmp_path / "d/a.wav")
+    result = scan_inputs([tmp_path / "d"])
+    assert [(s.image, s.audio) for s in result.samples] == [
+        (str(tmp_path / "d/a.png"), str(tmp_path / "d/a.wav"))
+    ]
+    assert result.skipped == []
+    assert result.duplicates == [
+        {
+            "path": str(tmp_path / "d/a.jpg"),
+            "reason": "duplicate image for stem 'a': a.png is used",
+        }
+    ]
+    for name in ("a.png", "a.jpg", "a.wav"):
+        touch(tmp_path / "data/cat" / name)
+    dataset = scan(tmp_path / "data")
+    assert skipped_paths(dataset) == {str(tmp_path / "data/cat/a.jpg")}
+    assert dataset.duplicates == []
 
 
 def test_scan_inputs_same_file_twice_is_one_input(tmp_path):

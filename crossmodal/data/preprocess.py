@@ -96,7 +96,8 @@ class PreparedDataset:
     samples: list[dict]
     reused: bool = False
     # What this run found and did that a user should hear about (a killed earlier run cleaned
-    # up, an incomplete folder rebuilt); not stored in dataset.json.
+    # up, an incomplete folder rebuilt, "warning: " manifest rows that contradict each other);
+    # not stored in dataset.json.
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -634,6 +635,7 @@ def preprocess(
         fresh = _listing(scanned, fingerprint) if shard is None and not remote else None
         if fresh is not None:
             _save_listing(out, fresh)
+        existing.notes = _warnings(scanned)  # on every run, not only the one that wrote it
         return _checked(existing, strict)
     if shard is None and _part_names(out):
         open_prepared(out)  # an incomplete set of parts: say which are missing
@@ -648,6 +650,7 @@ def preprocess(
         # Another run may have finished `out` since the first look: look again.
         existing, why = _reusable(out, fingerprint)
         if existing is not None:
+            existing.notes = _warnings(scanned)
             return _checked(existing, strict)
         there = fsio.exists(out) if remote else (out.is_symlink() or out.exists())
         if there and not _replaceable(out):
@@ -661,8 +664,12 @@ def preprocess(
                 f"removed an incomplete earlier run ({', '.join(removed)}); starting clean"
             )
         prep = _write(scanned, source, out, fingerprint, settings, workers, progress, strict, shard)
-        prep.notes = notes
+        prep.notes = notes + _warnings(scanned)
         return prep
+
+
+def _warnings(scanned: ScanResult) -> list[str]:
+    return [f"warning: {text}" for text in scanned.warnings]
 
 
 def _checked(prep: PreparedDataset, strict: bool) -> PreparedDataset:

@@ -74,9 +74,21 @@ class ScanResult:
     # listed, with its mtime (ns) taken before listing it. None when that does not hold (see
     # `scan_folder`), or for manifests and remote data. Lets an unchanged re-run skip the scan.
     dirs: list[tuple[str, int]] | None = None
+    # predict's inputs only: a second image (or sound) for one stem, {"path", "reason"}
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    # what the user should read beside the summary (manifest rows that contradict each other);
+    # preprocess and train print them as notes
+    warnings: list[str] = field(default_factory=list)
 
     def skip(self, path: str | Path, reason: str) -> None:
         self.skipped.append({"path": str(path), "reason": reason})
+
+    def duplicate(self, path: str | Path, reason: str) -> None:
+        """A readable file left out because its stem already has one of its kind. A dataset
+        lists it among its skipped files (so --strict refuses it); predict's inputs keep it
+        apart, as a warning: the file is fine, the user's pairing is not."""
+        entry = {"path": str(path), "reason": reason}
+        (self.duplicates if self.kind == "files" else self.skipped).append(entry)
 
     def ignore(self, path: str | Path, reason: str) -> None:
         self.ignored.append({"path": str(path), "reason": reason})
@@ -238,7 +250,9 @@ def pair_files(files: list, result: ScanResult) -> dict[str, dict[str, str]]:
             found.sort()
             chosen[kind] = found[0][2]
             for _, _, loser in found[1:]:
-                result.skip(loser, f"duplicate {kind} for stem '{stem}': {found[0][1]} is used")
+                result.duplicate(
+                    loser, f"duplicate {kind} for stem '{stem}': {found[0][1]} is used"
+                )
         paired[stem] = chosen
     return paired
 
@@ -397,44 +411,42 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
     (`gs://...`); a remote manifest's relative paths are relative to its remote folder, a
     local one's to its folder (`~` is the home folder). Skipped rows are named by line.
 
+    A row naming the same (image, audio) files as an earlier row is skipped ("rows 2 and 5
+    are the same pair"); with other labels, it is also one of `warnings` (the first row's
+    label is used).
+
     `for_predict`: the label column is optional, a cell naming a missing file stays on its
-    sample (prediction reports it on that row, as for a pair in a folder), and a manifest
-    without a usable row is not an error here (its rows are reported as skipped)."""
+    sample (prediction reports it on that row, as for a pair in a folder), every row is kept
+    (a row's prediction answers that row), and a manifest without a usable row is not an error
+    here (its rows are reported as skipped)."""
     result = ScanResult(samples=[], source=str(path), kind="manifest")
     remote_base = isinstance(path, RemoteFile)
     base = fsio.parent(str(path)) if remote_base else path.parent
+    # (image, audio) as named -> (line, label) of the first row naming that pair
+    seen: dict[tuple[str | None, str | None], tuple[int, str | None]] = {}
     for line, row, problem in _read_manifest_rows(path, labeled=not for_predict):
         if problem is not None:
             result.skip(f"{path}:{line}", problem)
             continue
+        named = {kind: _named_file(row.get(kind), base, remote_base) for kind in ("image", "audio")}
+        label = canonical_label(row.get("label") or row.get("labels"))
+        pair = (named["image"], named["audio"])
+        # predict answers every row; a dataset keeps a pair once (twice, it would weigh double
+        # and could land in both the training and the validation split)
+        if not for_predict and pair != (None, None):
+            if pair in seen:
+                _same_pair(result, path, seen[pair], line, label)
+                continue
+            seen[pair] = (line, label)
         found: dict[str, str | None] = {}
-        for kind in ("image", "audio"):
-            cell = (row.get(kind) or "").strip()
-            if not cell:
-                found[kind] = None
-                continue
-            if fsio.is_remote(cell) or remote_base:
-                url = fsio.normalize(cell) if fsio.is_remote(cell) else str(fsio.join(base, cell))
-                if for_predict:
-                    found[kind] = url
-                    continue
-                found[kind] = url if _remote_is_file(url) else None
-                if found[kind] is None:
-                    result.skip(url, f"line {line}: {kind} file {_why_not_remote(url)}")
-                continue
-            cell = os.path.expanduser(cell)
-            file = Path(cell) if os.path.isabs(cell) else base / cell
-            if for_predict:
-                found[kind] = str(file)
-            elif not _is_file(file):
-                result.skip(file, f"line {line}: {kind} file {_why_not_a_file(file)}")
-                found[kind] = None
-            else:
-                found[kind] = str(file)
+        for kind, name in named.items():
+            why = None if name is None or for_predict else _why_unusable(name)
+            if why is not None:
+                result.skip(name, f"line {line}: {kind} file {why}")
+            found[kind] = None if why is not None else name
         if found["image"] is None and found["audio"] is None:
             result.skip(f"{path}:{line}", "row has neither a usable image nor audio")
             continue
-        label = canonical_label(row.get("label") or row.get("labels"))
         group = (row.get("group") or "").strip() or None
         first = found["image"] or found["audio"]
         result.samples.append(
@@ -451,6 +463,49 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
         why = f" (such as {such['path']}: {such['reason']})" if such else ""
         raise CrossmodalError(one_line(f"{path}: no usable rows{why}"))
     return result
+
+
+def _named_file(cell: str | None, base: Path | str, remote_base: bool) -> str | None:
+    """The file a manifest cell names, relative to the manifest's folder; None when empty."""
+    cell = (cell or "").strip()
+    if not cell:
+        return None
+    if fsio.is_remote(cell) or remote_base:
+        return fsio.normalize(cell) if fsio.is_remote(cell) else str(fsio.join(base, cell))
+    cell = os.path.expanduser(cell)
+    return str(Path(cell) if os.path.isabs(cell) else Path(base) / cell)
+
+
+def _why_unusable(name: str) -> str | None:
+    """Why a file a manifest names cannot be read ("does not exist"), None when it can."""
+    if fsio.is_remote(name):
+        return None if _remote_is_file(name) else _why_not_remote(name)
+    return None if _is_file(Path(name)) else _why_not_a_file(Path(name))
+
+
+def _same_pair(
+    result: ScanResult,
+    path: Path | RemoteFile,
+    earlier: tuple[int, str | None],
+    line: int,
+    label: str | None,
+) -> None:
+    """A row naming the pair of an earlier row is left out, as a skipped row. Other labels
+    for it are also a warning: one of the two rows is wrong, and only the user knows which."""
+    first, first_label = earlier
+    if sorted(label_set(first_label)) == sorted(label_set(label)):
+        result.skip(f"{path}:{line}", f"rows {first} and {line} are the same pair")
+        return
+    reason = (
+        f"rows {first} and {line} name the same pair with labels {_shown(first_label)} and "
+        f"{_shown(label)}; row {first}'s label is used"
+    )
+    result.skip(f"{path}:{line}", reason)
+    result.warnings.append(one_line(f"{path}: {reason}"))
+
+
+def _shown(label: str | None) -> str:
+    return f"'{label}'" if label else "(none)"
 
 
 def _predict_manifest(path: Path | RemoteFile, result: ScanResult) -> None:
