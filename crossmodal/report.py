@@ -75,7 +75,12 @@ def metrics_json_bytes(metrics: dict[str, Any]) -> bytes:
 
 def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation report") -> str:
     """Render a Markdown report; sections whose data is missing are skipped."""
-    sections = [f"# {title}", _summary_section(metrics)]
+    sections = [f"# {title}"]
+    if metrics.get("warnings"):  # what makes a figure below meaningless: first
+        sections.append(
+            "## Warnings\n\n" + "\n".join(f"- {md_literal(w)}" for w in metrics["warnings"])
+        )
+    sections.append(_summary_section(metrics))
     if "per_class" in metrics:
         sections.append(_per_class_section(metrics["per_class"]))
     if "confusion_matrix" in metrics:
@@ -459,6 +464,9 @@ def _render_html(metrics: Mapping[str, Any], *, title: str, confusion_bytes: byt
     from crossmodal import __version__, plots
 
     sections: list[tuple[str, str, str]] = []  # (id, heading, body)
+    if metrics.get("warnings"):
+        items = "".join(f"<li>{_h(w)}</li>" for w in metrics["warnings"])
+        sections.append(("warnings", "Warnings", f"<ul>{items}</ul>"))
     sections.append(
         ("summary", "Summary", _html_table(["Metric", "Value"], _summary_cells(metrics)))
     )

@@ -991,7 +991,7 @@ class _Job:
     def calibrate(self, net) -> float | None:
         """Temperature scaling on the fused validation logits (`--calibrate`); None when the
         split left no validation data (the config refuses asking for none at all)."""
-        from crossmodal.metrics import fit_temperature
+        from crossmodal.metrics import fit_temperature, labeled_rows
 
         ds = self.val_ds(64)
         if ds is None:
@@ -1002,7 +1002,7 @@ class _Job:
             logits.append(net(inputs, training=False)["logits"].numpy())
             labels.append(y.numpy())
         z, y = np.concatenate(logits), np.concatenate(labels)
-        keep = (y[:, 0] if y.ndim == 2 else y) >= 0
+        keep = labeled_rows(y) if y.ndim == 2 else y >= 0
         temperature = fit_temperature(z[keep], y[keep], multi_label=self.cfg.model.multi_label)
         self.say(f"calibrated: temperature {temperature:.3f} fitted on the validation split")
         return temperature
@@ -1012,7 +1012,12 @@ class _Job:
         import tensorflow as tf
 
         from crossmodal.inference import MODALITIES, run_serving
-        from crossmodal.metrics import classification_metrics, multilabel_metrics, tune_thresholds
+        from crossmodal.metrics import (
+            classification_metrics,
+            labeled_rows,
+            multilabel_metrics,
+            tune_thresholds,
+        )
 
         serve = tf.saved_model.load(str(staging / "saved_model")).signatures["serving_default"]
         ds = self.val_ds(64, with_index=True)
@@ -1032,7 +1037,8 @@ class _Job:
                 metrics[modality] = classification_metrics(y, probs, labels)
                 continue
             if thresholds is None:  # tuned once, on the fused validation predictions
-                thresholds = tune_thresholds(y[y[:, 0] >= 0], probs[y[:, 0] >= 0])
+                keep = labeled_rows(y)
+                thresholds = tune_thresholds(y[keep], probs[keep])
                 (staging / THRESHOLDS_FILE).write_text(
                     json.dumps(dict(zip(labels, thresholds.tolist(), strict=True)), indent=2)
                 )

@@ -169,7 +169,8 @@ class Trainer(keras.Model):
         y_pred = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), y_pred)
         if self.multi_label:
             targets = tf.cast(y, tf.float32)  # [N, K] multi-hot, rows of -1 when unlabeled
-            labeled = tf.cast(targets[:, 0] >= 0, tf.float32)  # [N]
+            # an unlabeled row is -1 throughout; any negative marks it (metrics.labeled_rows)
+            labeled = tf.cast(tf.reduce_all(targets >= 0, axis=-1), tf.float32)  # [N]
             weight = labeled
 
             def criterion(logits):

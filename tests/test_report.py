@@ -95,6 +95,18 @@ def test_markdown_mentions_modality() -> None:
     assert "| Modality | image |" in md
 
 
+def test_warnings_come_first_in_both_reports_and_are_escaped() -> None:
+    warning = "m trained on no sample with a sound: <audio> | head"
+    md = render_markdown(make_metrics(warnings=[warning]))
+    assert md.index("## Warnings") < md.index("## Summary")
+    assert "- m trained on no sample with a sound: \\<audio\\> \\| head" in md
+    page = render_html(make_metrics(warnings=[warning]))
+    assert "<li>m trained on no sample with a sound: &lt;audio&gt; | head</li>" in page
+    assert page.index(">Warnings<") < page.index(">Summary<")
+    assert "Warnings" not in render_markdown(make_metrics(warnings=[]))
+    assert "Warnings" not in render_html(make_metrics())
+
+
 def test_markdown_ablation_table() -> None:
     both = make_metrics()
     image = dict(both, accuracy=0.5, macro_f1=0.25)

@@ -399,7 +399,8 @@ def _read_manifest_rows(
         missing.add("label")
     if missing:
         need = sorted(missing)
-        has = f" (it has: {', '.join(map(str, found))})" if found else ""
+        # the header's own names: a quoted one may hold a line break
+        has = f" (it has: {one_line(', '.join(map(str, found)))})" if found else ""
         raise CrossmodalError(f"{path}: manifest lacks column(s) {', '.join(need)}{has}")
     return rows
 
