@@ -406,18 +406,6 @@ class TrainConfig:
         _require(self.batch_size >= 0, "train.batch_size must be 0 (auto) or more")
         _require(self.learning_rate > 0, "train.learning_rate must be above 0")
         _require(0 <= self.val_fraction < 1, "train.val_fraction must be in [0, 1)")
-        if self.val_dir:  # it replaces the split: a split setting beside it would be ignored
-            for name in ("group_regex", "val_groups"):
-                _require(
-                    not getattr(self, name),
-                    f"train.{name} splits the data, which train.val_dir (--val-dir) replaces: "
-                    "give one or the other",
-                )
-        _require(
-            not self.calibrate or self.val_fraction > 0 or bool(self.val_dir or self.val_groups),
-            "train.calibrate (--calibrate) fits a temperature on validation data: give "
-            "val_fraction above 0, val_groups or val_dir",
-        )
         _require(self.patience >= 0, "train.patience must be 0 or more")
         _require(0 <= self.seed < 2**32 - 64, "train.seed must be 0 to 4294967231")
         _require(0 <= self.early_stop_from < 1, "train.early_stop_from must be in [0, 1)")
@@ -446,6 +434,23 @@ class TrainConfig:
                 raise CrossmodalError(
                     f"unknown {name} '{value}' (choose from {', '.join(allowed)})"
                 )
+
+    def check_validation(self) -> None:
+        """Settings that contradict each other about validation, refused before a run. Not in
+        __post_init__: a model folder an older version wrote with them (they were ignored
+        then) must still open."""
+        if self.val_dir:  # it replaces the split: a split setting beside it would be ignored
+            for name in ("group_regex", "val_groups"):
+                _require(
+                    not getattr(self, name),
+                    f"train.{name} splits the data, which train.val_dir (--val-dir) replaces: "
+                    "give one or the other",
+                )
+        _require(
+            not self.calibrate or self.val_fraction > 0 or bool(self.val_dir or self.val_groups),
+            "train.calibrate (--calibrate) fits a temperature on validation data: give "
+            "val_fraction above 0, val_groups or val_dir",
+        )
 
     @property
     def first_watched_epoch(self) -> int:

@@ -175,6 +175,7 @@ def check_before_work(
     --group-regex, the --class-weight file, --noise-dir."""
     if out is not None:
         fsio.check_creatable(out)
+    cfg.train.check_validation()
     compile_group_regex(cfg.train.group_regex)
     if cfg.train.class_weight and cfg.train.class_weight != "balanced":
         read_class_weights(cfg.train.class_weight)

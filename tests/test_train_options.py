@@ -325,9 +325,9 @@ def test_val_dir_validates_on_its_own_folder_and_is_checked_before_any_training(
 
     # A split setting beside --val-dir would be ignored: refused, in Python, files and flags.
     with pytest.raises(CrossmodalError, match="group_regex splits the data"):
-        TrainConfig(val_dir="v", group_regex="^(g[01])_")
+        TrainConfig(val_dir="v", group_regex="^(g[01])_").check_validation()
     with pytest.raises(CrossmodalError, match="val_groups splits the data"):
-        TrainConfig(val_dir="v", val_groups=("g0",))
+        train(data, tmp_path / "m4", config=tiny_config(val_dir=str(val), val_groups=("g0",)))
     toml = tmp_path / "both.toml"
     toml.write_text('[train]\nval_dir = "v"\nval_fraction = 0.2\n')
     with pytest.raises(CrossmodalError, match="val_fraction splits the data"):
@@ -367,11 +367,17 @@ def test_class_weights_are_recorded_and_refused_when_they_leave_nothing_to_learn
     assert not (tmp_path / ".zero.partial").exists()
 
 
-def test_calibrate_needs_validation_data():
+def test_calibrate_needs_validation_data(tmp_path):
+    from crossmodal.train import check_before_work
+
+    alone = TrainConfig(calibrate=True, val_fraction=0.0)
     with pytest.raises(CrossmodalError, match="calibrate.*validation data"):
-        TrainConfig(calibrate=True, val_fraction=0.0)
-    TrainConfig(calibrate=True, val_fraction=0.0, val_groups=("g0",))  # a group split
-    TrainConfig(calibrate=True, val_fraction=0.0, val_dir="v")
+        check_before_work(RunConfig(train=alone), None)
+    TrainConfig(calibrate=True, val_fraction=0.0, val_groups=("g0",)).check_validation()
+    TrainConfig(calibrate=True, val_fraction=0.0, val_dir="v").check_validation()
+    # A model folder an older version wrote with it (then ignored) still opens.
+    saved = RunConfig(train=alone).to_dict() | {"format_version": 1}
+    assert RunConfig.from_saved(saved).train.calibrate
 
 
 def test_overwrite_replaces_a_model_but_never_deletes_files_added_to_it(data, tmp_path):
