@@ -34,6 +34,21 @@ def normalize(path: PathLike) -> str:
     return _COLLAPSED.sub(r"\1://", text, count=1)
 
 
+def from_file_url(text: str) -> str:
+    """`file:///a/b%20c.png` (a local file written as a URL) as the path `/a/b c.png`, read
+    without TensorFlow; any other text as it is."""
+    if not text.lower().startswith("file:/"):
+        return text
+    from urllib.parse import unquote, urlsplit
+
+    if not text.lower().startswith("file://"):  # file:/a/b, as pathlib spells file:///a/b
+        return unquote(text[len("file:") :])
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        return text  # another machine's file: left to gfile, which refuses it
+    return unquote(parts.path)
+
+
 def is_remote(path: PathLike) -> bool:
     """True for a path with a scheme (`gs://`, `s3://`, `ram://`, ...), read through gfile."""
     text = os.fspath(path)

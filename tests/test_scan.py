@@ -363,6 +363,32 @@ def test_manifest_absolute_paths_labels_column_and_bom(media):
     )
 
 
+def test_file_urls_name_local_files_read_without_tensorflow(media):
+    """`file:///...` in a manifest cell or on predict's command line is a local path (it was
+    read through TensorFlow's gfile, which printed its C++ log lines)."""
+    import subprocess
+    import sys
+    from urllib.parse import quote
+
+    (media / "img" / "a b.png").write_bytes((media / "img" / "a.png").read_bytes())
+    image_url = "file://" + quote(str(media / "img" / "a b.png"))
+    sound_url = "file://localhost" + str(media / "snd" / "a.wav")
+    manifest = media / "urls.csv"
+    manifest.write_text(f"image,audio,label\n{image_url},{sound_url},owl\n")
+    code = (
+        "import sys\nfrom crossmodal.data.scan import scan, scan_inputs\n"
+        f"(s,) = scan({str(manifest)!r}).samples\nprint(s.image)\nprint(s.audio)\n"
+        f"(t,) = scan_inputs([{image_url!r}]).samples\nprint(t.image)\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.splitlines()  # fmt: skip
+    image, sound = str(media / "img" / "a b.png"), str(media / "snd" / "a.wav")
+    assert out == [image, sound, image, "False"]
+
+
 def test_jsonl_non_string_label(media):
     (s,) = scan(
         write_jsonl(media / "m.jsonl", [{"image": "img/a.png", "audio": None, "label": 3}])

@@ -468,7 +468,7 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
 
 def _named_file(cell: str | None, base: Path | str, remote_base: bool) -> str | None:
     """The file a manifest cell names, relative to the manifest's folder; None when empty."""
-    cell = (cell or "").strip()
+    cell = fsio.from_file_url((cell or "").strip())
     if not cell:
         return None
     if fsio.is_remote(cell) or remote_base:
@@ -536,6 +536,7 @@ _NOT_MEDIA = (
 
 def scan_inputs(paths: list[str | Path]) -> ScanResult:
     """For predict: files, folders (searched recursively) or manifests, paired by folder+stem."""
+    paths = [fsio.from_file_url(str(p)) for p in paths]
     paths = [fsio.normalize(p) if fsio.is_remote(p) else p for p in paths]
     result = ScanResult(samples=[], source=", ".join(str(p) for p in paths), kind="files")
     # folder -> [(name, path)] (or RemoteFile); local paths are text spelled as pathlib would
