@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crossmodal import fsio
-from crossmodal.config import first_watched_epoch, view_axes
+from crossmodal.config import WEAK_F1, first_watched_epoch, view_axes
 from crossmodal.errors import CrossmodalError
 
 MODEL_CARD = "README.md"
@@ -517,7 +517,7 @@ def _metrics_section(metrics: Mapping[str, Any], curves: bool) -> str:
                 lines.append(f"| {name} | " + " | ".join(values) + " |")
         weak = _weak_classes(metrics.get("both") or metrics[present[0]])
         if weak:
-            lines += ["", f"Weakest classes (F1 below 0.5): {', '.join(weak)}."]
+            lines += ["", f"Weakest classes (F1 below {WEAK_F1}): {', '.join(weak)}."]
     if curves:
         lines += ["", f"![Training curves]({TRAINING_CURVES_PNG})"]
     return "\n".join(lines)
@@ -531,7 +531,7 @@ def _weak_classes(result: Mapping[str, Any]) -> list[str]:
         f"`{_md(label)}` ({float(scores['f1']):.2f})"
         for label, scores in per_class.items()
         if isinstance(scores.get("f1"), (int, float))
-        and scores["f1"] < 0.5
+        and scores["f1"] < WEAK_F1
         and scores.get("support") != 0
     ]
 

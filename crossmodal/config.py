@@ -42,6 +42,7 @@ DEFAULT_TEST_CROPS_DB = (20.0, 30.0, 35.0)
 DEFAULT_TEST_FREQ_WARPS = (0.95, 1.05)
 LONE_MODALITY = ("head", "fusion")  # what scores a sample that has one modality
 AUDIO_POOLS = ("flatten", "avg")  # how the audio encoder's map becomes one vector
+WEAK_F1 = 0.5  # a class's F1 below this is "weak": red bars, highlighted rows, the card's list
 
 
 def _require(condition: bool, message: str) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from crossmodal.config import WEAK_F1
+
 DPI = 120
-WEAK_F1 = 0.5  # per-class F1 below this is drawn red (and highlighted in report.html's table)
 
 
 def confusion_png(

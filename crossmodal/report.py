@@ -26,7 +26,7 @@ import numpy as np
 
 from crossmodal import fsio
 from crossmodal.card import md_literal
-from crossmodal.plots import WEAK_F1
+from crossmodal.config import WEAK_F1
 
 METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
