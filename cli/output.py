@@ -111,17 +111,15 @@ def _interrupts_noted():
     import threading
 
     noted = {"interrupted": False}
-    if threading.current_thread() is not threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if not callable(previous):  # ignored, the system's default, or not Python's: left as is
         yield noted
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def note(signum, frame):
         noted["interrupted"] = True
-        if callable(previous):
-            previous(signum, frame)
-        elif previous != signal.SIG_IGN:
-            signal.default_int_handler(signum, frame)
+        previous(signum, frame)  # Python's own raises KeyboardInterrupt
 
     signal.signal(signal.SIGINT, note)
     try:
@@ -162,6 +160,8 @@ def handled(out: Output | None = None):
         except OSError as exc:  # a path the user gave: a folder where a file goes, no permission
             typer.echo(f"error: {os_error_line(exc)}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
+        except (typer.Exit, typer.Abort):
+            raise  # an inner handled() has said what it had to
         except Exception:
             if not noted["interrupted"]:
                 raise  # a bug: its traceback

@@ -510,6 +510,7 @@ def test_an_error_that_a_ctrl_c_turned_into_is_an_interrupt_not_a_traceback(inte
         f"""
         import os, signal, sys, typer
         from cli.output import handled
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as cli.main.main() does
         try:
             with handled():
                 if {interrupted}:
@@ -530,6 +531,36 @@ def test_an_error_that_a_ctrl_c_turned_into_is_an_interrupt_not_a_traceback(inte
         assert (proc.returncode, proc.stderr) == (130, "interrupted\n")
     else:
         assert proc.returncode == 1 and "Traceback" in proc.stderr and "TypeError" in proc.stderr
+
+
+def test_nested_handled_blocks_report_an_interrupt_once_and_keep_inner_exit_codes():
+    code = textwrap.dedent(
+        """
+        import os, signal, sys, typer
+        from cli.output import handled
+        from crossmodal.errors import CrossmodalError
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as cli.main.main() does
+        codes = []
+        for inner in (KeyboardInterrupt(), CrossmodalError("bad")):
+            try:
+                with handled():
+                    try:
+                        os.kill(os.getpid(), signal.SIGINT)
+                    except KeyboardInterrupt:
+                        pass
+                    with handled():
+                        raise inner
+            except typer.Exit as e:
+                codes.append(e.exit_code)
+        print(codes)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert proc.stdout.strip() == "[130, 1]"
+    assert proc.stderr == "interrupted\nerror: bad\n"
 
 
 @pytest.mark.parametrize("modality", ["both", "audio"])
