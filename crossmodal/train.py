@@ -168,14 +168,19 @@ def recorded_class_weights(cfg: RunConfig) -> RunConfig:
 
 
 def check_before_work(
-    cfg: RunConfig, data: str | Path | None, out: str | Path | None = None
+    cfg: RunConfig,
+    data: str | Path | None,
+    out: str | Path | None = None,
+    *,
+    resuming: bool = False,
 ) -> None:
     """What can be refused before TensorFlow is imported or any data is read, so that a typo
     costs neither: a local DATA or --val-dir that does not exist, an --out under a file,
     --group-regex, the --class-weight file, --noise-dir."""
     if out is not None:
         fsio.check_creatable(out)
-    cfg.train.check_validation()
+    if not resuming:  # a run goes on with what it started with, which --resume cannot change
+        cfg.train.check_validation()
     compile_group_regex(cfg.train.group_regex)
     if cfg.train.class_weight and cfg.train.class_weight != "balanced":
         read_class_weights(cfg.train.class_weight)
@@ -367,7 +372,7 @@ def train(
             raise CrossmodalError("no data given (pass DATA, or a --config that names its data)")
         cfg = config or RunConfig()
         if resume:  # before preprocessing, which can take minutes
-            check_before_work(cfg, data)
+            check_before_work(cfg, data, resuming=True)
         if not resume and staging.exists():
             shutil.rmtree(staging)
             say(f"discarded an incomplete earlier run in {staging} (pass --resume to continue one)")
@@ -438,7 +443,9 @@ def train(
         _class_weights(cfg, prep, train_idx)  # refused here, before any training, if wrong
         cfg = recorded_class_weights(cfg)
         align = _alignment(prep, train_idx, cfg)
-        if align["distill"] and cfg.model.fusion not in ("late", "auto"):
+        # (A resumed run's saved config already holds the fusion it trained with: an `auto`
+        # choice made with transfer on stands.)
+        if align["distill"] and cfg.model.fusion not in ("late", "auto") and not resume:
             say(
                 f"cross-modal transfer ({align['distill']}, {align['unlabeled_pairs']} unlabeled "
                 f"pairs): fusion '{cfg.model.fusion}' replaced by 'late', which predicts from "

@@ -205,3 +205,27 @@ def test_auto_fusion_stopped_among_its_candidates_resumes_without_training_them_
     assert result.config.model.fusion == full["chosen"]
     assert not (tmp_path / ".cut.partial").exists()
     assert not (tmp_path / "cut" / "fusion_candidates.json").exists()
+
+
+def test_auto_fusion_with_cross_modal_transfer_resumes_with_the_fusion_it_chose(
+    data, tmp_path, monkeypatch
+):
+    """Transfer keeps `auto` (any fusion's lone sound is its audio head's), which may choose
+    `concat`; a resumed run replaced that with `late`, as for a fusion the user named, and the
+    checkpoint of the other network failed to load."""
+    from test_train import transfer_manifest
+
+    monkeypatch.setattr("crossmodal.train.FUSION_NAMES", ("concat", "gated"))  # never late
+    manifest = transfer_manifest(data, tmp_path / "transfer.csv")
+    cfg = tiny_config(epochs=4, pseudo_label_threshold=0.0)
+    cfg = cfg.replace(model=dataclasses.replace(SMALL, fusion="auto"))
+
+    def die_after_two(epoch, total, logs):
+        if epoch == 2:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        train(manifest, tmp_path / "cut", config=cfg, on_epoch=die_after_two)
+    result = train(None, tmp_path / "cut", resume=True)
+    chosen = result.metrics["fusion_selection"]["chosen"]
+    assert chosen in ("concat", "gated") and result.config.model.fusion == chosen
