@@ -31,6 +31,12 @@ METADATA_KEYS = {
     "created",
 }
 DERIVED_KEYS = {"labels"}  # always re-read from the data
+SPLIT_FLAGS = {
+    "val_fraction": "--val-fraction",
+    "group_regex": "--group-regex",
+    "val_groups": "--val-group",
+}
+SPLIT_SETTINGS = tuple(SPLIT_FLAGS)  # what --val-dir replaces
 VAL_DIR_AND_FRACTION = (
     "train.val_fraction splits the data, which train.val_dir replaces: give one or the other"
 )
@@ -58,8 +64,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise CrossmodalError(
             f"{path}: 'labels' is not a setting: the classes are read from the data"
         )
-    elif isinstance(data.get("train"), dict) and {"val_dir", "val_fraction"} <= set(data["train"]):
-        raise CrossmodalError(f"{path}: {VAL_DIR_AND_FRACTION}")
+    elif isinstance(data.get("train"), dict):  # one file naming both: which did it mean?
+        train = data["train"]
+        if train.get("val_dir") and train.get("val_fraction") is not None:
+            raise CrossmodalError(f"{path}: {VAL_DIR_AND_FRACTION}")
     return {k: v for k, v in data.items() if k not in METADATA_KEYS | DERIVED_KEYS}
 
 
@@ -74,16 +82,28 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _split_from_flags(file_settings: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """How validation is chosen is one decision: `--val-dir` on the command line sets aside
+    the file's split settings (a repeated config.json's `group_regex`, say), and a split flag
+    (`--val-fraction`, `--group-regex`, `--val-group`) the file's `val_dir`. Both kinds of flag
+    at once is refused."""
+    given = flags.get("train") or {}
+    split = [k for k in SPLIT_SETTINGS if k in given]
+    if given.get("val_dir") and split:
+        names = " and ".join(SPLIT_FLAGS[k] for k in split)
+        raise CrossmodalError(
+            f"{names} split the data, which --val-dir replaces: give one or the other"
+        )
+    train = file_settings.get("train")
+    if not isinstance(train, dict):
+        return file_settings
+    drop = SPLIT_SETTINGS if given.get("val_dir") else ("val_dir",) if split else ()
+    return {**file_settings, "train": {k: v for k, v in train.items() if k not in drop}}
+
+
 def resolve(file_settings: dict[str, Any], flags: dict[str, Any]) -> tuple[RunConfig, dict]:
     """The RunConfig, plus which data-shape settings were given explicitly (not inferred)."""
-    merged = merge(file_settings, flags)
-    train = merged.get("train")
-    if (
-        isinstance(train, dict)
-        and train.get("val_dir")
-        and "val_fraction" in flags.get("train", {})
-    ):
-        raise CrossmodalError(f"--val-fraction: {VAL_DIR_AND_FRACTION}")
+    merged = merge(_split_from_flags(file_settings, flags), flags)
     cfg = RunConfig.from_dict(merged)  # first: it refuses a section that is not a table
     explicit = {
         "image": dict(merged.get("image", {})),

@@ -332,11 +332,21 @@ def test_val_dir_validates_on_its_own_folder_and_is_checked_before_any_training(
     toml.write_text('[train]\nval_dir = "v"\nval_fraction = 0.2\n')
     with pytest.raises(CrossmodalError, match="val_fraction splits the data"):
         read_config_file(toml)
-    with pytest.raises(CrossmodalError, match="--val-fraction: "):
-        resolve({"train": {"val_dir": "v"}}, {"train": {"val_fraction": 0.2}})
-    # ... while a saved config.json (every setting written) repeats a --val-dir run.
+    toml.write_text('{"train": {"val_dir": null, "val_fraction": 0.2}}')
+    json_file = toml.rename(tmp_path / "both.json")
+    assert read_config_file(json_file)["train"]["val_fraction"] == 0.2  # val_dir null: no clash
+    with pytest.raises(CrossmodalError, match="--val-fraction and --val-group split the data"):
+        resolve({}, {"train": {"val_dir": "v", "val_fraction": 0.2, "val_groups": ["g0"]}})
+    # On the command line one kind of setting sets the file's other kind aside: a saved
+    # config.json (every setting written) repeated with --val-dir, or with a split flag.
     saved = read_config_file(tmp_path / "m" / "config.json")
     assert resolve(saved, {})[0].train.val_dir == str(val)
+    split = resolve(saved, {"train": {"val_fraction": 0.3}})[0].train
+    assert (split.val_dir, split.val_fraction) == (None, 0.3)
+    grouped = {"train": {"group_regex": "^(g[01])_", "val_fraction": 0.3}}
+    moved = resolve(grouped, {"train": {"val_dir": "w"}})[0].train
+    assert (moved.val_dir, moved.group_regex, moved.val_fraction) == ("w", None, 0.15)
+    moved.check_validation()
 
 
 def test_class_weights_are_recorded_and_refused_when_they_leave_nothing_to_learn(data, tmp_path):
