@@ -156,14 +156,13 @@ def is_inline_weights(spec: str | None) -> bool:
 
 
 def recorded_class_weights(cfg: RunConfig) -> RunConfig:
-    """`cfg` with a --class-weight file replaced by the weights it held, every label's (1 where
-    the file was silent): config.json repeats the run even after the file is edited or gone."""
+    """`cfg` with a --class-weight file replaced by the table it held, as it was (a label it
+    does not name still weighs 1): config.json repeats the run even after the file is edited
+    or gone, and on other data it applies as the file would have."""
     spec = cfg.train.class_weight
-    if not spec or spec == "balanced":
+    if not spec or spec == "balanced" or is_inline_weights(spec):
         return cfg
-    table = read_class_weights(spec)
-    weights = {label: table.get(label, 1.0) for label in cfg.labels}
-    inline = json.dumps(weights, ensure_ascii=False)
+    inline = json.dumps(read_class_weights(spec), ensure_ascii=False)
     return cfg.replace(train=dataclasses.replace(cfg.train, class_weight=inline))
 
 
