@@ -319,7 +319,10 @@ def _data_section(dataset: Mapping[str, Any]) -> str:
             else "set by the user"
         )
         if counts.get("image") == 0:  # nothing to infer them from
-            how = how_channels = "defaults: no sample had an image"
+            no_image = "defaults: no sample had an image"
+            how = no_image if image.get("inferred") else how
+            inferred_channels = image.get("channels_inferred", image.get("inferred"))
+            how_channels = no_image if inferred_channels else how_channels
         size = f"{_plain(image.get('height'))}x{_plain(image.get('width'))} pixels"
         channels = f"{_plain(image.get('channels'))} channel(s)"
         if how == how_channels:
@@ -329,7 +332,7 @@ def _data_section(dataset: Mapping[str, Any]) -> str:
     audio = dataset.get("audio") or {}
     if audio:
         how = "inferred from the data" if audio.get("inferred") else "set by the user"
-        if counts.get("audio") == 0:
+        if counts.get("audio") == 0 and audio.get("inferred"):  # nothing to infer it from
             how = "a default: no sample had a sound"
         lines.append(
             f"- Audio: mono at {_plain(audio.get('sample_rate'))} Hz, clips of "

@@ -358,9 +358,8 @@ def train(
                     f"{out} exists and is not a model folder; --overwrite replaces only a "
                     "model folder (or an empty folder): choose another --out"
                 )
-            added = sorted(
-                {n.rstrip("/") for n in fsio.folder_entries(out) or ()} - _written_by_training()
-            )
+            names = {n.rstrip("/") for n in fsio.folder_entries(out) or ()}
+            added = sorted(n for n in names - _written_by_training() if not _os_clutter(n))
             if added:  # notes, an evaluation's reports: the swap would delete them unseen
                 shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if added[3:] else "")
                 raise CrossmodalError(
@@ -1071,6 +1070,12 @@ def _replaceable_model_dir(out: Path | str) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(info, dict) and {"format_version", "crossmodal_version"} <= set(info)
+
+
+def _os_clutter(name: str) -> bool:
+    """What a file browser leaves in any folder it shows (not a user's own dot files, such
+    as a .git folder, which --overwrite must not delete unseen)."""
+    return name in (".DS_Store", "Thumbs.db", "desktop.ini") or name.startswith("._")
 
 
 def _written_by_training() -> set[str]:

@@ -384,6 +384,26 @@ def test_the_card_says_which_image_settings_the_user_set():
     assert "48x48 pixels, 1 channel(s) (inferred from the data)" in old
 
 
+def test_the_card_says_a_shape_was_a_default_only_when_no_sample_could_set_it():
+    from crossmodal.card import _data_section
+
+    counts = {"image": 0, "audio": 0}
+    image = {"height": 32, "width": 32, "channels": 1}
+    audio = {"sample_rate": 16000, "clip_seconds": 1.0}
+    guessed = _data_section(
+        {"counts": counts, "image": {**image, "inferred": True},
+         "audio": {**audio, "inferred": True}}
+    )  # fmt: skip
+    assert "32x32 pixels, 1 channel(s) (defaults: no sample had an image)" in guessed
+    assert "clips of 1 s (a default: no sample had a sound)" in guessed
+    chosen = _data_section(
+        {"counts": counts, "image": {**image, "inferred": False, "channels_inferred": True},
+         "audio": {**audio, "inferred": False}}
+    )  # fmt: skip
+    assert "32x32 pixels (set by the user), 1 channel(s) (defaults: no sample" in chosen
+    assert "clips of 1 s (set by the user)" in chosen
+
+
 def test_info_reads_odd_field_types_in_a_hand_edited_folder(tmp_path: Path) -> None:
     # dataset.json is the user's to edit; a field of another type is shown, never a traceback.
     model = make_model_dir(tmp_path)

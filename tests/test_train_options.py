@@ -403,6 +403,11 @@ def test_overwrite_replaces_a_model_but_never_deletes_files_added_to_it(data, tm
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 5
     (out / "notes.md").unlink()
     (out / "eval").rmdir()
+    (out / ".git").mkdir()  # a user's own dot folder is theirs too ...
+    with pytest.raises(CrossmodalError, match=r"holds \.git, which"):
+        train(data, out, config=tiny_config(epochs=1, seed=6), overwrite=True)
+    (out / ".git").rmdir()
+    (out / ".DS_Store").write_bytes(b"")  # ... a file browser's clutter is not
     second = train(data, out, config=tiny_config(epochs=1, seed=6), overwrite=True)
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 6
     assert first.model_dir == second.model_dir == out
