@@ -222,20 +222,25 @@ def expected_samples(base: Path, rows: list[dict]) -> list[tuple]:
         except (OSError, ValueError):
             return None
 
-    out, seen = [], set()
+    # A pair named again is kept once, with its first row's label, or its first label when
+    # the first row had none.
+    out, seen, kept = [], set(), {}
     for row in rows:
         pair = named(row.get("image")), named(row.get("audio"))
-        if pair != (None, None):  # a pair named again is kept once, with its first row's label
+        label = "" if row.get("label") is None else str(row["label"])
+        label = ";".join(part.strip() for part in label.split(";") if part.strip()) or None
+        if pair != (None, None):
             if pair in seen:
+                if pair in kept and out[kept[pair]][2] is None and label is not None:
+                    out[kept[pair]] = (*out[kept[pair]][:2], label, out[kept[pair]][3])
                 continue
             seen.add(pair)
         image, audio = usable(pair[0]), usable(pair[1])
         if image is None and audio is None:
             continue
-        label = "" if row.get("label") is None else str(row["label"])
-        label = ";".join(part.strip() for part in label.split(";") if part.strip())
         group = "" if row.get("group") is None else str(row["group"]).strip()
-        out.append((image, audio, label or None, group or None))
+        kept[pair] = len(out)
+        out.append((image, audio, label, group or None))
     return out
 
 

@@ -446,6 +446,8 @@ def test_manifest_rows_naming_the_same_pair_are_kept_once(media):
         {"image": "img/missing.png", "audio": "", "label": "cat"},  # 7
         {"image": "img/missing.png", "audio": "", "label": "cat"},  # 8: missing once is enough
         {"image": "img/a.png", "audio": "", "label": "cat"},  # 9: another pair
+        {"image": "", "audio": "snd/a.wav", "label": ""},  # 10: unlabeled ...
+        {"image": "", "audio": "snd/a.wav", "label": "dog"},  # 11: ... its label, no clash
     ]
     manifest = write_csv(media / "m.csv", rows)
     result = scan_manifest(manifest)
@@ -453,6 +455,7 @@ def test_manifest_rows_naming_the_same_pair_are_kept_once(media):
         (str(media / "img/a.png"), str(media / "snd/a.wav"), "cat"),
         (str(media / "img/b.png"), None, "cat;dog"),
         (str(media / "img/a.png"), None, "cat"),
+        (None, str(media / "snd/a.wav"), "dog"),
     ]
     conflict = "rows 2 and 4 name the same pair with labels 'cat' and 'dog'; row 2's label is used"
     assert [(k["path"], k["reason"]) for k in result.skipped] == [
@@ -462,6 +465,7 @@ def test_manifest_rows_naming_the_same_pair_are_kept_once(media):
         (str(media / "img/missing.png"), "line 7: image file does not exist"),
         (f"{manifest}:7", "row has neither a usable image nor audio"),
         (f"{manifest}:8", "rows 7 and 8 are the same pair"),
+        (f"{manifest}:11", "rows 10 and 11 are the same pair; row 11's label is used"),
     ]
     assert result.warnings == [f"{manifest}: {conflict}"]
     predicted = scan_inputs([manifest])

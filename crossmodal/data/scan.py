@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from pathlib import Path, PurePosixPath
 
@@ -423,8 +423,10 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
     result = ScanResult(samples=[], source=str(path), kind="manifest")
     remote_base = isinstance(path, RemoteFile)
     base = fsio.parent(str(path)) if remote_base else path.parent
-    # (image, audio) as named -> (line, label) of the first row naming that pair
+    # (image, audio) as named -> (line, label) of the first row naming that pair, and the
+    # index of its sample (None when the row was not usable)
     seen: dict[tuple[str | None, str | None], tuple[int, str | None]] = {}
+    kept: dict[tuple[str | None, str | None], int] = {}
     for line, row, problem in _read_manifest_rows(path, labeled=not for_predict):
         if problem is not None:
             result.skip(f"{path}:{line}", problem)
@@ -436,6 +438,17 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
         # and could land in both the training and the validation split)
         if not for_predict and pair != (None, None):
             if pair in seen:
+                earlier, earlier_label = seen[pair]
+                if earlier_label is None and label is not None and pair in kept:
+                    # an unlabeled row and a labeled one: the label is not a conflict, use it
+                    index = kept[pair]
+                    result.samples[index] = replace(result.samples[index], label=label)
+                    seen[pair] = (earlier, label)
+                    result.skip(
+                        f"{path}:{line}",
+                        f"rows {earlier} and {line} are the same pair; row {line}'s label is used",
+                    )
+                    continue
                 _same_pair(result, path, seen[pair], line, label)
                 continue
             seen[pair] = (line, label)
@@ -450,6 +463,7 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
             continue
         group = (row.get("group") or "").strip() or None
         first = found["image"] or found["audio"]
+        kept[pair] = len(result.samples)
         result.samples.append(
             Sample(
                 stem=PurePosixPath(fsio.basename(first)).stem,
