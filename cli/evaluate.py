@@ -76,9 +76,9 @@ def evaluate(
         if skipped and not quiet:  # scored without them: say so, as predict does
             first = skipped[0]
             typer.echo(
-                f"warning: {len(skipped)} file(s) could not be used and were left out (such as "
-                f"{one_line(first['path'])}: {one_line(first['reason'])}; all in metrics.json "
-                "skipped_files)",
+                f"warning: {len(skipped)} file(s) or row(s) could not be used and were left "
+                f"out (such as {one_line(first['path'])}: {one_line(first['reason'])}; all in "
+                "metrics.json skipped_files)",
                 err=True,
             )
         for warning in [] if quiet else metrics.get("warnings") or []:

@@ -122,6 +122,8 @@ def evaluate(
         f"the {m}-alone figures mean nothing"
         for m in md.untrained_modalities()
         if m in results
+    ] + [  # the data's own, such as two manifest rows giving one pair two labels
+        note.removeprefix("warning: ") for note in prep.notes if note.startswith("warning: ")
     ]
     if modality == "both":
         report["ablation"] = {

@@ -323,14 +323,22 @@ def test_evaluate_refuses_several_labels_for_a_single_label_model_and_warns_of_s
     rows = [
         f"{tmp_path / 'broken.png'},{data / 'a' / 'g0_a0.wav'},a",
         f"{data / 'b' / 'g0_b0.png'},{data / 'b' / 'g0_b0.wav'},",  # no label: not scored
+        f"{data / 'c' / 'g1_c1.png'},{data / 'c' / 'g1_c1.wav'},c",
+        f"{data / 'c' / 'g1_c1.png'},{data / 'c' / 'g1_c1.wav'},a",  # the same pair, relabeled
     ]
-    (tmp_path / "half.csv").write_text("image,audio,label\n" + "\n".join(rows) + "\n")
-    proc = run("evaluate", str(model), str(tmp_path / "half.csv"), "--json")
-    assert "warning: 1 file(s) could not be used" in proc.stderr and "broken.png" in proc.stderr
+    half = tmp_path / "half.csv"
+    half.write_text("image,audio,label\n" + "\n".join(rows) + "\n")
+    proc = run("evaluate", str(model), str(half), "--json")
+    assert "warning: 2 file(s) or row(s) could not be used" in proc.stderr
     assert "warning: 1 unlabeled sample(s) were not scored" in proc.stderr
+    conflict = "rows 4 and 5 name the same pair with labels 'c' and 'a'; row 4's label is used"
+    assert f"warning: {half}: {conflict}" in proc.stderr
     metrics = json.loads(proc.stdout)
-    assert [k["path"] for k in metrics["skipped_files"]] == [str(tmp_path / "broken.png")]
-    assert metrics["num_samples"] == 1 and metrics["num_unlabeled"] == 1
+    assert metrics["warnings"] == [f"{half}: {conflict}"]
+    assert sorted(k["path"] for k in metrics["skipped_files"]) == sorted(
+        [str(tmp_path / "broken.png"), f"{half}:5"]
+    )
+    assert metrics["num_samples"] == 2 and metrics["num_unlabeled"] == 1
 
 
 def test_predict_formats_and_lone_modalities(model, data, tmp_path):
