@@ -35,18 +35,24 @@ def normalize(path: PathLike) -> str:
 
 
 def from_file_url(text: str) -> str:
-    """`file:///a/b%20c.png` (a local file written as a URL) as the path `/a/b c.png`, read
-    without TensorFlow; any other text as it is."""
-    if not text.lower().startswith("file:/"):
-        return text
-    from urllib.parse import unquote, urlsplit
+    """`file:///a/b%20c.png` (a local file written as a URL; `file:/a/...` as pathlib spells
+    it, `file://localhost/a/...`) as the path `/a/b c.png`, read without TensorFlow; any other
+    text as it is, another machine's `file://host/...` and an empty `file://` among them."""
+    from urllib.request import url2pathname
 
-    if not text.lower().startswith("file://"):  # file:/a/b, as pathlib spells file:///a/b
-        return unquote(text[len("file:") :])
-    parts = urlsplit(text)
-    if parts.netloc not in ("", "localhost"):
-        return text  # another machine's file: left to gfile, which refuses it
-    return unquote(parts.path)
+    low = text.lower()
+    if low.startswith("file://"):
+        rest = text[len("file://") :]
+        if rest.lower().startswith("localhost/"):
+            rest = rest[len("localhost") :]
+        elif not rest.startswith("/"):
+            return text  # another machine's file, or nothing: left to fail as it is
+    elif low.startswith("file:/"):
+        rest = text[len("file:") :]
+    else:
+        return text
+    path = url2pathname(rest)  # percent escapes decoded; a Windows drive letter kept
+    return path if path.strip("/") else text
 
 
 def is_remote(path: PathLike) -> bool:

@@ -231,7 +231,7 @@ def check_output_file(out: Path | str, inputs: Sequence[str | Path] = ()) -> Non
         raise CrossmodalError(f"--out {out} is a folder; give a file name ending in .csv or .jsonl")
     fsio.check_creatable(out)
     if not fsio.is_remote(out) and Path(out).exists():
-        for given in inputs:
+        for given in (fsio.from_file_url(str(p)) for p in inputs):  # as scan_inputs reads them
             if not fsio.is_remote(given) and os.path.exists(given) and os.path.samefile(out, given):
                 raise CrossmodalError(f"--out {out} is one of the inputs; it would be overwritten")
 

@@ -37,9 +37,6 @@ SPLIT_FLAGS = {
     "val_groups": "--val-group",
 }
 SPLIT_SETTINGS = tuple(SPLIT_FLAGS)  # what --val-dir replaces
-VAL_DIR_AND_FRACTION = (
-    "train.val_fraction splits the data, which train.val_dir replaces: give one or the other"
-)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -64,10 +61,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise CrossmodalError(
             f"{path}: 'labels' is not a setting: the classes are read from the data"
         )
-    elif isinstance(data.get("train"), dict):  # one file naming both: which did it mean?
+    elif isinstance(data.get("train"), dict):  # a file of yours naming both: which is meant?
         train = data["train"]
-        if train.get("val_dir") and train.get("val_fraction") is not None:
-            raise CrossmodalError(f"{path}: {VAL_DIR_AND_FRACTION}")
+        split = [k for k in SPLIT_SETTINGS if train.get(k) not in (None, "", [])]
+        if train.get("val_dir") and split:
+            raise CrossmodalError(
+                f"{path}: train.{' and train.'.join(split)} {_verb(split)} the data, which "
+                "train.val_dir replaces: give one or the other"
+            )
     return {k: v for k, v in data.items() if k not in METADATA_KEYS | DERIVED_KEYS}
 
 
@@ -82,6 +83,10 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _verb(names: list[str]) -> str:
+    return "splits" if len(names) == 1 else "split"
+
+
 def _split_from_flags(file_settings: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     """How validation is chosen is one decision: `--val-dir` on the command line sets aside
     the file's split settings (a repeated config.json's `group_regex`, say), and a split flag
@@ -92,7 +97,7 @@ def _split_from_flags(file_settings: dict[str, Any], flags: dict[str, Any]) -> d
     if given.get("val_dir") and split:
         names = " and ".join(SPLIT_FLAGS[k] for k in split)
         raise CrossmodalError(
-            f"{names} split the data, which --val-dir replaces: give one or the other"
+            f"{names} {_verb(split)} the data, which --val-dir replaces: give one or the other"
         )
     train = file_settings.get("train")
     if not isinstance(train, dict):

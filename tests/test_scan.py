@@ -388,6 +388,19 @@ def test_file_urls_name_local_files_read_without_tensorflow(media):
     image, sound = str(media / "img" / "a b.png"), str(media / "snd" / "a.wav")
     assert out == [image, sound, image, "False"]
 
+    from crossmodal.data.scan import _named_file
+    from crossmodal.fsio import from_file_url
+    from crossmodal.predict import check_output_file
+
+    # predict --out naming an input given as a URL (pathlib spells it file:/...) is refused
+    with pytest.raises(CrossmodalError, match="is one of the inputs"):
+        check_output_file(manifest, [Path(f"file://{manifest}")])
+    # a URL cell of a remote manifest is still the local file, not one beside the manifest
+    assert _named_file(image_url, "gs://bucket/dir", True) == image
+    assert from_file_url("file:///d/a%20b#1.png") == from_file_url("file:/d/a b#1.png")
+    for left_alone in ("file://", "file:///", "file://host/x.png", "file:x.png", "gs://b/x"):
+        assert from_file_url(left_alone) == left_alone
+
 
 def test_jsonl_non_string_label(media):
     (s,) = scan(
@@ -448,16 +461,23 @@ def test_manifest_rows_naming_the_same_pair_are_kept_once(media):
         {"image": "img/a.png", "audio": "", "label": "cat"},  # 9: another pair
         {"image": "", "audio": "snd/a.wav", "label": ""},  # 10: unlabeled ...
         {"image": "", "audio": "snd/a.wav", "label": "dog"},  # 11: ... its label, no clash
+        {"image": "img/b.png", "audio": "snd/c.wav", "label": ""},  # 12: unlabeled, then
+        {"image": "img/b.png", "audio": "snd/c.wav", "label": "cat", "group": "g7"},  # 13
+        {"image": "img/b.png", "audio": "snd/c.wav", "label": "dog"},  # 14: against 13's
+        {"image": "img/b.png", "audio": "snd/c.wav", "label": ""},  # 15: no label, no clash
     ]
-    manifest = write_csv(media / "m.csv", rows)
+    manifest = write_csv(media / "m.csv", rows, columns=["image", "audio", "label", "group"])
     result = scan_manifest(manifest)
     assert [(s.image, s.audio, s.label) for s in result.samples] == [
         (str(media / "img/a.png"), str(media / "snd/a.wav"), "cat"),
         (str(media / "img/b.png"), None, "cat;dog"),
         (str(media / "img/a.png"), None, "cat"),
         (None, str(media / "snd/a.wav"), "dog"),
+        (str(media / "img/b.png"), str(media / "snd/c.wav"), "cat"),
     ]
+    assert result.samples[-1].group == "g7"  # the filled-in row's group with its label
     conflict = "rows 2 and 4 name the same pair with labels 'cat' and 'dog'; row 2's label is used"
+    later = "rows 13 and 14 name the same pair with labels 'cat' and 'dog'; row 13's label is used"
     assert [(k["path"], k["reason"]) for k in result.skipped] == [
         (f"{manifest}:3", "rows 2 and 3 are the same pair"),
         (f"{manifest}:4", conflict),
@@ -466,8 +486,11 @@ def test_manifest_rows_naming_the_same_pair_are_kept_once(media):
         (f"{manifest}:7", "row has neither a usable image nor audio"),
         (f"{manifest}:8", "rows 7 and 8 are the same pair"),
         (f"{manifest}:11", "rows 10 and 11 are the same pair; row 11's label is used"),
+        (f"{manifest}:13", "rows 12 and 13 are the same pair; row 13's label is used"),
+        (f"{manifest}:14", later),
+        (f"{manifest}:15", "rows 13 and 15 are the same pair"),
     ]
-    assert result.warnings == [f"{manifest}: {conflict}"]
+    assert result.warnings == [f"{manifest}: {conflict}", f"{manifest}: {later}"]
     predicted = scan_inputs([manifest])
     assert len(predicted.samples) == len(rows) and predicted.warnings == []
 

@@ -330,8 +330,13 @@ def test_val_dir_validates_on_its_own_folder_and_is_checked_before_any_training(
         train(data, tmp_path / "m4", config=tiny_config(val_dir=str(val), val_groups=("g0",)))
     toml = tmp_path / "both.toml"
     toml.write_text('[train]\nval_dir = "v"\nval_fraction = 0.2\n')
-    with pytest.raises(CrossmodalError, match="val_fraction splits the data"):
+    with pytest.raises(CrossmodalError, match="train.val_fraction splits the data"):
         read_config_file(toml)
+    toml.write_text('[train]\nval_dir = "v"\ngroup_regex = "^(g)"\nval_groups = ["g"]\n')
+    with pytest.raises(CrossmodalError, match="group_regex and train.val_groups split the"):
+        read_config_file(toml)
+    with pytest.raises(CrossmodalError, match="^--val-group splits the data"):
+        resolve({}, {"train": {"val_dir": "v", "val_groups": ["g0"]}})
     toml.write_text('{"train": {"val_dir": null, "val_fraction": 0.2}}')
     json_file = toml.rename(tmp_path / "both.json")
     assert read_config_file(json_file)["train"]["val_fraction"] == 0.2  # val_dir null: no clash

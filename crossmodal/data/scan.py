@@ -423,8 +423,9 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
     result = ScanResult(samples=[], source=str(path), kind="manifest")
     remote_base = isinstance(path, RemoteFile)
     base = fsio.parent(str(path)) if remote_base else path.parent
-    # (image, audio) as named -> (line, label) of the first row naming that pair, and the
-    # index of its sample (None when the row was not usable)
+    # (image, audio) as named -> (line, label) of the row whose label the pair has (the
+    # first that named it, or the first with a label), and the index of its sample (absent
+    # when that row was not usable)
     seen: dict[tuple[str | None, str | None], tuple[int, str | None]] = {}
     kept: dict[tuple[str | None, str | None], int] = {}
     for line, row, problem in _read_manifest_rows(path, labeled=not for_predict):
@@ -433,23 +434,22 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
             continue
         named = {kind: _named_file(row.get(kind), base, remote_base) for kind in ("image", "audio")}
         label = canonical_label(row.get("label") or row.get("labels"))
+        group = (row.get("group") or "").strip() or None
         pair = (named["image"], named["audio"])
         # predict answers every row; a dataset keeps a pair once (twice, it would weigh double
         # and could land in both the training and the validation split)
         if not for_predict and pair != (None, None):
             if pair in seen:
                 earlier, earlier_label = seen[pair]
-                if earlier_label is None and label is not None and pair in kept:
-                    # an unlabeled row and a labeled one: the label is not a conflict, use it
+                filled = earlier_label is None and label is not None and pair in kept
+                if filled:  # the first label for an unlabeled pair: no conflict, it is used
                     index = kept[pair]
-                    result.samples[index] = replace(result.samples[index], label=label)
-                    seen[pair] = (earlier, label)
-                    result.skip(
-                        f"{path}:{line}",
-                        f"rows {earlier} and {line} are the same pair; row {line}'s label is used",
+                    sample = result.samples[index]
+                    result.samples[index] = replace(
+                        sample, label=label, group=sample.group or group
                     )
-                    continue
-                _same_pair(result, path, seen[pair], line, label)
+                    seen[pair] = (line, label)
+                _same_pair(result, path, (earlier, earlier_label), line, label, filled=filled)
                 continue
             seen[pair] = (line, label)
         found: dict[str, str | None] = {}
@@ -461,7 +461,6 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
         if found["image"] is None and found["audio"] is None:
             result.skip(f"{path}:{line}", "row has neither a usable image nor audio")
             continue
-        group = (row.get("group") or "").strip() or None
         first = found["image"] or found["audio"]
         kept[pair] = len(result.samples)
         result.samples.append(
@@ -482,9 +481,12 @@ def scan_manifest(path: Path | RemoteFile, *, for_predict: bool = False) -> Scan
 
 def _named_file(cell: str | None, base: Path | str, remote_base: bool) -> str | None:
     """The file a manifest cell names, relative to the manifest's folder; None when empty."""
-    cell = fsio.from_file_url((cell or "").strip())
+    cell = (cell or "").strip()
     if not cell:
         return None
+    local = fsio.from_file_url(cell)
+    if local != cell:  # a local file named by its URL: absolute, even in a remote manifest
+        return local
     if fsio.is_remote(cell) or remote_base:
         return fsio.normalize(cell) if fsio.is_remote(cell) else str(fsio.join(base, cell))
     cell = os.path.expanduser(cell)
@@ -504,12 +506,18 @@ def _same_pair(
     earlier: tuple[int, str | None],
     line: int,
     label: str | None,
+    *,
+    filled: bool = False,
 ) -> None:
-    """A row naming the pair of an earlier row is left out, as a skipped row. Other labels
-    for it are also a warning: one of the two rows is wrong, and only the user knows which."""
+    """A row naming the pair of an earlier row is left out, as a skipped row (`filled`: its
+    label went to the earlier, unlabeled one). Two different labels for it are also a
+    warning: one of the two rows is wrong, and only the user knows which. A row without a
+    label beside one with a label is no conflict."""
     first, first_label = earlier
-    if sorted(label_set(first_label)) == sorted(label_set(label)):
-        result.skip(f"{path}:{line}", f"rows {first} and {line} are the same pair")
+    same = sorted(label_set(first_label)) == sorted(label_set(label))
+    if first_label is None or label is None or same:
+        which = f"; row {line}'s label is used" if filled else ""
+        result.skip(f"{path}:{line}", f"rows {first} and {line} are the same pair{which}")
         return
     reason = (
         f"rows {first} and {line} name the same pair with labels {_shown(first_label)} and "
