@@ -14,6 +14,15 @@ AVDIGITS = SHARED / "avdigits"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Importing `cli` installs its start-up Ctrl-C handler (one line, then exit 130), which the
+# command's main() replaces with Python's. Tests import cli without main(): put Python's back,
+# so that an interrupt of a test process (xdist stopping its workers) is not "interrupted".
+import signal  # noqa: E402
+
+import cli  # noqa: E402, F401
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
