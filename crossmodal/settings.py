@@ -90,8 +90,9 @@ def _verb(names: list[str]) -> str:
 def _split_from_flags(file_settings: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     """How validation is chosen is one decision: `--val-dir` on the command line sets aside
     the file's split settings (a repeated config.json's `group_regex`, say), and a split flag
-    (`--val-fraction`, `--group-regex`, `--val-group`) the file's `val_dir`. Both kinds of flag
-    at once is refused."""
+    (`--val-fraction`, `--group-regex`, `--val-group`) the file's `val_dir`; `--val-fraction`
+    sets aside the file's `val_groups` too, which would leave it unused. Both kinds of flag at
+    once is refused."""
     given = flags.get("train") or {}
     split = [k for k in SPLIT_SETTINGS if k in given]
     if given.get("val_dir") and split:
@@ -102,7 +103,11 @@ def _split_from_flags(file_settings: dict[str, Any], flags: dict[str, Any]) -> d
     train = file_settings.get("train")
     if not isinstance(train, dict):
         return file_settings
-    drop = SPLIT_SETTINGS if given.get("val_dir") else ("val_dir",) if split else ()
+    drop: tuple[str, ...] = (
+        SPLIT_SETTINGS if given.get("val_dir") else ("val_dir",) if split else ()
+    )
+    if "val_fraction" in given and "val_groups" not in given:
+        drop += ("val_groups",)  # named groups would leave the fraction unused
     return {**file_settings, "train": {k: v for k, v in train.items() if k not in drop}}
 
 

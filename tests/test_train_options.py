@@ -352,6 +352,13 @@ def test_val_dir_validates_on_its_own_folder_and_is_checked_before_any_training(
     moved = resolve(grouped, {"train": {"val_dir": "w"}})[0].train
     assert (moved.val_dir, moved.group_regex, moved.val_fraction) == ("w", None, 0.15)
     moved.check_validation()
+    named = {"train": {"group_regex": "^(g[01])_", "val_groups": ["g0"]}}
+    fraction = resolve(named, {"train": {"val_fraction": 0.5}})[0].train
+    assert (fraction.group_regex, fraction.val_groups, fraction.val_fraction) == (
+        "^(g[01])_",
+        (),
+        0.5,
+    )  # the groups are drawn by the fraction, not the file's named ones
 
 
 def test_class_weights_are_recorded_and_refused_when_they_leave_nothing_to_learn(data, tmp_path):
