@@ -535,9 +535,9 @@ def _write_state(staging: Path, cfg: RunConfig, selection: dict | None) -> None:
 
 def _write_json(path: Path, value) -> None:
     """Whole or not at all (a local staging file that a kill may interrupt)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)
+    from crossmodal.report import _atomic_write_bytes
+
+    _atomic_write_bytes(json.dumps(value).encode("utf-8"), path)
 
 
 def _finish_interrupted_swap(staging: Path, out: Path) -> bool:

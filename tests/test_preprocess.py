@@ -450,12 +450,17 @@ def test_open_prepared_refuses_broken_folders(mixed, tmp_path):
         open_prepared(tmp_path / "nowhere")
 
 
+def manifest_media(folder: Path) -> Path:
+    """a.png, a.wav and b.wav for a manifest in `folder`."""
+    write_png(folder / "a.png", (4, 4), "L", 10)
+    write_wav(folder / "a.wav", 0.1, RATE)
+    write_wav(folder / "b.wav", 0.1, RATE)
+    return folder
+
+
 def test_manifest_source_with_unlabeled(tmp_path):
-    write_png(tmp_path / "m/a.png", (4, 4), "L", 10)
-    write_wav(tmp_path / "m/a.wav", 0.1, RATE)
-    write_wav(tmp_path / "m/b.wav", 0.1, RATE)
     manifest = write_csv(
-        tmp_path / "m/list.csv",
+        manifest_media(tmp_path / "m") / "list.csv",
         [
             {"image": "a.png", "audio": "a.wav", "label": "yes"},
             {"image": "", "audio": "b.wav", "label": ""},
@@ -471,11 +476,8 @@ def test_manifest_source_with_unlabeled(tmp_path):
 def test_manifest_rows_with_one_pair_and_two_labels_are_a_warning(tmp_path):
     """preprocess and train print it (prep.notes) on every run, not only the one that wrote
     the folder; the repeated row is listed as skipped, so --strict refuses it."""
-    write_png(tmp_path / "m/a.png", (4, 4), "L", 10)
-    write_wav(tmp_path / "m/a.wav", 0.1, RATE)
-    write_wav(tmp_path / "m/b.wav", 0.1, RATE)
     manifest = write_csv(
-        tmp_path / "m/list.csv",
+        manifest_media(tmp_path / "m") / "list.csv",
         [
             {"image": "a.png", "audio": "a.wav", "label": "yes"},
             {"image": "", "audio": "b.wav", "label": "no"},

@@ -440,13 +440,17 @@ def test_render_html_has_every_section(tmp_path: Path) -> None:
     assert "data&lt;x&gt;" in page and "data<x>" not in page
 
 
-def test_html_marks_weak_classes_but_not_classes_absent_from_the_data() -> None:
-    # a: F1 0.8, b: F1 0 (weak), c: F1 0.75, d: absent from the data and never predicted
+def weak_and_absent_metrics() -> dict[str, Any]:
+    """a: F1 0.8, b: F1 0 (weak), c: F1 0.75, d: absent from the data and never predicted."""
     y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2])
     y_pred = [0, 0, 1, 2, 2, 2, 2, 2]
     probs = np.full((8, 4), 0.1)
     probs[np.arange(8), y_pred] = 0.7
-    metrics = classification_metrics(y_true, probs, ["a", "b", "c", "d"])
+    return classification_metrics(y_true, probs, ["a", "b", "c", "d"])
+
+
+def test_html_marks_weak_classes_but_not_classes_absent_from_the_data() -> None:
+    metrics = weak_and_absent_metrics()
     page = render_html(dict(metrics, modality="both"), title="Eval")
     rows = re.findall(r'<tr( class="weak")?><th[^>]*>(\w)</th>', page)
     assert {label for weak, label in rows if weak} == {"b"}
@@ -454,12 +458,8 @@ def test_html_marks_weak_classes_but_not_classes_absent_from_the_data() -> None:
 
 
 def test_f1_bars_are_grey_for_a_class_absent_from_the_data() -> None:
-    # same data as above: the bars agree with the table, red only for b; d (support 0) is grey
-    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2])
-    y_pred = [0, 0, 1, 2, 2, 2, 2, 2]
-    probs = np.full((8, 4), 0.1)
-    probs[np.arange(8), y_pred] = 0.7
-    metrics = classification_metrics(y_true, probs, ["a", "b", "c", "d"])
+    # the bars agree with the table: red only for b; d (support 0) is grey
+    metrics = weak_and_absent_metrics()
     blue, red, grey = "#1f77b4", "#d62728", "#9e9e9e"
     assert plots.f1_bar_colors(metrics["per_class"]) == [blue, red, blue, grey]
     page = render_html(dict(metrics, modality="both"), title="Eval")
