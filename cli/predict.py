@@ -39,7 +39,7 @@ def predict(
     """Predict labels for new files; a lone image or sound predicts with the other missing."""
     o = Output(quiet=quiet, json_mode=json_output)
     with handled(o):
-        from crossmodal.predict import check_output_file, unread, write_rows
+        from crossmodal.predict import UntrainedAlone, check_output_file, unread, write_rows
         from crossmodal.predict import predict as run
 
         quiet_tensorflow_if_remote(model, *inputs, out)
@@ -58,9 +58,7 @@ def predict(
             notice=None if quiet else _warn_duplicate,
         )
         quiet_tensorflow()
-        from crossmodal.artifacts import open_model_dir
-
-        alone = _AloneCounter(rows, open_model_dir(model).untrained_modalities())
+        alone = UntrainedAlone(rows, model)
         rows = iter(alone)
         failed = 0
         if out is not None:
@@ -77,13 +75,8 @@ def predict(
             o.result(rows)
         else:
             failed = _print_table(o, rows)
-        for m, count in alone.counts.items():
-            if count and not quiet:
-                typer.echo(
-                    f"warning: {count} row(s) were predicted from {_ONE[m]} alone, but {model} "
-                    f"trained on no sample with {_ONE[m]}: those predictions mean nothing",
-                    err=True,
-                )
+        for message in [] if quiet else alone.warnings():
+            typer.echo(f"warning: {message}", err=True)
         if failed:
             why = (
                 "could not be read"
@@ -92,24 +85,6 @@ def predict(
             )
             typer.echo(f"error: {failed} row(s) name an input that {why}", err=True)
             raise typer.Exit(EXIT_INPUTS_FAILED)
-
-
-_ONE = {"image": "an image", "audio": "a sound"}
-
-
-class _AloneCounter:
-    """Passes rows through, counting those predicted from one of `untrained` alone."""
-
-    def __init__(self, rows, untrained: list[str]):
-        self.rows, self.counts = rows, dict.fromkeys(untrained, 0)
-
-    def __iter__(self):
-        other = {"image": "audio", "audio": "image"}
-        for row in self.rows:
-            for m in self.counts:
-                if row.get(f"{m}_used") and not row.get(f"{other[m]}_used"):
-                    self.counts[m] += 1
-            yield row
 
 
 def _warn_duplicate(message: str) -> None:

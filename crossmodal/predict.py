@@ -221,6 +221,38 @@ def _rows(md, scanned, *, top_k: int, batch_size: int, workers: int | None, moda
             yield row
 
 
+class UntrainedAlone:
+    """Passes `predict`'s rows through, counting those answered from a modality alone that
+    the model trained on no sample of (its head never learned: the answer means nothing).
+
+        rows = UntrainedAlone(predict(model, inputs), model)
+        for row in rows: ...
+        for message in rows.warnings(): print("warning:", message)
+    """
+
+    def __init__(self, rows, model: str | Path):
+        self.rows, self.model = rows, model
+        self.counts = dict.fromkeys(open_model_dir(model).untrained_modalities(), 0)
+
+    def __iter__(self) -> Iterator[dict]:
+        other = {"image": "audio", "audio": "image"}
+        for row in self.rows:
+            for m in self.counts:
+                if row.get(f"{m}_used") and not row.get(f"{other[m]}_used"):
+                    self.counts[m] += 1
+            yield row
+
+    def warnings(self) -> list[str]:
+        """One message per untrained modality that answered rows (after the rows are read)."""
+        one = {"image": "an image", "audio": "a sound"}
+        return [
+            f"{count} row(s) were predicted from {one[m]} alone, but {self.model} trained on "
+            f"no sample with {one[m]}: those predictions mean nothing"
+            for m, count in self.counts.items()
+            if count
+        ]
+
+
 def check_output_file(out: Path | str, inputs: Sequence[str | Path] = ()) -> None:
     """Refuse an --out that cannot take the rows, or is one of the `inputs` (a manifest the
     rows would replace), before any work."""

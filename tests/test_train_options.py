@@ -279,9 +279,18 @@ def test_data_without_a_single_sound_trains_and_says_the_audio_head_is_untrained
         "and the audio-alone figures mean nothing"
     ]
     assert evaluate(tmp_path / "m", full, modality="image")["warnings"] == []
+    from crossmodal.predict import UntrainedAlone, predict
+
+    wavs, pngs = sorted(full.rglob("*.wav")), sorted(full.rglob("*.png"))
+    rows = UntrainedAlone(predict(tmp_path / "m", [*wavs[1:3], pngs[0]]), tmp_path / "m")
+    assert len(list(rows)) == 3 and rows.counts == {"audio": 2}
+    assert rows.warnings() == [
+        f"2 row(s) were predicted from a sound alone, but {tmp_path / 'm'} trained on no "
+        "sample with a sound: those predictions mean nothing"
+    ]
     proc = subprocess.run(
         [sys.executable, "-m", "cli.main", "predict", str(tmp_path / "m"),
-         *map(str, sorted(full.rglob("*.wav"))[1:3]), str(sorted(full.rglob("*.png"))[0])],
+         *map(str, wavs[1:3]), str(pngs[0])],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
