@@ -268,7 +268,7 @@ def train(
         if resume is None:  # typos refused before TensorFlow is imported or data is read
             from crossmodal.train import check_before_work
 
-            check_before_work(cfg, data, out)
+            cfg = check_before_work(cfg, data, out)  # with a --class-weight file's table
         image = explicit["image"]
         shape = (
             (image["height"], image["width"]) if "height" in image and "width" in image else None

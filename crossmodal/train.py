@@ -160,7 +160,10 @@ def recorded_class_weights(cfg: RunConfig) -> RunConfig:
     does not name still weighs 1): config.json repeats the run even after the file is edited
     or gone, and on other data it applies as the file would have."""
     spec = cfg.train.class_weight
-    if not spec or spec == "balanced" or is_inline_weights(spec):
+    if not spec or spec == "balanced":
+        return cfg
+    if is_inline_weights(spec):
+        read_class_weights(spec)  # checked all the same
         return cfg
     inline = json.dumps(read_class_weights(spec), ensure_ascii=False)
     return cfg.replace(train=dataclasses.replace(cfg.train, class_weight=inline))
@@ -172,17 +175,19 @@ def check_before_work(
     out: str | Path | None = None,
     *,
     resuming: bool = False,
-) -> None:
+) -> RunConfig:
     """What can be refused before TensorFlow is imported or any data is read, so that a typo
     costs neither: a local DATA or --val-dir that does not exist, an --out under a file,
-    --group-regex, the --class-weight file, --noise-dir."""
+    --group-regex, the --class-weight file, --noise-dir.
+
+    Returns `cfg` with a --class-weight file replaced by its table (`recorded_class_weights`),
+    so that the file is read once, here, and the run uses and records what it read."""
     if out is not None:
         fsio.check_creatable(out)
     if not resuming:  # a run goes on with what it started with, which --resume cannot change
         cfg.train.check_validation()
     compile_group_regex(cfg.train.group_regex)
-    if cfg.train.class_weight and cfg.train.class_weight != "balanced":
-        read_class_weights(cfg.train.class_weight)
+    cfg = recorded_class_weights(cfg)  # reads and checks a --class-weight file
     if cfg.augment.noise_dir:
         from crossmodal.data.noise import check_noise_dir
 
@@ -190,6 +195,7 @@ def check_before_work(
     for flag, path in (("", data), ("--val-dir: ", cfg.train.val_dir)):
         if path is not None and not fsio.is_remote(path) and not Path(path).exists():
             raise CrossmodalError(f"{flag}no such file or folder: {path}")
+    return cfg
 
 
 def _class_weights(
@@ -210,12 +216,13 @@ def _class_weights(
     table = read_class_weights(spec)
     unknown = sorted(set(table) - set(labels))
     if unknown:
-        raise CrossmodalError(f"--class-weight {spec}: unknown label(s) {', '.join(unknown)}")
+        raise CrossmodalError(
+            f"--class-weight: unknown label(s) {', '.join(unknown)} (the data's labels are "
+            f"{', '.join(labels)})"
+        )
     weights = np.array([float(table.get(name, 1.0)) for name in labels])
     if not (weights * counts).any():  # every loss term 0: the model would learn nothing
-        raise CrossmodalError(
-            f"--class-weight {spec}: every class in the training data has weight 0"
-        )
+        raise CrossmodalError("--class-weight: every class in the training data has weight 0")
     return weights
 
 
@@ -318,7 +325,7 @@ def train(
     if data is not None and fsio.is_remote(data):
         data = fsio.normalize(data)
     if not resume:  # a resumed run's settings are read below, from its staging folder
-        check_before_work(config or RunConfig(), data, out)
+        config = check_before_work(config or RunConfig(), data, out)
     if not remote:
         out.parent.mkdir(parents=True, exist_ok=True)
     placement = choose_strategy((config or RunConfig()).train.strategy)
@@ -439,7 +446,6 @@ def train(
                     "needs more steps per epoch"
                 )
         _class_weights(cfg, prep, train_idx)  # refused here, before any training, if wrong
-        cfg = recorded_class_weights(cfg)
         align = _alignment(prep, train_idx, cfg)
         # (A resumed run's saved config already holds the fusion it trained with: an `auto`
         # choice made with transfer on stands.)

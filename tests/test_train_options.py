@@ -381,7 +381,12 @@ def test_class_weights_are_recorded_and_refused_when_they_leave_nothing_to_learn
     assert json.loads(result.config.train.class_weight) == recorded
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
     assert json.loads(saved["train"]["class_weight"]) == recorded
-    # Repeating the run does not read the file again: editing or removing it changes nothing.
+    # The file is read once, before any work; repeating the run does not read it again:
+    # editing or removing it changes nothing.
+    from crossmodal.train import check_before_work
+
+    checked = check_before_work(tiny_config(class_weight=str(weights)), data)
+    assert json.loads(checked.train.class_weight) == recorded
     weights.unlink()
     cfg, _ = resolve(read_config_file(tmp_path / "m" / "config.json"), {})
     assert read_class_weights(cfg.train.class_weight) == recorded
