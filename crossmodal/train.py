@@ -798,6 +798,10 @@ class _Job:
             multi_label=cfg.model.multi_label,
         )
         trainer.compile(optimizer=_optimizer(cfg, len(self.train_idx)))
+        # Built now, not by the first step: a step that creates the optimizer's variables is
+        # traced twice by tf.function (once to create them, once without), and tracing the
+        # step is most of a short run's time.
+        trainer.optimizer.build(trainer.trainable_variables)
         return net, trainer
 
     def choose_fusion(self):
