@@ -124,19 +124,23 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
 
     class Serving(tf.Module):
         """What the SavedModel holds: the network's variables, the label names and the seed
-        state of its random layers (inactive at inference, but captured by the graph)."""
+        state of its random layers (inactive at inference, but captured by the graph).
+
+        The variables, not the Keras network: saving a Keras model traces a default
+        signature for it and for each model inside it, which no client uses, and walks
+        every layer; that was most of the export's time."""
 
         def __init__(self, net):
             super().__init__()
-            self.net = net
+            self.network_variables = list(net.variables)
             self.class_names = tf.constant(labels)
             self.seed_states = seed_states(net)
 
     module = Serving(net)
 
-    # Not a method of the module: tf.saved_model.save would trace a tf.function attribute a
-    # second time (in its save context) to store it as a callable; the signature is all a
-    # client uses, and one trace halves the export's time.
+    # Not a method of the module either: tf.saved_model.save would trace a tf.function
+    # attribute a second time (in its save context) to store it as a callable; the
+    # signature is all a client uses.
     @tf.function(
         input_signature=[
             tf.TensorSpec([None, None, None, None], tf.uint8, name="image"),
@@ -148,7 +152,7 @@ def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 
     def serve(image, image_present, audio, audio_present):
         n = tf.shape(image_present)[0]
         inputs = model_inputs(image, image_present, audio, audio_present)
-        outputs = module.net(inputs, training=False)
+        outputs = net(inputs, training=False)
         probs = outputs["probabilities"]  # [N, K], float32 under any precision policy
         if temperature != 1.0:
             scaled = tf.cast(outputs["logits"], tf.float32) / temperature  # [N, K]
