@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crossmodal.data.decode import DecodeError, probe_audio, probe_image, read_audio, read_image
@@ -223,24 +223,25 @@ def expected_samples(base: Path, rows: list[dict]) -> list[tuple]:
             return None
 
     # A pair named again is kept once, with its first row's label, or its first label when
-    # the first row had none.
+    # the first row had none (and then that row's group, when the first row had none).
     out, seen, kept = [], set(), {}
     for row in rows:
         pair = named(row.get("image")), named(row.get("audio"))
         label = "" if row.get("label") is None else str(row["label"])
         label = ";".join(part.strip() for part in label.split(";") if part.strip()) or None
+        group = ("" if row.get("group") is None else str(row["group"]).strip()) or None
         if pair != (None, None):
             if pair in seen:
                 if pair in kept and out[kept[pair]][2] is None and label is not None:
-                    out[kept[pair]] = (*out[kept[pair]][:2], label, out[kept[pair]][3])
+                    image, audio, _, first_group = out[kept[pair]]
+                    out[kept[pair]] = (image, audio, label, first_group or group)
                 continue
             seen.add(pair)
         image, audio = usable(pair[0]), usable(pair[1])
         if image is None and audio is None:
             continue
-        group = "" if row.get("group") is None else str(row["group"]).strip()
         kept[pair] = len(out)
-        out.append((image, audio, label, group or None))
+        out.append((image, audio, label, group))
     return out
 
 
@@ -302,6 +303,14 @@ jsonl_value = st.one_of(st.none(), st.integers(-5, 5), cells)
         max_size=8,
     ),
     ascii_only=st.booleans(),
+)
+# Found by the fuzzer: a label filling in an unlabeled pair brings its group.
+@example(
+    rows=[
+        {"image": "sp ace.wav", "audio": "b.wav", "label": None},
+        {"image": "sp ace.wav", "audio": "b.wav", "label": 0, "group": 0},
+    ],
+    ascii_only=False,
 )
 def test_jsonl_manifest_property(media, rows, ascii_only):
     path = media / "m.jsonl"
