@@ -25,8 +25,17 @@ def data(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("tiny") / "data")
 
 
-def test_same_seed_same_metrics(data, tmp_path):
+def test_same_seed_same_metrics(data, tmp_path, monkeypatch):
+    from crossmodal.trainer import Trainer
+
+    traces = []  # train_step runs in Python only while tf.function traces it
+    step = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self, d: traces.append(1) or step(self, d))
     a = train(data, tmp_path / "a", config=tiny_config(epochs=2))
+    # Traced once per run: a step that built the optimizer would be traced twice (tf.function
+    # traces a function that creates variables again without), and tracing is most of a
+    # short run's time.
+    assert len(traces) == 1
     b = train(data, tmp_path / "b", config=tiny_config(epochs=2))
     assert a.history == b.history
     assert a.metrics["both"]["confusion_matrix"] == b.metrics["both"]["confusion_matrix"]
