@@ -17,7 +17,7 @@ from crossmodal.errors import (
     check_fail_under,
     ensure_not_bootstrapping,
 )
-from crossmodal.inference import MODALITIES
+from crossmodal.inference import MODALITIES, ONE_OF
 
 WORST_MISTAKES = 10
 
@@ -116,9 +116,8 @@ def evaluate(
             "skipped_files": list(prep.info.get("skipped", [])),
         }
     )
-    sound = {"image": "an image", "audio": "a sound"}
     report["warnings"] = [
-        f"{md.path} trained on no sample with {sound[m]}: its {m} head never learned, and "
+        f"{md.path} trained on no sample with {ONE_OF[m]}: its {m} head never learned, and "
         f"the {m}-alone figures mean nothing"
         for m in md.untrained_modalities()
         if m in results

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 
 MODALITIES = ("both", "image", "audio")
+ONE_OF = {"image": "an image", "audio": "a sound"}  # "trained on no sample with a sound"
 
 
 def presence_for(modality: str, image_present: np.ndarray, audio_present: np.ndarray):

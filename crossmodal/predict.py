@@ -18,7 +18,7 @@ from crossmodal.data.decode import DecodeError, read_audio, read_image
 from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import NO_MEDIA_IN_FOLDER, Sample, modality_of, scan_inputs
 from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping
-from crossmodal.inference import MODALITIES, presence_for
+from crossmodal.inference import MODALITIES, ONE_OF, presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -244,10 +244,9 @@ class UntrainedAlone:
 
     def warnings(self) -> list[str]:
         """One message per untrained modality that answered rows (after the rows are read)."""
-        one = {"image": "an image", "audio": "a sound"}
         return [
-            f"{count} row(s) were predicted from {one[m]} alone, but {self.model} trained on "
-            f"no sample with {one[m]}: those predictions mean nothing"
+            f"{count} row(s) were predicted from {ONE_OF[m]} alone, but {self.model} trained "
+            f"on no sample with {ONE_OF[m]}: those predictions mean nothing"
             for m, count in self.counts.items()
             if count
         ]
