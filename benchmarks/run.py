@@ -65,6 +65,11 @@ Keys (target in brackets):
   `crossmodal predict MODEL FOLDER` process on 10,000 tiny pairs (16x16 PNG + 0.25 s WAV)
   divided by the same on 1,000 of them (one class folder of the same tree); table output to a
   pipe. One run each. `--quick` uses 100 and 1,000.
+- `train_cli_seconds`: wall time of the one `crossmodal train MANIFEST --epochs 1 -q` process
+  above, on `train_cli_pairs` pairs (`--train-subset`): interpreter start, imports, its own
+  preprocessing of the subset, building, tracing, one epoch, evaluation and export. What a
+  user waits for before the first epoch's figures, as one number. Reported, no target (an
+  absolute time, so only comparable between runs on the same machine).
 - `train_samples_per_second`: `pipeline_steps_per_second` x the batch size (32, the default).
 - `compute_utilization`: achieved training FLOP/s (FLOPs of one training step x
   `pipeline_steps_per_second`) divided by the machine's dense matmul FLOP/s, measured in the
@@ -404,9 +409,11 @@ def _r(values: list[float], digits: int = 3) -> list[float]:
 # --- the model, through the CLI ---------------------------------------------------------------
 
 
-def train_model(prep_dir: Path, work: Path, subset: int, members: int | None = None) -> Path:
+def train_model(
+    prep_dir: Path, work: Path, subset: int, members: int | None = None
+) -> tuple[Path, dict]:
     """One small model, trained once by `crossmodal train` on a manifest of `subset` pairs
-    (`--members` passed on when given: the cost of an ensemble)."""
+    (`--members` passed on when given: the cost of an ensemble), and what that command took."""
     from crossmodal.data.preprocess import open_prepared
 
     rows = [s for s in open_prepared(prep_dir).samples if s["label"] is not None][:subset]
@@ -427,8 +434,9 @@ def train_model(prep_dir: Path, work: Path, subset: int, members: int | None = N
     )
     if done.returncode != 0:
         raise RuntimeError(f"crossmodal train failed ({done.returncode}): {done.stderr[-2000:]}")
-    log(f"trained in {time.perf_counter() - start:.1f} s")
-    return model
+    seconds = time.perf_counter() - start
+    log(f"trained in {seconds:.1f} s")
+    return model, {"train_cli_seconds": round(seconds, 2), "train_cli_pairs": len(rows)}
 
 
 # --- start-up -------------------------------------------------------------------------------------
@@ -839,7 +847,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
             results["avdigits"] = {"error": f"{type(exc).__name__}: {exc}"}
 
     # 2. Child processes: the model, --help, cold start, peak memory.
-    model = train_model(prep_dir, work, args.train_subset, args.members)
+    model, train_cli = train_model(prep_dir, work, args.train_subset, args.members)
+    results.update(train_cli)
     first = next(s for s in _scan(source) if s.image and s.audio)
     pair = (first.image, first.audio)
     log("help and typer import")
