@@ -27,7 +27,6 @@ config.json last: a remote folder whose config.json exists is complete.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,13 +56,7 @@ def commit_dir(tmp: Path, out: Path | str) -> None:
         fsio.copy_tree(tmp, out, marker=COMPLETE_MARKER)
         shutil.rmtree(tmp, ignore_errors=True)
         return
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    fsio.replace_dir(tmp, Path(out))
 
 
 def export_saved_model(net, cfg: RunConfig, path: Path, *, temperature: float = 1.0) -> None:

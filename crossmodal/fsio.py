@@ -257,6 +257,23 @@ def copy_tree(src: Path, dst: PathLike, *, marker: str | None = None) -> None:
         copy_file(*last)
 
 
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Swap a finished local folder `tmp` into place at `out`; the old `out` (a folder or a
+    link) is removed only now. Killed half-way, what is left is the old complete folder, no
+    folder, or the new complete one, plus a hidden `.NAME.old-PID` that the next swap clears."""
+    if out.is_symlink() or out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, out)
+
+
 def walk_files(root: PathLike) -> list[str]:
     """Every file under a remote folder, recursively, sorted (for `predict FOLDER`)."""
     out = []

@@ -11,6 +11,7 @@ the same folder, summed, the hardest realistic noise for speech; `noise="pink"` 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -18,8 +19,10 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from crossmodal import fsio
 from crossmodal.data.decode import _is_grayscale, upright
 from crossmodal.data.scan import IMAGE_EXTENSIONS, scan_folder
+from crossmodal.errors import CrossmodalError
 
 
 def corrupt_image(
@@ -68,14 +71,45 @@ def corrupt_folder(
     babble_voices: int = 3,
     seed: int = 0,
 ) -> Path:
-    """Write a corrupted copy of a class-folder dataset (same names, same labels)."""
+    """Write a corrupted copy of a class-folder dataset (same names, same labels) to `dst`, a
+    new or empty folder outside `src`. The copy is built beside `dst` and moved into place when
+    complete, so an interrupted call leaves no half-written `dst`."""
     rng = np.random.default_rng(seed)
     src, dst = Path(src), Path(dst)
+    _check_destination(src, dst)
     result = scan_folder(src)
     audio_files = [s.audio for s in result.samples if s.audio]
-    if dst.exists():
-        shutil.rmtree(dst)
-    for sample in result.samples:
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_corrupted(
+            result.samples, audio_files, tmp, rng, snr_db=snr_db, noise=noise,
+            image_noise_std=image_noise_std, patch_fraction=patch_fraction,
+            babble_voices=babble_voices,
+        )  # fmt: skip
+        fsio.replace_dir(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def _check_destination(src: Path, dst: Path) -> None:
+    """Refuse a `dst` that would overwrite data: `src` itself, a folder inside or around it,
+    or a folder that already holds files."""
+    if not src.is_dir():
+        raise CrossmodalError(f"no such folder: {src}")
+    a, b = src.resolve(), dst.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise CrossmodalError(f"{dst} overlaps {src}: write the corrupted copy to another folder")
+    if dst.is_symlink() or (dst.exists() and (not dst.is_dir() or any(dst.iterdir()))):
+        raise CrossmodalError(f"{dst} already exists and is not an empty folder")
+
+
+def _write_corrupted(
+    samples, audio_files, dst: Path, rng, *, snr_db, noise, image_noise_std, patch_fraction,
+    babble_voices,
+) -> None:  # fmt: skip
+    for sample in samples:
         folder = dst / sample.label
         folder.mkdir(parents=True, exist_ok=True)
         if sample.image:
@@ -123,4 +157,3 @@ def corrupt_folder(
             # 16-bit PCM where the format holds it; Ogg Vorbis and others take their own
             pcm = sf.check_format(name.suffix[1:].upper(), "PCM_16")
             sf.write(name, mixed.astype(np.float32), rate, subtype="PCM_16" if pcm else None)
-    return dst

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 from PIL import Image
 from tiny import make_dataset
 
+from crossmodal.errors import CrossmodalError
 from crossmodal.robustness import corrupt_folder, corrupt_image, mix_at_snr, pink_noise
 
 
@@ -61,3 +63,36 @@ def test_corrupt_folder_keeps_ogg_sounds_and_palette_colour(tmp_path):
     assert got_rate == rate and len(wave) == rate // 2
     with Image.open(dst / "a" / "x.png") as im:
         assert im.mode == "RGB"  # the palette's colour kept, not turned grey
+
+
+def test_corrupt_folder_refuses_to_overwrite_data(tmp_path):
+    src = make_dataset(tmp_path / "src", per_class=1)
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("keep me")
+    for dst, words in (
+        (src, "overlaps"),
+        (src / "inside", "overlaps"),
+        (tmp_path, "overlaps"),  # a folder around the source
+        (busy, "not an empty folder"),
+    ):
+        with pytest.raises(CrossmodalError, match=words):
+            corrupt_folder(src, dst)
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == before
+    assert (busy / "notes.txt").read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    assert corrupt_folder(src, tmp_path / "empty") == tmp_path / "empty"  # an empty folder is fine
+    assert (
+        sorted(p.relative_to(tmp_path / "empty") for p in (tmp_path / "empty").rglob("*")) == before
+    )
+
+
+def test_corrupt_folder_leaves_no_partial_copy(tmp_path):
+    src = make_dataset(tmp_path / "src", per_class=2)
+    broken = next(src.rglob("*.wav"))
+    broken.write_bytes(b"RIFF, but not a sound")  # read after its pair's image was written
+    with pytest.raises(sf.LibsndfileError):
+        corrupt_folder(src, tmp_path / "dst")
+    assert not (tmp_path / "dst").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no temporary folder left either

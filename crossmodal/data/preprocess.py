@@ -798,7 +798,7 @@ def _write(
         if fsio.is_remote(out):
             fsio.copy_tree(tmp, out, marker=DATASET_JSON)
         else:
-            _commit(tmp, out)
+            fsio.replace_dir(tmp, out)
     finally:
         if pool is not None:  # no worker may still write into tmp once it is removed
             pool.shutdown(wait=True, cancel_futures=True)
@@ -811,22 +811,6 @@ def _any_remote(source: str | Path, scanned: ScanResult) -> bool:
     if fsio.is_remote(source):
         return True
     return any(fsio.is_remote(p) for s in scanned.samples for p in (s.image, s.audio) if p)
-
-
-def _commit(tmp: Path, out: Path) -> None:
-    """Swap the finished folder into place. Killed half-way, what is left is either the old
-    complete folder, no folder, or the new complete one; leftovers are removed next run."""
-    if out.is_symlink() or out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-    else:
-        os.replace(tmp, out)
 
 
 def json_text(obj, **kwargs) -> str:
