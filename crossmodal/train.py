@@ -84,8 +84,8 @@ def load_dataset(
 ) -> PreparedDataset:
     """A prepared folder as it is, or a folder/manifest preprocessed into the cache.
 
-    With `exact`, a prepared folder must already have the requested shapes (evaluate needs the
-    model's shapes, not the data's).
+    A prepared folder must already have every shape that `settings` fixes (the others are
+    read from it); `exact` says that the shapes are a model's, for the message.
     """
     path = fsio.local_or_url(source)
     if is_prepared(path):
@@ -96,14 +96,15 @@ def load_dataset(
                 f"{path} was prepared at {aud['sample_rate']} Hz but {settings.sample_rate} Hz "
                 "is needed; give the raw data instead"
             )
-        if exact:
-            have = (img["height"], img["width"], img["channels"], aud["clip_seconds"])
-            need = (settings.height, settings.width, settings.channels, settings.clip_seconds)
-            if have != need:
-                raise CrossmodalError(
-                    f"{path} was prepared as {have[0]}x{have[1]}x{have[2]}, {have[3]} s; the "
-                    f"model needs {need[0]}x{need[1]}x{need[2]}, {need[3]} s; give the raw data"
-                )
+        have = (img["height"], img["width"], img["channels"], aud["clip_seconds"])
+        need = (settings.height, settings.width, settings.channels, settings.clip_seconds)
+        if any(n is not None and n != h for h, n in zip(have, need, strict=True)):
+            h, w, c, s = (h if n is None else n for h, n in zip(have, need, strict=True))
+            who = "the model needs" if exact else "the settings ask for"
+            raise CrossmodalError(
+                f"{path} was prepared as {have[0]}x{have[1]}x{have[2]}, {have[3]:g} s; {who} "
+                f"{h}x{w}x{c}, {s:g} s: give the raw data"
+            )
         return prep
     return preprocess(path, None, settings=settings, workers=workers, progress=progress)
 
@@ -252,6 +253,26 @@ def _alignment(prep: PreparedDataset, train_idx: list[int], cfg: RunConfig) -> d
 # --- the public entry point ----------------------------------------------------------------
 
 
+def fixed_shapes(
+    config: RunConfig,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    clip_seconds: float | None = None,
+) -> tuple[tuple[int, int] | None, int | None, float | None]:
+    """The image size, channels and clip length that training must use, None for each one
+    to infer from the data: the arguments where given, else the config's value where it
+    differs from the default. Each is fixed on its own, as the CLI's `--image-size`,
+    `--channels` and `--clip-seconds` fix them."""
+    img, default = config.image, ImageConfig()
+    if image_size is None and (img.height, img.width) != (default.height, default.width):
+        image_size = (img.height, img.width)
+    if channels is None and img.channels != default.channels:
+        channels = img.channels
+    if clip_seconds is None and config.audio.clip_seconds != AudioConfig().clip_seconds:
+        clip_seconds = config.audio.clip_seconds
+    return image_size, channels, clip_seconds
+
+
 def train(
     data: str | Path | None,
     out: str | Path,
@@ -269,10 +290,11 @@ def train(
 ) -> TrainResult:
     """Preprocess if needed, split, fit with early stopping, export and check the model folder.
 
-    The image shape and the clip length are inferred from the data unless they are fixed:
-    by `image_size`, `channels` and `clip_seconds`, or by a `config` whose `image` or
-    `audio.clip_seconds` differ from the defaults (as the CLI's flags and config files fix
-    them). `data` may be None when `config.data` names it.
+    The image size, its channels and the clip length are each inferred from the data unless
+    fixed: by `image_size`, `channels` and `clip_seconds`, or by a `config` whose image size,
+    channels or `audio.clip_seconds` differ from the defaults (each on its own, as the CLI's
+    `--image-size`, `--channels` and `--clip-seconds` fix them). `data` may be None when
+    `config.data` names it.
 
     With `resume`, continue the killed run that was writing `out`: its settings and data are
     read from its staging folder, so `data`, the shape arguments and `config` must be None
@@ -301,10 +323,9 @@ def train(
     elif config is not None:
         if data is None and config.data:
             data = config.data
-        if config.image != ImageConfig() and image_size is None and channels is None:
-            image_size, channels = (config.image.height, config.image.width), config.image.channels
-        if config.audio.clip_seconds != AudioConfig().clip_seconds and clip_seconds is None:
-            clip_seconds = config.audio.clip_seconds
+        image_size, channels, clip_seconds = fixed_shapes(
+            config, image_size, channels, clip_seconds
+        )
     from crossmodal.artifacts import commit_dir
     from crossmodal.distribute import choose_strategy
     from crossmodal.locking import output_lock, remove_stale

@@ -437,3 +437,34 @@ def test_overwrite_replaces_a_model_but_never_deletes_files_added_to_it(data, tm
     second = train(data, out, config=tiny_config(epochs=1, seed=6), overwrite=True)
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 6
     assert first.model_dir == second.model_dir == out
+
+
+def test_a_config_fixes_each_shape_on_its_own():
+    """As the CLI's --image-size, --channels and --clip-seconds do: a config that sets the
+    size leaves the channels to the data (RGB data stays RGB), and the other way round."""
+    from crossmodal.train import fixed_shapes
+
+    assert fixed_shapes(RunConfig()) == (None, None, None)
+    assert fixed_shapes(RunConfig(image=ImageConfig(16, 16))) == ((16, 16), None, None)
+    assert fixed_shapes(RunConfig(image=ImageConfig(channels=3))) == (None, 3, None)
+    assert fixed_shapes(RunConfig(image=ImageConfig(16, 32, 3))) == ((16, 32), 3, None)
+    assert fixed_shapes(RunConfig(audio=AudioConfig(clip_seconds=0.5))) == (None, None, 0.5)
+    given = fixed_shapes(RunConfig(image=ImageConfig(16, 16)), (8, 8), 1, 0.25)
+    assert given == ((8, 8), 1, 0.25)  # the arguments win
+
+
+def test_a_prepared_folder_of_other_shapes_is_refused(data, tmp_path):
+    """Its records hold decoded, resized pixels and cut clips: a shape they do not have is an
+    error before training, never silently ignored."""
+    from crossmodal.data.preprocess import PrepSettings, preprocess
+
+    prepared = tmp_path / "prepared"
+    preprocess(data, prepared, settings=PrepSettings(16_000, 8, 8, 1, 0.25), workers=1)
+    for kwargs, asked in (
+        ({"image_size": (16, 16)}, "16x16x1, 0.25 s"),
+        ({"channels": 3}, "8x8x3, 0.25 s"),
+        ({"config": RunConfig(audio=AudioConfig(clip_seconds=0.5))}, "8x8x1, 0.5 s"),
+    ):
+        with pytest.raises(CrossmodalError, match=f"prepared as 8x8x1, 0.25 s; .* {asked}"):
+            train(prepared, tmp_path / "m", **kwargs)
+        assert not (tmp_path / "m").exists()
