@@ -101,15 +101,28 @@ _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 
 
 def _print_table(o: Output, rows) -> int:
-    """A table on a terminal; tab-separated lines (with a header) for pipes and logs."""
+    """A table on a terminal (printed when every row is in); tab-separated lines with a header
+    for pipes and logs, each written as its row arrives, so `predict ... | head` shows the
+    first rows at once and memory stays bounded however many inputs there are."""
     from crossmodal.predict import unread
 
+    header = ["image", "audio", "label", "probability", "top_k"]
+    table = None
+    if o.quiet:
+        pass
+    elif o.out.is_terminal:
+        from rich.table import Table
+
+        table = Table(*header)
+    else:
+        _write_tsv(header)
     failed = 0
-    lines = []
     for row in rows:
         failed += unread(row)
         if "warning" in row and not o.quiet:  # predicted from the other file; no column for it
             typer.echo(f"warning: {row['warning']} (predicted without it)", err=True)
+        if o.quiet:
+            continue
         if "error" in row:
             fields = [row.get("image") or "-", row.get("audio") or "-", "ERROR", "", row["error"]]
         else:
@@ -121,21 +134,18 @@ def _print_table(o: Output, rows) -> int:
                 f"{row['probability']:.4f}",
                 top,
             ]
-        lines.append(fields)
-    if o.quiet:
-        return failed
-    header = ["image", "audio", "label", "probability", "top_k"]
-    if o.out.is_terminal:
-        from rich.table import Table
-        from rich.text import Text
+        if table is not None:
+            from rich.text import Text
 
-        table = Table(*header)
-        for fields in lines:
             table.add_row(*(Text(f) for f in fields))  # names are text, never markup
+        else:
+            _write_tsv(fields)
+    if table is not None:
         o.out.print(table)
-    else:
-        for fields in [header, *lines]:
-            line = "\t".join(f.translate(_TSV_ESCAPES) for f in fields) + "\n"
-            sys.stdout.buffer.write(line.encode("utf-8", "surrogateescape"))
-        sys.stdout.flush()
     return failed
+
+
+def _write_tsv(fields: list[str]) -> None:
+    line = "\t".join(f.translate(_TSV_ESCAPES) for f in fields) + "\n"
+    sys.stdout.buffer.write(line.encode("utf-8", "surrogateescape"))
+    sys.stdout.flush()

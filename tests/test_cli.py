@@ -509,6 +509,32 @@ def test_predict_table_keeps_one_line_per_row_and_stops_quietly_on_a_closed_pipe
     assert proc.stderr.read() == b""
 
 
+def test_predict_table_writes_each_row_to_a_pipe_as_it_arrives(capfdbinary):
+    """Not held back until every input is predicted: `predict M big/ | head` shows rows at
+    once, and memory does not grow with the number of inputs."""
+    from cli.output import Output
+    from cli.predict import _print_table
+
+    before_second = []
+
+    def rows():
+        yield {"image": "a.png", "audio": None, "label": "x", "probability": 0.5,
+               "top_k": [{"label": "x", "probability": 0.5}]}  # fmt: skip
+        before_second.append(capfdbinary.readouterr().out.decode())
+        yield {"image": None, "audio": "b.wav", "error": "cannot read b.wav"}
+
+    assert _print_table(Output(), rows()) == 1  # one row names an input that failed
+    assert before_second[0].splitlines() == [
+        "image\taudio\tlabel\tprobability\ttop_k",
+        "a.png\t-\tx\t0.5000\tx 0.500",
+    ]
+    assert capfdbinary.readouterr().out.decode().splitlines() == [
+        "-\tb.wav\tERROR\t\tcannot read b.wav"
+    ]
+    assert _print_table(Output(quiet=True), rows()) == 1
+    assert capfdbinary.readouterr().out == b""
+
+
 @pytest.mark.parametrize("interrupted", [True, False])
 def test_an_error_that_a_ctrl_c_turned_into_is_an_interrupt_not_a_traceback(interrupted):
     """TensorFlow stopped mid-trace by Ctrl-C once raised a TypeError from the loss instead of
