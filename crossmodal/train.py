@@ -761,6 +761,20 @@ class _Job:
         )
         return ds.with_options(options)
 
+    def first_train_rows(self, n: int):
+        """One batch of the first `n` training rows as validation batches come (the export's
+        check when there is no validation split)."""
+        from crossmodal.data.reader import make_dataset
+
+        return make_dataset(
+            self.prep,
+            self.train_idx[:n],
+            batch_size=n,
+            targets=self._targets(self.prep),
+            labels=self.pseudo,
+            with_index=True,
+        )
+
     def val_ds(self, batch_size: int | None = None, with_index: bool = False):
         from crossmodal.data.reader import make_dataset
 
@@ -1058,11 +1072,15 @@ class _Job:
 
         serve = tf.saved_model.load(str(staging / "saved_model")).signatures["serving_default"]
         ds = self.val_ds(64, with_index=True)
+        _check_export(
+            net,
+            serve,
+            ds if ds is not None else self.first_train_rows(64),  # no validation split
+            temperature=temperature,
+            multi_label=self.cfg.model.multi_label,
+        )
         if ds is None:
             return {}
-        _check_export(
-            net, serve, ds, temperature=temperature, multi_label=self.cfg.model.multi_label
-        )
         labels = list(self.cfg.labels)
         metrics = {}
         thresholds = None

@@ -107,10 +107,21 @@ def test_auto_batch_size_keeps_enough_steps_per_epoch():
     assert all(n // auto_batch_size(n) >= 16 for n in range(128, 5000, 37))
 
 
-def test_training_without_a_validation_split_completes(data, tmp_path):
+def test_training_without_a_validation_split_completes(data, tmp_path, monkeypatch):
     """val_fraction 0: every sample trains, early stopping watches the training loss, and the
-    history Keras writes (its CSVLogger adds val_ columns of "NA") reads back without them."""
+    history Keras writes (its CSVLogger adds val_ columns of "NA") reads back without them.
+    The exported SavedModel is still checked against the network, on training rows."""
+    import crossmodal.train as training
+
+    checked = []
+    check = training._check_export
+    monkeypatch.setattr(
+        training, "_check_export", lambda net, serve, ds, **kw: checked.append(
+            sum(int(len(batch[2])) for batch in ds)
+        ) or check(net, serve, ds, **kw)
+    )  # fmt: skip
     result = train(data, tmp_path / "m", config=tiny_config(val_fraction=0.0, epochs=2))
+    assert checked == [24]  # every training row of the tiny data (8 pairs of 3 classes)
     assert len(result.history) == 2
     assert all(
         "loss" in row and not any(k.startswith("val_") for k in row) for row in result.history
