@@ -364,7 +364,7 @@ def train(
     else:  # a remote MODEL's config.json, copied last, marks it complete; two runs on one
         # machine would share its local staging folder, which the lock keeps to one
         guard = output_lock(staging, name=str(out)) if remote else output_lock(out)
-    with guard:
+    with guard, contextlib.ExitStack() as on_exit:
         if placement.is_chief and not remote and _finish_interrupted_swap(staging, out):
             say(f"an earlier run had finished but was stopped before moving {out} into place: done")
         for name in remove_stale(out, kinds=("old",)) if placement.is_chief and not remote else ():
@@ -480,7 +480,7 @@ def train(
         elif align["active"]:
             say(f"aligning the modalities on {align['unlabeled_pairs']} unlabeled pair(s)")
         if cfg.train.mixed_precision:
-            _mixed_precision(say)
+            _mixed_precision(say, on_exit)
         job = _Job(cfg, prep, val_prep, train_idx, val_idx, align, staging, on_epoch, say)
         job.placement = placement
         # A resumed `auto` run that had chosen saved its choice in its config; the record of
@@ -660,11 +660,16 @@ def _make_split(cfg, prep, settings, workers, progress):
     return val_prep, train_idx, val_idx, split
 
 
-def _mixed_precision(say: Notice) -> None:
+def _mixed_precision(say: Notice, on_exit: contextlib.ExitStack) -> None:
+    """float16 compute for this run on a GPU; Keras' global policy is set back as the run
+    ends, so that a later run in the same process builds float32 layers again."""
     import keras
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
+        on_exit.callback(
+            keras.mixed_precision.set_global_policy, keras.mixed_precision.global_policy()
+        )
         keras.mixed_precision.set_global_policy("mixed_float16")
         say("mixed precision: float16 compute, float32 variables")
     else:
@@ -956,7 +961,7 @@ class _Job:
             f"self-training: {confident} of {pairs} unlabeled pairs labeled by the {teacher} "
             f"head (confidence >= {threshold:g}); final fit"
         )
-        saved.write_text(json.dumps({**info, "labels": table.tolist()}))
+        _write_json(saved, {**info, "labels": table.tolist()})  # read back by --resume
         self.pseudo = table
         return info
 

@@ -468,3 +468,22 @@ def test_a_prepared_folder_of_other_shapes_is_refused(data, tmp_path):
         with pytest.raises(CrossmodalError, match=f"prepared as 8x8x1, 0.25 s; .* {asked}"):
             train(prepared, tmp_path / "m", **kwargs)
         assert not (tmp_path / "m").exists()
+
+
+def test_mixed_precision_is_set_back_when_the_run_ends(monkeypatch):
+    """A run with --mixed-precision on a GPU must not leave Keras' global policy at float16
+    for the next run in the same process (here a GPU is pretended: the CPU has none)."""
+    import contextlib
+
+    import keras
+    import tensorflow as tf
+
+    from crossmodal.train import _mixed_precision
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    said = []
+    with contextlib.ExitStack() as on_exit:
+        _mixed_precision(said.append, on_exit)
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert said == ["mixed precision: float16 compute, float32 variables"]
