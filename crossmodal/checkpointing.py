@@ -18,6 +18,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from crossmodal.errors import CrossmodalError
+
 
 def seed_states(net) -> list:
     """The state variables of every random generator in the network's layers."""
@@ -167,9 +169,16 @@ class EpochCheckpoint(EarlyStop):
         variables = self._variables()
         with np.load(folder / "state.npz") as saved:
             arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        if len(arrays) != len(variables):
-            raise RuntimeError(
-                f"checkpoint has {len(arrays)} variables, the model {len(variables)}"
+        if [a.shape for a in arrays] != [tuple(v.shape) for v in variables]:
+            why = (
+                f"{len(arrays)} variables saved, {len(variables)} built"
+                if len(arrays) != len(variables)
+                else "variables of other shapes"
+            )
+            raise CrossmodalError(
+                f"the checkpoint in {folder} does not fit the model ({why}): it was written "
+                "by another version of crossmodal or Keras and cannot be resumed; train again "
+                "without --resume"
             )
         for var, value in zip(variables, arrays, strict=True):
             var.assign(value)

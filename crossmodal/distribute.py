@@ -39,6 +39,12 @@ def tf_config() -> dict:
         raise CrossmodalError("TF_CONFIG is not valid JSON") from None
     if not isinstance(config, dict):
         raise CrossmodalError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
+    task, cluster = config.get("task", {}), config.get("cluster", {})
+    if not isinstance(task, dict) or not isinstance(cluster, dict):
+        raise CrossmodalError("TF_CONFIG's 'cluster' and 'task' must be JSON objects")
+    index = task.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int | str) or not str(index).isdigit():
+        raise CrossmodalError(f"TF_CONFIG's task index must be a whole number >= 0, got {index!r}")
     return config
 
 

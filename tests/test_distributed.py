@@ -144,3 +144,30 @@ def test_two_workers_train_like_one_process(tmp_path):
     assert cluster_acc >= 0.75 and single_acc >= 0.75, (cluster_acc, single_acc)  # chance: 1/3
     assert abs(cluster_acc - single_acc) <= 0.15, (cluster_acc, single_acc)
     assert set(json.loads((out / "metrics.json").read_text())) >= {"both", "image", "audio"}
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("{", "not valid JSON"),
+        ("[1]", "must be a JSON object"),
+        ('{"cluster": [], "task": {}}', "must be JSON objects"),
+        ('{"cluster": {}, "task": {"type": "worker", "index": "one"}}', "whole number"),
+        ('{"cluster": {}, "task": {"type": "worker", "index": -1}}', "whole number"),
+    ],
+)
+def test_a_malformed_tf_config_is_one_clear_error(monkeypatch, value, words):
+    from crossmodal.distribute import tf_config
+    from crossmodal.errors import CrossmodalError
+
+    monkeypatch.setenv("TF_CONFIG", value)
+    with pytest.raises(CrossmodalError, match=words):
+        tf_config()
+
+
+def test_a_tf_config_index_may_be_a_number_or_its_text(monkeypatch):
+    from crossmodal.distribute import is_chief, tf_config
+
+    for index, chief in (("0", True), (1, False)):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {}, "task": {"index": index}}))
+        assert is_chief(tf_config()) is chief

@@ -229,3 +229,29 @@ def test_auto_fusion_with_cross_modal_transfer_resumes_with_the_fusion_it_chose(
     result = train(None, tmp_path / "cut", resume=True)
     chosen = result.metrics["fusion_selection"]["chosen"]
     assert chosen in ("concat", "gated") and result.config.model.fusion == chosen
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_one_clear_error(tmp_path):
+    """A checkpoint from another version (other layers, other shapes) cannot be resumed: a
+    user's error to fix by training again, not a traceback."""
+    import keras
+
+    from crossmodal.checkpointing import EpochCheckpoint
+
+    def model(units: int, layers: int = 1):
+        m = keras.Sequential(
+            [keras.Input((3,)), *(keras.layers.Dense(units) for _ in range(layers))]
+        )
+        m.compile(optimizer="adam", loss="mse")
+        return m
+
+    saved = model(4)
+    saved.optimizer.build(saved.trainable_variables)
+    cb = EpochCheckpoint(tmp_path / "ck", saved, saved, monitor="loss", patience=2)
+    cb.set_model(saved)
+    cb._save(1)
+    same = model(4)
+    assert EpochCheckpoint(tmp_path / "ck", same, same, monitor="loss", patience=2).restore() == 1
+    for other, why in ((model(5), "variables of other shapes"), (model(4, 2), "saved, 1")):
+        with pytest.raises(CrossmodalError, match=f"does not fit the model \\(.*{why}"):
+            EpochCheckpoint(tmp_path / "ck", other, other, monitor="loss", patience=2).restore()
