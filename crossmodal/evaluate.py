@@ -42,11 +42,6 @@ def evaluate(
 
     `model`, `data` and `out` may be on any filesystem tf.io.gfile knows (gs://, s3://, ...)."""
     ensure_not_bootstrapping()
-    from crossmodal.data.reader import make_dataset
-    from crossmodal.inference import run_serving
-    from crossmodal.metrics import classification_metrics, multilabel_metrics
-    from crossmodal.train import label_map, load_dataset
-
     if modality not in MODALITIES:
         raise CrossmodalError(f"--modality must be one of {', '.join(MODALITIES)}")
     check_fail_under(fail_under)
@@ -64,6 +59,12 @@ def evaluate(
         channels=cfg.image.channels,
         clip_seconds=cfg.audio.clip_seconds,
     )
+    # TensorFlow only now: a mistake in the arguments or the model folder costs no import.
+    from crossmodal.data.reader import make_dataset
+    from crossmodal.inference import run_serving
+    from crossmodal.metrics import classification_metrics, multilabel_metrics
+    from crossmodal.train import label_map, load_dataset
+
     prep = load_dataset(data, settings, exact=True, workers=workers, progress=progress)
     mapping = label_map(prep.classes, cfg.labels, f"{data}")
     labeled = [s["index"] for s in prep.samples if s["label"] is not None]

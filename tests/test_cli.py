@@ -167,6 +167,38 @@ def test_mistakes_with_a_model_or_outputs_are_one_line_before_tensorflow(model, 
     assert listed.read_text().startswith("image,audio\n")
 
 
+def test_the_python_evaluate_refuses_mistakes_before_importing_tensorflow(model, data, tmp_path):
+    """As the CLI does: a Python caller's wrong argument or model path costs no 4 s import."""
+    (tmp_path / "file").write_text("x")
+    code = textwrap.dedent(
+        """
+        import sys
+        from crossmodal.errors import CrossmodalError
+        from crossmodal.evaluate import evaluate
+        model, data, file = sys.argv[1:]
+        for args, kwargs, words in (
+            ((model, data), {"modality": "sound"}, "--modality"),
+            ((model, data), {"batch_size": 0}, "--batch-size"),
+            ((model, data), {"fail_under": 2.0}, "fail-under"),
+            ((model, data), {"out": file}, "not a folder"),
+            ((file, data), {}, "model folder"),
+        ):
+            try:
+                evaluate(*args, **kwargs)
+                raise AssertionError(f"no error for {kwargs}")
+            except CrossmodalError as exc:
+                assert words in str(exc), (words, str(exc))
+        assert "tensorflow" not in sys.modules, "a mistake imported TensorFlow"
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    args = [str(model), str(data), str(tmp_path / "file")]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=root
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_overwrite_replaces_only_a_model_folder_and_os_errors_are_one_line(data, tmp_path):
     """--overwrite on a folder that is not a model (a user's project) is refused, its files
     untouched; a path the system refuses is one line, not a traceback."""
