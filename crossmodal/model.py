@@ -31,7 +31,6 @@ from crossmodal.features import (
 )
 from crossmodal.fusion import build_fusion
 
-INPUT_NAMES = ("image", "image_present", "audio", "audio_present")
 # Frontends, averaging and the output activation compute in float32 whatever the global policy:
 # under mixed precision (float16) only the encoders, fusion and heads run in half precision
 # (an STFT has no float16 kernel, and log-mel statistics need the range).

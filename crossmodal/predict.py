@@ -7,7 +7,7 @@ import csv
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -21,12 +21,6 @@ from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrap
 from crossmodal.inference import MODALITIES, ONE_OF, presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
-
-
-@dataclass
-class PredictResult:
-    rows: list[dict] = field(default_factory=list)
-    failed: int = 0
 
 
 def _decode(sample: Sample, cfg) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:

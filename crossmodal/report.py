@@ -110,11 +110,13 @@ def plot_confusion(
 
 
 def write_report(metrics: dict[str, Any], out_dir: Path | str) -> list[Path | str]:
-    """Write metrics.json, report.md, confusion.png and report.html into ``out_dir``.
+    """Write metrics.json, report.md, confusion.png and report.html into ``out_dir``
+    (a multi-label model's report has no confusion.png); returns the paths written.
 
-    Returns the four paths in that order. Validates up front that a confusion matrix is
-    present so a failure does not leave a partial set of files behind. A remote ``out_dir``
-    (any filesystem tf.io.gfile knows) is written in a local temporary folder and copied.
+    Everything is rendered first and metrics.json is written last, so a failure never leaves
+    a new metrics.json beside an old or partial report; a single-label ``metrics`` without a
+    confusion matrix is refused before anything is written. A remote ``out_dir`` (any
+    filesystem tf.io.gfile knows) is written in a local temporary folder and copied.
     """
     if fsio.is_remote(out_dir):
         with tempfile.TemporaryDirectory(prefix="crossmodal-report-") as local:

@@ -44,15 +44,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
     try:
         text = fsio.read_text(path)
-        path = Path(fsio.basename(path))  # only its suffix is used below
     except (OSError, UnicodeDecodeError) as exc:
         raise CrossmodalError(f"cannot read config file {path}: {exc}") from None
+    path = fsio.normalize(path)  # as given (a remote one with its "//"), for the messages
+    is_json = Path(fsio.basename(path)).suffix.lower() == ".json"
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text) if is_json else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise CrossmodalError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
-        ) from None
+        raise CrossmodalError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: {exc}") from None
     if not isinstance(data, dict):
         raise CrossmodalError(f"{path}: expected a table of settings")
     if "format_version" in data:  # a model folder's config.json: repeat that run as it was

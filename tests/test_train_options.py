@@ -68,8 +68,12 @@ def test_bad_settings_fail_before_training(tmp_path):
     with pytest.raises(CrossmodalError, match="unknown setting"):
         resolve(read_config_file(bad), {})
     bad.write_text("[train\n")
-    with pytest.raises(CrossmodalError, match="not valid TOML"):
+    with pytest.raises(CrossmodalError, match=f"^{bad}: not valid TOML"):  # the whole path
         read_config_file(bad)
+    shouted = tmp_path / "BAD.JSON"
+    shouted.write_text("{")
+    with pytest.raises(CrossmodalError, match=f"^{shouted}: not valid JSON"):
+        read_config_file(shouted)
     with pytest.raises(CrossmodalError, match="unknown optimizer"):
         TrainConfig(optimizer="lbfgs")
 

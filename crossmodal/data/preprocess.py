@@ -600,7 +600,8 @@ def preprocess(
 
     Returns the opened dataset; `reused` is True when an up-to-date `out` was found, and
     `notes` says what was cleaned up or rebuilt on the way. Writing holds `output_lock(out)`:
-    a second run on the same `out` refuses while this one writes. The records are built in
+    a second run on the same `out` refuses while this one writes (on the shared cache, when
+    `out` is None, it waits for the first and reuses its records instead). The records are built in
     `.<name>.tmp-<pid>` beside `out` and renamed into place at the end (dataset.json last), so
     a run killed at any moment leaves no `out` that looks complete; the next run removes what
     it left behind and says so.
