@@ -5,7 +5,6 @@ Kept free of TensorFlow so that `--help` and argument errors stay fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -187,12 +186,9 @@ def os_error_line(exc: OSError) -> str:
 
 def json_document(payload: Any) -> str:
     """Pretty JSON; names that are not valid UTF-8 (lone surrogates) become \\u escapes."""
-    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(payload, indent=2, ensure_ascii=True, default=str)
-    return text
+    from crossmodal.fsio import json_text
+
+    return json_text(payload, indent=2, default=str)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

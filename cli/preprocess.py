@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -94,11 +93,7 @@ def preprocess(
             say(o, f"  skipped {item['path']}: {item['reason']}")
         if len(info["skipped"]) > 20:
             say(o, f"  ... and {len(info['skipped']) - 20} more (see dataset.json)")
-        if json_output:
-            from crossmodal.data.preprocess import json_text
-
-            payload = {**info, "path": str(prep.path), "reused": prep.reused, "notes": prep.notes}
-            sys.stdout.write(json_text(payload, indent=2) + "\n")
+        o.result({**info, "path": str(prep.path), "reused": prep.reused, "notes": prep.notes})
 
 
 def say(o: Output, text: str, *, err: bool = False) -> None:

@@ -15,6 +15,7 @@ complete; the local lock file (`crossmodal.locking`) does not apply to remote ou
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,17 @@ _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]+)://")
 _COLLAPSED = re.compile(rf"^({'|'.join(KNOWN_SCHEMES)}):/(?!/)")
 
 PathLike = str | os.PathLike
+
+
+def json_text(obj, **kwargs) -> str:
+    """JSON text that is valid UTF-8: file names that are not (undecodable bytes, kept by
+    Python as lone surrogates) are written as \\u escapes, which read back to the same name."""
+    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, **kwargs)
+    return text
 
 
 def normalize(path: PathLike) -> str:

@@ -15,9 +15,9 @@ import numpy as np
 from crossmodal import fsio
 from crossmodal.artifacts import open_model_dir
 from crossmodal.data.decode import DecodeError, read_audio, read_image
-from crossmodal.data.preprocess import json_text
 from crossmodal.data.scan import NO_MEDIA_IN_FOLDER, Sample, modality_of, scan_inputs
 from crossmodal.errors import CrossmodalError, check_count, ensure_not_bootstrapping
+from crossmodal.fsio import json_text
 from crossmodal.inference import MODALITIES, ONE_OF, presence_for
 
 OUTPUT_FORMATS = (".csv", ".jsonl")

@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -411,8 +411,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
-    """Floats to 4 decimals, ints as-is, missing values as a dash."""
+def _fmt(value: Any, escape: Callable[[str], str] = md_literal) -> str:
+    """Floats to 4 decimals, ints as-is, missing values as a dash; text through `escape`
+    (Markdown's by default)."""
     if value is None:
         return _MISSING
     if isinstance(value, (bool, np.bool_)):
@@ -421,7 +422,7 @@ def _fmt(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.4f}"
-    return md_literal(str(value))
+    return escape(str(value))
 
 
 # --- html -------------------------------------------------------------------
@@ -569,16 +570,8 @@ def _h(text: Any) -> str:
 
 
 def _fmt_html(value: Any) -> str:
-    """Like the Markdown formatting, without Markdown's escaping, then HTML-escaped."""
-    if value is None:
-        return _MISSING
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.4f}"
-    return _h(value)
+    """Like the Markdown formatting, with HTML's escaping instead of Markdown's."""
+    return _fmt(value, escape=_h)
 
 
 def _cell(value: Any, *, num: bool = False, header: bool = False, cls: str = "") -> str:

@@ -336,7 +336,7 @@ def _save_listing(folder: Path, listing: dict) -> None:
     tmp = folder / f"{LISTING_JSON}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json_text(listing))
+            f.write(fsio.json_text(listing))
         os.replace(tmp, folder / LISTING_JSON)
     except OSError:
         with contextlib.suppress(OSError):
@@ -790,12 +790,12 @@ def _write(
             info["part"] = {"index": shard[0], "count": shard[1], "scan_skipped": scan_skipped}
         with open(tmp / SAMPLES_JSONL, "w", encoding="utf-8") as f:
             for row in kept:
-                f.write(json_text(row) + "\n")
+                f.write(fsio.json_text(row) + "\n")
         listing = _listing(scanned, fingerprint) if shard is None else None
         if listing is not None and not fsio.is_remote(out):
             _save_listing(tmp, listing)
         # dataset.json is written last: its presence marks the folder complete.
-        (tmp / DATASET_JSON).write_text(json_text(info, indent=2) + "\n", encoding="utf-8")
+        (tmp / DATASET_JSON).write_text(fsio.json_text(info, indent=2) + "\n", encoding="utf-8")
         if fsio.is_remote(out):
             fsio.copy_tree(tmp, out, marker=DATASET_JSON)
         else:
@@ -812,17 +812,6 @@ def _any_remote(source: str | Path, scanned: ScanResult) -> bool:
     if fsio.is_remote(source):
         return True
     return any(fsio.is_remote(p) for s in scanned.samples for p in (s.image, s.audio) if p)
-
-
-def json_text(obj, **kwargs) -> str:
-    """JSON text that is valid UTF-8: file names that are not (undecodable bytes, kept by
-    Python as lone surrogates) are written as \\u escapes, which read back to the same name."""
-    text = json.dumps(obj, ensure_ascii=False, **kwargs)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(obj, ensure_ascii=True, **kwargs)
-    return text
 
 
 def empty_classes(info: dict) -> list[str]:
