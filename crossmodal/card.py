@@ -47,10 +47,9 @@ def write_training_curves(model_dir: Path, history: Sequence[Mapping[str, Any]])
     if not history:
         return None
     from crossmodal.plots import training_curves_png
-    from crossmodal.report import _atomic_write_bytes
 
     path = Path(model_dir) / TRAINING_CURVES_PNG
-    _atomic_write_bytes(training_curves_png(list(history)), path)
+    fsio.atomic_write_bytes(training_curves_png(list(history)), path)
     return path
 
 
@@ -69,8 +68,6 @@ def write_model_card(
     without a validation split) and `history` the rows of history.csv. Call it after
     write_training_curves so the card can show the curves.
     """
-    from crossmodal.report import _atomic_write_bytes
-
     model_dir = Path(model_dir)
     path = model_dir / MODEL_CARD
     text = render_model_card(
@@ -80,7 +77,7 @@ def write_model_card(
         history=history,
         curves=(model_dir / TRAINING_CURVES_PNG).is_file(),
     )
-    _atomic_write_bytes(text.encode("utf-8"), path)
+    fsio.atomic_write_bytes(text.encode("utf-8"), path)
     return path
 
 

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 from pathlib import Path
 
@@ -284,6 +285,25 @@ def replace_dir(tmp: Path, out: Path) -> None:
             old.unlink(missing_ok=True)
     else:
         os.replace(tmp, out)
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write a local file whole or not at all: to a temporary file next to `path`, then
+    `os.replace` it into place (the same folder, so the rename stays on one filesystem and is
+    atomic there)."""
+    # Not mkstemp, whose 0600 hides reports from everyone else: created 0666, the umask
+    # applies as for any file; the random part keeps concurrent writers apart.
+    tmp_name = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def walk_files(root: PathLike) -> list[str]:

@@ -15,8 +15,6 @@ import base64
 import html
 import io
 import json
-import os
-import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -65,7 +63,7 @@ def write_metrics_json(metrics: dict[str, Any], path: Path) -> None:
     strict JSON parsers refuse; numpy scalars/arrays are converted to plain
     Python values so callers that assemble dicts by hand do not trip over them.
     """
-    _atomic_write_bytes(metrics_json_bytes(metrics), Path(path))
+    fsio.atomic_write_bytes(metrics_json_bytes(metrics), Path(path))
 
 
 def metrics_json_bytes(metrics: dict[str, Any]) -> bytes:
@@ -106,7 +104,7 @@ def plot_confusion(
     """
     from crossmodal.plots import confusion_png
 
-    _atomic_write_bytes(confusion_png(matrix, list(labels), normalize=normalize), Path(path))
+    fsio.atomic_write_bytes(confusion_png(matrix, list(labels), normalize=normalize), Path(path))
 
 
 def write_report(metrics: dict[str, Any], out_dir: Path | str) -> list[Path | str]:
@@ -164,13 +162,13 @@ def _write_local_report(metrics: dict[str, Any], out_dir: Path) -> list[Path]:
     # An earlier report's metrics.json goes before anything new is written: a write that
     # fails half-way (a full disk) leaves no metrics.json beside files of two reports.
     json_path.unlink(missing_ok=True)
-    _atomic_write_bytes(markdown, md_path)
+    fsio.atomic_write_bytes(markdown, md_path)
     if confusion_bytes is not None:
-        _atomic_write_bytes(confusion_bytes, png_path)
+        fsio.atomic_write_bytes(confusion_bytes, png_path)
     else:
         png_path.unlink(missing_ok=True)  # an earlier report's matrix would not match
-    _atomic_write_bytes(page.encode("utf-8"), html_path)
-    _atomic_write_bytes(metrics_bytes, json_path)
+    fsio.atomic_write_bytes(page.encode("utf-8"), html_path)
+    fsio.atomic_write_bytes(metrics_bytes, json_path)
     return [p for p in (json_path, md_path, png_path, html_path) if p.exists()]
 
 
@@ -187,26 +185,6 @@ def render_html(metrics: dict[str, Any], *, title: str = "Evaluation report") ->
 
 
 # --- file writing -----------------------------------------------------------
-
-
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    """Write to a temp file next to ``path`` then ``os.replace`` it into place.
-
-    Same folder so the rename stays on one filesystem (and is atomic there).
-    """
-    # Not mkstemp, whose 0600 hides reports from everyone else: created 0666, the umask
-    # applies as for any file; the random part keeps concurrent writers apart.
-    tmp_name = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value: Any) -> Any:

@@ -562,9 +562,7 @@ def _write_state(staging: Path, cfg: RunConfig, selection: dict | None) -> None:
 
 def _write_json(path: Path, value) -> None:
     """Whole or not at all (a local staging file that a kill may interrupt)."""
-    from crossmodal.report import _atomic_write_bytes
-
-    _atomic_write_bytes(json.dumps(value).encode("utf-8"), path)
+    fsio.atomic_write_bytes(json.dumps(value).encode("utf-8"), path)
 
 
 def _finish_interrupted_swap(staging: Path, out: Path) -> bool:

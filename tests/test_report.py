@@ -209,15 +209,15 @@ def test_report_files_follow_the_umask_and_metrics_json_is_written_last(
 
     out_dir = tmp_path / "run"
     order: list[str] = []
-    import crossmodal.report as report
+    from crossmodal import fsio
 
-    real = report._atomic_write_bytes
+    real = fsio.atomic_write_bytes
 
     def spy(data, path):
         order.append(Path(path).name)
         real(data, path)
 
-    monkeypatch.setattr(report, "_atomic_write_bytes", spy)
+    monkeypatch.setattr(fsio, "atomic_write_bytes", spy)
     old = os.umask(0o022)
     try:
         paths = write_report(make_metrics(), out_dir)
