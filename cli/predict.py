@@ -131,7 +131,7 @@ def _print_table(o: Output, rows) -> int:
                 row["image"] or "-",
                 row["audio"] or "-",
                 row["label"],
-                f"{row['probability']:.4f}",
+                "-" if row["probability"] is None else f"{row['probability']:.4f}",
                 top,
             ]
         if table is not None:

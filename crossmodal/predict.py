@@ -207,9 +207,11 @@ def _rows(md, scanned, *, top_k: int, batch_size: int, workers: int | None, moda
                 }
             )
             if thresholds is not None:  # multi-label: every label above its own threshold
-                chosen = [labels[j] for j in np.flatnonzero(probs[i] >= thresholds)]
-                row["labels"] = chosen
-                row["label"] = ";".join(chosen)
+                chosen = np.flatnonzero(probs[i] >= thresholds)
+                row["labels"] = [labels[j] for j in chosen]
+                row["label"] = ";".join(row["labels"])
+                # the least probable of the labels given (each is at least that), or none
+                row["probability"] = float(probs[i][chosen].min()) if len(chosen) else None
             if errors:
                 row["warning"] = "; ".join(errors)
             yield row
@@ -329,7 +331,7 @@ def _write_rows(rows, path: Path, suffix: str) -> int:
                     row.get("image") or "",
                     row.get("audio") or "",
                     row.get("label", ""),
-                    f"{row['probability']:.6f}" if "probability" in row else "",
+                    f"{row['probability']:.6f}" if row.get("probability") is not None else "",
                     " ".join(f"{t['label']}:{t['probability']:.4f}" for t in row.get("top_k", [])),
                     _flag(row.get("image_used")),
                     _flag(row.get("audio_used")),

@@ -152,13 +152,24 @@ def test_multi_label_trains_evaluates_and_predicts_label_sets(data, tmp_path):
     )
     row = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
     assert row["labels"] == ["high"]
+    given = {t["label"]: t["probability"] for t in row["top_k"]}
+    if "high" in given:  # the probability is the given label's, not the top class's
+        assert row["probability"] == given["high"]
     low = json.loads((tmp_path / "ml" / "thresholds.json").read_text())
     low.update(high=1.01, round=0.0, low=0.0)
     (tmp_path / "ml" / "thresholds.json").write_text(json.dumps(low))
-    assert next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))["labels"] == [
-        "low",
-        "round",
-    ]
+    top = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"], top_k=4)))
+    assert top["labels"] == ["low", "round"]
+    given = {t["label"]: t["probability"] for t in top["top_k"]}
+    assert top["probability"] == min(given["low"], given["round"])
+    (tmp_path / "ml" / "thresholds.json").write_text(json.dumps(dict.fromkeys(names, 1.01)))
+    none = next(iter(predict(tmp_path / "ml", [data / "a" / "g0_a0.png"])))
+    assert none["labels"] == [] and none["label"] == "" and none["probability"] is None
+    from crossmodal.predict import write_rows
+
+    write_rows(iter([none]), tmp_path / "none.csv")  # an empty cell, no crash
+    assert (tmp_path / "none.csv").read_text().splitlines()[1].split(",")[2:4] == ["", ""]
+    (tmp_path / "ml" / "thresholds.json").write_text(json.dumps(low))
     everything = evaluate(tmp_path / "ml", manifest)  # "low" and "round" on every row
     assert everything["per_class"]["round"]["recall"] == 1.0
     assert everything["per_class"]["high"]["recall"] == 0.0
