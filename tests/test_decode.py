@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import zlib
 
 import numpy as np
@@ -389,6 +390,28 @@ def test_header_only_wav_has_no_samples(tmp_path):
         read_audio(str(path), sample_rate=8_000, num_samples=100)
 
 
+def test_truncated_wav(tmp_path):
+    """libsndfile reads what is left of a WAV cut short without a word; the header says how
+    much was written, and a file that holds less is refused as a truncated image is."""
+    path = write_wav(tmp_path / "s.wav", 0.25, 8_000)
+    data = path.read_bytes()
+    data_at = data.index(b"data") + 8
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    for read in (probe_audio, lambda p: read_audio(p, sample_rate=8_000, num_samples=100)):
+        with pytest.raises(DecodeError, match=r"declares 4,000 bytes .* holds 1,\d\d\d"):
+            read(str(cut))
+    # A length left "unknown" by a streaming writer (0xFFFFFFFF): the samples run to the end
+    # of the file, whole; and a file short by less than a frame is whole enough.
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(data[: data_at - 4] + struct.pack("<I", 0xFFFFFFFF) + data[data_at:])
+    wave = read_audio(str(streamed), sample_rate=8_000, num_samples=2_000)
+    assert np.allclose(wave, read_audio(str(path), sample_rate=8_000, num_samples=2_000))
+    short = tmp_path / "short.wav"
+    short.write_bytes(data[:-2])
+    assert read_audio(str(short), sample_rate=8_000, num_samples=100).shape == (100,)
+
+
 def test_long_file_read_partially(tmp_path, monkeypatch):
     total = 80_000  # 10 s at 8 kHz
     path = write_audio(tmp_path / "long.wav", np.zeros(total, np.float32), 8_000, subtype="PCM_16")
@@ -483,7 +506,8 @@ def test_wav_header_path_leaves_the_unusual_to_libsndfile(tmp_path):
     cut = tmp_path / "cut.wav"
     cut.write_bytes(data[: len(data) // 2])  # the data chunk claims more than the file holds
     assert decode._wav_info(*decode._head(str(cut))) is None
-    assert probe_audio(str(cut)) == _library_probe_audio(cut)  # libsndfile: what is there
+    with pytest.raises(DecodeError, match="truncated audio file"):  # as a truncated image is
+        probe_audio(str(cut))
     adpcm = tmp_path / "adpcm.wav"
     sf.write(str(adpcm), sine(0.3, 8_000, 440), 8_000, subtype="IMA_ADPCM")
     assert decode._wav_info(*decode._head(str(adpcm))) is None

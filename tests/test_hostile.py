@@ -102,7 +102,6 @@ def build_corpus(root: Path) -> Corpus:
     huge = np.where(np.arange(2_000) % 2 == 0, 3e38, -3e38).astype(np.float32)  # overflows a filter
     c.kept(write_audio(a / "huge_float.wav", huge, 11_025, subtype="FLOAT"), "audio")
     c.kept(write_long_wav(a / "long.wav", LONG_SECONDS, RATE), "audio")
-    c.kept(truncate(write_wav(a / "cut_in_data.wav", 0.4, RATE), 0.5), "audio")  # shorter, usable
     c.kept(write_wav(a / "Voix d'été.WAV", 0.2, RATE), "audio")  # unicode, space, upper case
     if "FLAC" in sf.available_formats():
         c.kept(write_wav(a / "lossless.FLAC", 0.2, 16_000), "audio")
@@ -139,6 +138,10 @@ def build_corpus(root: Path) -> Corpus:
     c.skipped(touch(b / "zero.wav"), "empty")
     c.skipped(write_text(b / "text.png"), "not a readable image")
     c.skipped(write_text(b / "text.wav"), "not a readable audio")
+    c.kept(write_png(b / "cut_in_data.png", **good_png), "image")
+    # libsndfile would read the half that is left without a word: a cut word, refused
+    c.skipped(truncate(write_wav(b / "cut_in_data.wav", 0.4, RATE), 0.5), "truncated")
+    c.sample("broken", "cut_in_data", True, False)
     c.kept(write_png(b / "header_cut.png", **good_png), "image")
     c.skipped(truncate(write_wav(b / "header_cut.wav", 0.2, RATE), 20), "not a readable audio")
     c.sample("broken", "header_cut", True, False)

@@ -193,6 +193,45 @@ def _wav_info(head: bytes, size: int) -> AudioInfo | None:
     return None
 
 
+# A data chunk length that says "unknown" (a recorder or a pipe that never went back to fill
+# it in): the samples run to the end of the file, as libsndfile reads them.
+_UNKNOWN_WAV_LENGTHS = (0, 0xFFFFFFFF)
+
+
+def _wav_truncation(head: bytes, size: int) -> str | None:
+    """Why a RIFF WAVE file of `size` bytes is cut short: its data chunk declares more bytes
+    than the file holds (libsndfile reads what is there without a word). None otherwise,
+    and for anything that is not a plain WAV or whose data chunk lies beyond `head`."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = struct.unpack("<4sI", head[pos : pos + 8])
+        body = pos + 8
+        if chunk == b"data":
+            present = max(0, size - body)
+            if length in _UNKNOWN_WAV_LENGTHS or length >= 0x7FFFF000 or length - present <= 8:
+                return None  # unknown, whole, or short by less than one frame's padding
+            return (
+                f"truncated audio file: its header declares {length:,} bytes of samples, "
+                f"the file holds {present:,}"
+            )
+        pos = body + length + (length & 1)
+    return None
+
+
+def _check_whole_wav(path: str, source) -> None:
+    """Refuse a WAV cut short (a copy or download that stopped), as a truncated image is."""
+    if isinstance(source, io.BytesIO):
+        data = source.getbuffer()
+        head = (bytes(data[:4096]), len(data))
+    else:
+        head = _head(path)
+    why = _wav_truncation(*head) if head else None
+    if why is not None:
+        raise DecodeError(why)
+
+
 def _head(path: str, size: int = 4096) -> tuple[bytes, int] | None:
     """The first bytes of a local file and its size; None for remote files or on any error
     (the library path then reports it)."""
@@ -271,8 +310,10 @@ def probe_audio(path: str) -> AudioInfo:
     info = _wav_info(*head) if head else None
     if info is not None:
         return info
+    source = _source(path)
+    _check_whole_wav(path, source)
     try:
-        with sf.SoundFile(_source(path)) as f:  # the header only; faster than sf.info
+        with sf.SoundFile(source) as f:  # the header only; faster than sf.info
             frames, rate, channels = f.frames, f.samplerate, f.channels
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise DecodeError(
@@ -314,6 +355,7 @@ def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
 def read_audio(path: str, *, sample_rate: int, num_samples: int) -> np.ndarray:
     """float32 [num_samples] mono at `sample_rate`; reads only what the crop keeps."""
     source = _source(path)
+    _check_whole_wav(path, source)
     try:
         with sf.SoundFile(source) as f:
             if f.samplerate <= 0:
