@@ -383,7 +383,7 @@ def test_manifest_with_hostile_rows(corpus, tmp_path):
     [
         ("cols.csv", "image,label\na.png,x\n", "lacks column(s) audio"),
         ("latin1.csv", b"image,audio,label\ncaf\xe9.png,,x\n", "not UTF-8"),
-        ("bad.jsonl", '{"image": "a.png", "audio": "", "label": "x"}\n{oops\n', "bad.jsonl:2"),
+        ("bad.jsonl", "{oops\n\n[1, 2]\n", "bad.jsonl:1: not a JSON object"),  # no line is
         ("deep.jsonl", "[" * 100_000 + "\n", "deep.jsonl:1: not a JSON object"),
         ("huge.csv", 'image,audio,label\n"' + "x" * 200_000 + '",,x\n', "not valid CSV"),
         ("none.csv", "image,audio,label\nnope.png,,x\n", "no usable rows"),

@@ -436,7 +436,13 @@ def test_manifest_not_utf8(media):
 def test_jsonl_bad_line(media, line):
     manifest = media / "m.jsonl"
     manifest.write_text('{"image": "img/a.png", "audio": "", "label": "x"}\n' + line + "\n")
-    with pytest.raises(CrossmodalError, match=":2"):
+    result = scan(manifest)  # the bad line is skipped, named by its number
+    assert [s.label for s in result.samples] == ["x"]
+    assert [(k["path"], k["reason"]) for k in result.skipped] == [
+        (f"{manifest}:2", "not a JSON object")
+    ]
+    manifest.write_text(line + "\n")  # no line at all: not JSON Lines
+    with pytest.raises(CrossmodalError, match=":1: not a JSON object"):
         scan(manifest)
 
 
@@ -603,6 +609,25 @@ def test_scan_inputs_with_manifest(media):
     assert [(k["path"], k["reason"]) for k in result.skipped] == [
         (str(broken), "line 1: not a JSON object")
     ]
+
+
+def test_a_bad_jsonl_line_is_skipped_and_named_the_other_lines_are_read(media):
+    """As a CSV row with extra cells is: each JSON line stands alone, so one that does not
+    parse (or is not an object) costs that row only."""
+    manifest = write_text(
+        media / "m.jsonl",
+        '{"image": "img/a.png", "audio": "snd/a.wav", "label": "cat"}\n'
+        "{bad json\n"
+        "[1, 2]\n"
+        '{"image": "img/b.png", "audio": "", "label": "dog"}\n',
+    )
+    result = scan_manifest(manifest)
+    assert [s.label for s in result.samples] == ["cat", "dog"]
+    assert [(k["path"], k["reason"]) for k in result.skipped] == [
+        (f"{manifest}:2", "not a JSON object"),
+        (f"{manifest}:3", "not a JSON object"),
+    ]
+    assert [s.label for s in scan_inputs([manifest]).samples] == ["cat", "dog"]  # predict's
 
 
 def test_manifest_columns_in_any_case_and_rows_named_by_line(media, tmp_path, monkeypatch):

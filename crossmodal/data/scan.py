@@ -377,16 +377,18 @@ def _read_manifest_rows(
             raise CrossmodalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
         columns = set(reader.fieldnames or []) - {None}
     else:
-        found, columns = [], set()
+        found, columns, bad = [], set(), []
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except (ValueError, RecursionError):
-                raise CrossmodalError(f"{path}:{number}: not a JSON object") from None
-            if not isinstance(row, dict):
-                raise CrossmodalError(f"{path}:{number}: not a JSON object")
+                row = None
+            if not isinstance(row, dict):  # each line stands alone: skipped, the rest read
+                bad.append(number)
+                rows.append((number, {}, "not a JSON object"))
+                continue
             keys = list(row)
             names = _columns(keys, path)
             found += [k for k in keys if k not in found]
@@ -394,6 +396,8 @@ def _read_manifest_rows(
             rows.append(
                 (number, {n: _cell(row[k]) for n, k in zip(names, keys, strict=True)}, None)
             )
+        if bad and len(bad) == len(rows):  # not JSON Lines at all
+            raise CrossmodalError(f"{path}:{bad[0]}: not a JSON object")
     missing = {"image", "audio"} - columns
     if labeled and not columns & {"label", "labels"}:
         missing.add("label")
