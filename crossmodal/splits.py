@@ -81,9 +81,14 @@ def group_split(
         else:
             groups[g].append(s["index"])
     if ungrouped:
+        fix = (
+            f"--group-regex '{pattern.pattern}' does not match their file stems"
+            if pattern is not None
+            else "give --group-regex to read groups from the file stems (or a manifest "
+            "'group' column)"
+        )
         raise CrossmodalError(
-            f"{len(ungrouped)} sample(s) have no group (first: {ungrouped[0]!r}); "
-            "check --group-regex"
+            f"{len(ungrouped)} sample(s) have no group (first: {ungrouped[0]!r}): {fix}"
         )
     if len(groups) < 2:
         raise CrossmodalError(

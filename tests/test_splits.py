@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
@@ -151,10 +152,14 @@ def test_val_groups_naming_every_group_rejected():
 def test_samples_without_group_rejected():
     samples = speaker_samples({"spk1": 3, "spk2": 3})
     samples.append({"index": 99, "stem": "mystery", "label": "yes"})
-    with pytest.raises(CrossmodalError, match="mystery"):
+    words = re.escape("(first: 'mystery'): --group-regex '^(spk\\d+)_' does not match")
+    with pytest.raises(CrossmodalError, match=words):
         group_split(
             samples, compile_group_regex(r"^(spk\d+)_"), val_groups=(), fraction=0.2, seed=0
         )
+    # --val-group alone: no regex was given, so the message asks for one
+    with pytest.raises(CrossmodalError, match="no group .*: give --group-regex"):
+        group_split(samples, None, val_groups=("spk1",), fraction=0.2, seed=0)
 
 
 def test_single_group_rejected():
