@@ -62,8 +62,10 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except no_args as exc:
-        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        code = 0
+        # No command is a usage error: the help, on stderr, and exit 1, so that a script's
+        # `crossmodal $CMD` with an empty CMD fails instead of passing.
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        code = 1
     except errors.ClickException as exc:
         hint = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)

@@ -60,6 +60,8 @@ def test_help_and_bad_arguments_never_import_tensorflow():
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    none = run(check=False)  # no command: the help on stderr, and a failure for scripts
+    assert none.returncode == 1 and none.stdout == "" and "Commands" in none.stderr
     bad = run("train", "nowhere", "--out", "x", "--fusion", "nope", check=False)
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "unknown fusion" in bad.stderr
