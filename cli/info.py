@@ -26,21 +26,35 @@ def info(
         if json_output:
             o.result(summary)
         elif not quiet:
-            o.out.print(_table(summary))
+            rows = _rows(summary)
+            if o.out.is_terminal:
+                o.out.print(_grid(rows))
+            else:  # a pipe or a log: one unwrapped, unpadded line a row
+                width = max(len(name) for name, _ in rows)
+                for name, value in rows:
+                    typer.echo(f"{name:<{width}}  {value}")
 
 
-def _table(s: dict[str, Any]):
-    """The summary as a two-column grid; every value is plain text (no rich markup)."""
+def _grid(rows: list[tuple[str, str]]):
+    """The rows as a two-column grid; every value is plain text (no rich markup)."""
     from rich.table import Table
     from rich.text import Text
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
+    for name, value in rows:
+        grid.add_row(Text(name), Text(value))
+    return grid
+
+
+def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary as (name, value) lines, those without a value left out."""
+    rows: list[tuple[str, str]] = []
 
     def row(name: str, value: Any) -> None:
         if value not in (None, "", [], {}):
-            grid.add_row(Text(name), Text(str(value)))
+            rows.append((name, str(value)))
 
     versions = s.get("versions") or {}
     row("path", s["path"])
@@ -91,7 +105,7 @@ def _table(s: dict[str, Any]):
     elif validation is not None or s.get("split"):
         row("validation", "none (no validation split)")
     row("model card", s.get("model_card"))
-    return grid
+    return rows
 
 
 def _split(split: Any) -> str | None:

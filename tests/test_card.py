@@ -327,6 +327,11 @@ def test_info_human(tmp_path: Path) -> None:
         "3 of at most 40, best 2",
     ):
         assert text in result.output, text
+    # Not a terminal (a pipe, a log): one line a row, however narrow, and no trailing blanks
+    narrow = CliRunner().invoke(app, ["info", str(model)], env={"COLUMNS": "40"})
+    lines = narrow.output.splitlines()
+    assert lines == [line.rstrip() for line in lines] and lines[0].startswith("path ")
+    assert any("accuracy 0.9000" in line and line.startswith("validation") for line in lines)
 
 
 def test_info_json_and_quiet(tmp_path: Path) -> None:
