@@ -115,12 +115,20 @@ def train(
             min=0.0, help="Clip each weight's gradient to this norm, one by one; 0: off [1.0]."
         ),
     ] = None,
-    label_smoothing: Annotated[float | None, typer.Option(min=0.0, max=0.5, help="[0.05]")] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=0.5, help="Share of each target spread over the classes [0.05]."),
+    ] = None,
     class_weight: Annotated[
         str | None,
         typer.Option(help="'balanced', a JSON file {label: weight}, or that object inline."),
     ] = None,
-    dropout: Annotated[float | None, typer.Option(min=0.0, max=0.95, help="[0.3]")] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=0.95, help="Dropout before the classifier heads and in the fusion [0.3]."
+        ),
+    ] = None,
     modality_dropout: Annotated[
         float | None,
         typer.Option(
