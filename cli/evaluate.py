@@ -67,11 +67,8 @@ def evaluate(
             f"{metrics['macro_f1']:.4f} on {metrics['num_samples']} samples"
         )
         for m, r in metrics.get("ablation", {}).items():
-            o.info(
-                f"  {m:>5} alone: accuracy {r['accuracy']:.4f}"
-                if m != "both"
-                else f"  {m:>5}: accuracy {r['accuracy']:.4f}"
-            )
+            name = m if m == "both" else f"{m} alone"
+            o.info(f"  {name:>11}: accuracy {r['accuracy']:.4f}")  # aligned on the colons
         skipped = metrics.get("skipped_files") or []
         if skipped and not quiet:  # scored without them: say so, as predict does
             first = skipped[0]

@@ -117,7 +117,8 @@ def summary_line(info: dict, path: Path, reused: bool) -> str:
     verb = "up to date" if reused else "wrote"
     return (
         f"{verb} {path}: {info['num_samples']} samples in {len(info['classes'])} classes "
-        f"({counts['both']} pairs, {counts['image'] - counts['both']} image only, "
+        f"({counts['both']} pair{'' if counts['both'] == 1 else 's'}, "
+        f"{counts['image'] - counts['both']} image only, "
         f"{counts['audio'] - counts['both']} audio only, {info['num_unlabeled']} unlabeled); "
         f"images {img['height']}x{img['width']}x{img['channels']}, audio {aud['clip_seconds']} s "
         f"at {aud['sample_rate']} Hz; {len(info['skipped'])} file(s) skipped, "
