@@ -132,7 +132,9 @@ def test_image_size_is_most_common_and_channels(tmp_path):
     prep = preprocess(root, tmp_path / "gray", settings=S8K, workers=1)
     img = prep.info["image"]
     assert (img["height"], img["width"], img["channels"]) == (6, 10, 1)  # all gray
+    assert img["image_sizes_seen"] == 2  # 10 wide by 6 high, and 12x12
     assert prep.info["audio"]["clip_seconds"] == 1.0  # no audio: the default
+    assert "image_sizes_seen" not in prep.info["audio"]
     write_png(root / "b/colour.png", (10, 6), "RGB", (255, 0, 0))
     prep = preprocess(root, tmp_path / "colour", settings=S8K, workers=1)
     assert prep.info["image"]["channels"] == 3  # one colour image is enough

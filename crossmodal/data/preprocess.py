@@ -519,14 +519,14 @@ def _infer(
 ) -> tuple[tuple[int, int, int], float, dict]:
     images = [p[0] for p in probes if not isinstance(p[0], (str, type(None)))]
     audios = [p[1] for p in probes if not isinstance(p[1], (str, type(None)))]
-    notes: dict = {}
+    notes: dict = {"image": {}, "audio": {}}  # what the inference saw, per modality
     if images:
         sizes = Counter((i.height, i.width) for i in images)
         (h, w), _ = max(sizes.items(), key=lambda kv: (kv[1], kv[0][0] * kv[0][1]))
         scale = min(1.0, MAX_INFERRED_SIDE / max(h, w))
         h, w = max(1, round(h * scale)), max(1, round(w * scale))
         c = 1 if all(i.grayscale for i in images) else 3
-        notes["image_sizes_seen"] = len(sizes)
+        notes["image"]["image_sizes_seen"] = len(sizes)
     else:
         h, w, c = DEFAULT_IMAGE
     h = settings.height or h
@@ -536,8 +536,8 @@ def _infer(
         durations = np.array([a.seconds for a in audios])
         p99 = float(np.percentile(durations, 99))
         seconds = min(MAX_INFERRED_SECONDS, max(0.1, math.ceil(p99 * 20 - 1e-9) / 20))
-        notes["source_sample_rate_min"] = int(min(a.sample_rate for a in audios))
-        notes["durations"] = {
+        notes["audio"]["source_sample_rate_min"] = int(min(a.sample_rate for a in audios))
+        notes["audio"]["durations"] = {
             "p50": round(float(np.median(durations)), 4),
             "p99": round(p99, 4),
             "max": round(float(durations.max()), 4),
@@ -868,13 +868,14 @@ def _summary(
             "channels": layout.channels,
             "inferred": settings.height is None,  # the size
             "channels_inferred": settings.channels is None,
+            **notes["image"],
         },
         "audio": {
             "sample_rate": settings.sample_rate,
             "clip_seconds": seconds,
             "num_samples": layout.num_samples,
             "inferred": settings.clip_seconds is None,
-            **notes,
+            **notes["audio"],
         },
         "record_bytes": layout.record_bytes,
         "skipped": scanned.skipped,
