@@ -27,6 +27,7 @@ config.json last: a remote folder whose config.json exists is complete.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,17 @@ class ModelDir:
         return loaded.signatures["serving_default"]
 
 
+def _unfinished_run(path: Path | str) -> str:
+    """A hint when a training run that was to write `path` stopped before it did (its local
+    staging folder, `.NAME.partial`, is there)."""
+    if fsio.is_remote(path):
+        return ""
+    out = Path(os.path.abspath(path))
+    if not out.with_name(f".{out.name}.partial").is_dir():
+        return ""
+    return f" (a training run stopped before writing it: `crossmodal train --resume {path}`)"
+
+
 def open_model_dir(path: str | Path) -> ModelDir:
     """Check format version and files, then read the config; refuse with what is wrong."""
     path = fsio.local_or_url(path)
@@ -213,7 +225,7 @@ def open_model_dir(path: str | Path) -> ModelDir:
     except Exception as exc:  # a remote store that refuses (no credentials, bad bucket)
         raise CrossmodalError(f"cannot read {path}: {fsio.reason(exc)}") from None
     if not folder:
-        raise CrossmodalError(f"no model folder at {path}")
+        raise CrossmodalError(f"no model folder at {path}{_unfinished_run(path)}")
     missing = [name for name in REQUIRED_FILES if not fsio.exists(fsio.join(path, name))]
     if missing:
         raise CrossmodalError(

@@ -255,3 +255,15 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_one_clear_error(tmp_path):
     for other, why in ((model(5), "variables of other shapes"), (model(4, 2), "saved, 1")):
         with pytest.raises(CrossmodalError, match=f"does not fit the model \\(.*{why}"):
             EpochCheckpoint(tmp_path / "ck", other, other, monitor="loss", patience=2).restore()
+
+
+def test_a_model_folder_whose_run_was_stopped_says_how_to_finish_it(tmp_path):
+    from crossmodal.artifacts import open_model_dir
+
+    with pytest.raises(CrossmodalError, match=r"^no model folder at \S+$"):
+        open_model_dir(tmp_path / "m")
+    (tmp_path / ".m.partial").mkdir()  # what a killed `train --out m` leaves
+    with pytest.raises(
+        CrossmodalError, match="stopped before writing it: `crossmodal train --resume"
+    ):
+        open_model_dir(tmp_path / "m")
