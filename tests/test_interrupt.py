@@ -56,16 +56,16 @@ elif stage == "decode":  # after the first shard is written
         return out
     P._write_chunk = paused
 elif stage == "commit":  # everything written, not yet renamed into place
-    commit = P._commit
+    commit = P.fsio.replace_dir
     def paused(tmp, out):
         reached()
         commit(tmp, out)
-    P._commit = paused
+    P.fsio.replace_dir = paused
 elif stage == "swap":  # the old folder moved aside, the new one not yet in place
     def paused(tmp, out):
         os.replace(out, out.with_name(f".{out.name}.old-{os.getpid()}"))
         reached()
-    P._commit = paused
+    P.fsio.replace_dir = paused
 sys.argv = ["crossmodal", *sys.argv[1:]]
 from cli.main import main
 main()
