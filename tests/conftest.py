@@ -39,10 +39,12 @@ def avdigits() -> Path:
 
 # `make test` hands whole files to its workers in collection order (pytest-xdist, --dist
 # loadfile, no reordering), so the longest files go first and the short ones fill in at the end:
-# a long file started last keeps one worker busy while the others are done. Longest first, by
-# the seconds each took in one `make test` on a 2-core machine (both workers busy; about 3200 s
-# of tests in 1620 s): 918, 504, 458, 449, 272, 197, 103, 88, 55, 49, 42, 41. The rest, a few
-# seconds each, follow in their usual order.
+# a long file started last keeps one worker busy while the others are done. Longest first,
+# roughly: the seconds each file took in one `make test` on a 2-core machine (session 29, both
+# workers busy; about 4470 s of tests in 2260 s), in the order below: 1475, 590, 636, 644, 386,
+# 164, 73, 154, 58, 150, 32, 64. The two acceptance files lead whatever their seconds: each is
+# one long training that cannot be split. The rest, a few seconds each, follow in their usual
+# order.
 LONGEST_FIRST = (
     "test_acceptance_transfer.py",
     "test_acceptance.py",
